@@ -1,0 +1,122 @@
+"""Shared fixtures: a tiny generated image folder, the real data set, extracted feature stores."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_HYMENOPTERA = REPO.parent / "shared" / "data" / "hymenoptera_data"
+
+# (split, class, file name, PIL mode, size (w, h), format)
+TINY_IMAGES = [
+    ("train", "ants", "a_rgb.jpg", "RGB", (64, 48), "JPEG"),
+    ("train", "ants", "b_gray.png", "L", (33, 71), "PNG"),
+    ("train", "ants", "sub/c_palette.png", "P", (50, 50), "PNG"),
+    ("train", "bees", "d_cmyk.jpg", "CMYK", (45, 30), "JPEG"),
+    ("train", "bees", "e_rgba.PNG", "RGBA", (31, 97), "PNG"),
+    ("train", "bees", "f_rgb.jpeg", "RGB", (300, 17), "JPEG"),
+    ("val", "ants", "g_rgb.png", "RGB", (40, 40), "PNG"),
+    ("val", "ants", "h_gray.jpg", "L", (59, 23), "JPEG"),
+    ("val", "bees", "i_rgba.png", "RGBA", (27, 27), "PNG"),
+    ("val", "bees", "j_rgb.jpg", "RGB", (81, 64), "JPEG"),
+]
+
+
+def _image(mode: str, size: tuple[int, int], seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if mode == "P":
+        img = Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), "RGB")
+        return img.convert("P", palette=Image.Palette.ADAPTIVE, colors=16)
+    bands = {"RGB": 3, "L": 1, "CMYK": 4, "RGBA": 4}[mode]
+    arr = rng.integers(0, 255, (h, w, bands), dtype=np.uint8)
+    return Image.fromarray(arr[..., 0] if bands == 1 else arr, mode)
+
+
+def make_image_folder(root: Path, images=TINY_IMAGES, *, extras: bool = True) -> Path:
+    """Write a tiny ImageFolder tree (plus a .txt file) under ``root``; return ``root``."""
+    for seed, (split, cls, name, mode, size, fmt) in enumerate(images):
+        path = root / split / cls / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _image(mode, size, seed).save(path, fmt)
+    if extras:
+        (root / "train" / "ants" / "notes.txt").write_text("not an image\n")
+    return root
+
+
+def add_truncated_jpeg(root: Path, rel: str = "train/bees/zz_truncated.jpg") -> Path:
+    """Write a JPEG cut in half: it has an image extension but cannot be decoded."""
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _image("RGB", (120, 90), 99).save(path, "JPEG")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A fresh tiny image folder for one test."""
+    return make_image_folder(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory) -> Path:
+    """A tiny image folder shared by the session: do not modify it."""
+    return make_image_folder(tmp_path_factory.mktemp("tiny-data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_root, tmp_path_factory) -> Path:
+    """Features of ``tiny_root`` (random-init resnet18), extracted once per session."""
+    from pipeline.config import DataConfig, ExtractConfig
+    from pipeline.extract import extract
+
+    root = tiny_root
+    out = tmp_path_factory.mktemp("tiny-features") / "tiny.h5"
+    extract(DataConfig(dir=str(root)), ExtractConfig(weights="none", out=str(out), workers=0))
+    return out
+
+
+@pytest.fixture(scope="session")
+def hymenoptera_dir() -> Path:
+    """The real ants/bees set: required where HYMENOPTERA_DIR is set (CI), else skipped."""
+    env = os.environ.get("HYMENOPTERA_DIR")
+    if env:
+        path = Path(env).resolve()
+        if not (path / "train").is_dir():
+            pytest.fail(f"HYMENOPTERA_DIR={env} is set but {path}/train does not exist")
+        return path
+    if not (DEFAULT_HYMENOPTERA / "train").is_dir():
+        pytest.skip(
+            f"real data set not found at {DEFAULT_HYMENOPTERA}; set HYMENOPTERA_DIR to run these"
+        )
+    return DEFAULT_HYMENOPTERA
+
+
+@pytest.fixture(scope="session")
+def real_store(hymenoptera_dir: Path, tmp_path_factory) -> Path:
+    """Features of the real set (random-init resnet18), extracted once per session."""
+    from pipeline.config import DataConfig, ExtractConfig
+    from pipeline.extract import extract
+
+    out = tmp_path_factory.mktemp("real-features") / "hymenoptera-resnet18.h5"
+    extract(DataConfig(dir=str(hymenoptera_dir)), ExtractConfig(weights="none", out=str(out)))
+    return out
+
+
+@pytest.fixture
+def image_folder():
+    """The :func:`make_image_folder` factory, for tests that build their own variants."""
+    return make_image_folder
+
+
+@pytest.fixture
+def truncated_jpeg():
+    """The :func:`add_truncated_jpeg` factory."""
+    return add_truncated_jpeg

@@ -1,0 +1,138 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import (
+    ExtractConfig,
+    Params,
+    TrainConfig,
+    load_params,
+    parse_override,
+    to_dict,
+)
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_params_yaml_lists_every_key_of_every_block():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for block in dataclasses.fields(Params):
+        keys = [f.name for f in dataclasses.fields(getattr(Params(), block.name))]
+        assert block.name in raw, f"params.yaml lacks block {block.name!r}"
+        assert sorted(raw[block.name]) == sorted(keys), block.name
+
+
+def test_repo_params_load_and_match_the_paper_defaults():
+    params = load_params(REPO / "params.yaml")
+    assert params.train == TrainConfig()
+    assert params.train.lr == pytest.approx(4e-4)
+    assert (params.train.batch_size, params.train.epochs, params.train.step_size) == (4, 30, 10)
+    assert (params.train.n_qubits, params.train.q_depth) == (4, 6)
+    assert params.extract.weights == "IMAGENET1K_V1"
+    assert params.features_path == params.extract.out
+
+
+def test_overrides_are_parsed_as_yaml_and_applied_in_order(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("train:\n  epochs: 3\n")
+    params = load_params(
+        p,
+        [
+            "train.epochs=5",
+            "train.lr=1e-3",
+            "train.backend=default.qubit",
+            "data.splits=[train, test]",
+            "train.shots=null",
+            "train.epochs=7",
+        ],
+    )
+    assert params.train.epochs == 7
+    assert params.train.lr == pytest.approx(1e-3)
+    assert params.train.backend == "default.qubit"
+    assert params.data.splits == ("train", "test")
+    assert params.train.shots is None
+    assert params.extract == ExtractConfig()  # missing blocks take defaults
+
+
+def test_yaml11_exponent_strings_are_accepted_for_floats(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("train:\n  lr: 4e-4\n  gamma: 1\n")  # PyYAML reads 4e-4 as a string
+    params = load_params(p)
+    assert params.train.lr == pytest.approx(4e-4)
+    assert isinstance(params.train.gamma, float)
+
+
+def test_unknown_key_names_it_and_lists_the_valid_ones(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'train.epoch'.*valid keys.*epochs"):
+        load_params(p)
+    with pytest.raises(ConfigError, match=r"unknown key 'extract.bakbone'.*backbone"):
+        load_params(_empty(tmp_path), ["extract.bakbone=x"])
+
+
+def _empty(tmp_path: Path) -> Path:
+    p = tmp_path / "empty.yaml"
+    p.write_text("")
+    return p
+
+
+def test_unknown_section_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown section 'trian'.*data, extract, train"):
+        load_params(_empty(tmp_path), ["trian.epochs=3"])
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("train.epochs=three", r"train.epochs: expected int; got 'three'"),
+        ("train.epochs=2.5", r"train.epochs: expected int; got 2.5"),
+        ("train.epochs=true", r"train.epochs: expected int; got True"),
+        ("train.head=quantumm", r"train.head: expected one of 'quantum', 'classical', 'linear'"),
+        ("train.lr=fast", r"train.lr: expected float"),
+        ("data.splits=train", r"data.splits: expected a list of str"),
+        ("train.shots=0", r"train.shots: expected null or an integer >= 1"),
+        ("train.epochs=0", r"train.epochs: expected an integer >= 1"),
+        ("extract.on_bad_image=ignore", r"expected one of 'error', 'skip'"),
+        ("data.sha256=abc", r"data.sha256: expected null or 64 hexadecimal digits"),
+        ("data.splits=[val]", r"data.splits: expected a list that includes 'train'"),
+    ],
+)
+def test_wrong_values_name_the_key_and_what_was_expected(tmp_path, override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_params(_empty(tmp_path), [override])
+
+
+@pytest.mark.parametrize("text", ["train.epochs", "epochs=3", "a.b.c=1", ".x=1"])
+def test_malformed_overrides(text):
+    with pytest.raises(ConfigError, match=r"expected section\.key=value"):
+        parse_override(text)
+
+
+def test_missing_and_invalid_params_files(tmp_path):
+    with pytest.raises(ConfigError, match=r"params file '.*nope.yaml' not found"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_to_dict_round_trips_through_the_dataclass():
+    cfg = TrainConfig(head="classical", shots=100)
+    assert TrainConfig(**to_dict(cfg)) == cfg
+    assert to_dict(Params())["data"]["splits"] == ["train", "val"]
+
+
+def test_cli_maps_config_errors_to_a_nonzero_exit(tmp_path, capsys):
+    from pipeline import extract
+
+    code = extract.main(["--params", str(_empty(tmp_path)), "--set", "extract.wieghts=none"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "unknown key 'extract.wieghts'" in err and "weights" in err
