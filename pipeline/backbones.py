@@ -30,7 +30,8 @@ import torch
 import torchvision
 from torch import nn
 
-from pipeline.errors import BadImageError, PipelineError, WeightsError
+from pipeline.devices import resolve_device
+from pipeline.errors import BadImageError, WeightsError
 from pipeline.images import file_sha256, load_rgb
 
 log = logging.getLogger("pipeline")
@@ -66,15 +67,6 @@ def spec(name: str) -> BackboneSpec:
         raise WeightsError(
             f"extract.backbone: unknown backbone {name!r}; expected one of {', '.join(BACKBONES)}"
         ) from None
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise PipelineError("device 'cuda' requested but torch sees no CUDA GPU; use auto or cpu")
-    return torch.device(device)
 
 
 def state_dict_sha256(state_dict: dict[str, torch.Tensor]) -> str:

@@ -21,12 +21,9 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import sys
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.errors import FeatureStoreError
+from pipeline.files import atomic_path
 
 FORMAT_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -127,31 +125,6 @@ def _attr_str(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- writing
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
-
-    On any exception the temporary file is removed and ``target`` is left as it was.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
-        raise
-
-
-def write_text_atomic(target: str | Path, text: str) -> None:
-    """Write a text file via a temporary file and ``os.replace``."""
-    with atomic_path(target) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def write(

@@ -120,3 +120,47 @@ def image_folder():
 def truncated_jpeg():
     """The :func:`add_truncated_jpeg` factory."""
     return add_truncated_jpeg
+
+
+def write_synthetic_store(
+    path: Path,
+    *,
+    n_train: int = 48,
+    n_val: int = 32,
+    dim: int = 16,
+    n_classes: int = 2,
+    separation: float = 3.0,
+    seed: int = 0,
+    class_names=None,
+) -> Path:
+    """A feature store of Gaussian blobs, one per class, in the stage-one format."""
+    from pipeline import features
+
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, dim)) * separation
+
+    def split(name: str, n: int) -> features.SplitArrays:
+        labels = np.arange(n) % n_classes
+        feats = centres[labels] + rng.standard_normal((n, dim))
+        return features.SplitArrays(
+            feats.astype(np.float32), labels, [f"{name}/{i}.jpg" for i in range(n)]
+        )
+
+    features.write(
+        path,
+        {"train": split("train", n_train), "val": split("val", n_val)},
+        class_names=class_names or [f"c{i}" for i in range(n_classes)],
+        source="synthetic",
+        backbone="none",
+        weights="none",
+        weights_sha256="",
+        transform="none",
+        dataset_fingerprint=f"blobs-{seed}",
+    )
+    return path
+
+
+@pytest.fixture
+def synthetic_store():
+    """The :func:`write_synthetic_store` factory."""
+    return write_synthetic_store

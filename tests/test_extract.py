@@ -11,6 +11,7 @@ import torch
 
 from pipeline import backbones, extract, features
 from pipeline.config import DataConfig, ExtractConfig
+from pipeline.devices import resolve_device
 from pipeline.errors import BadImageError, DataError, FeatureStoreError, WeightsError
 
 
@@ -267,14 +268,14 @@ def test_unknown_data_layout_is_an_error(tmp_path):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_auto_device_uses_cuda_when_present():
-    assert backbones.resolve_device("auto").type == "cuda"
+    assert resolve_device("auto").type == "cuda"
 
 
 def test_auto_device_is_cpu_without_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert backbones.resolve_device("auto").type == "cpu"
+    assert resolve_device("auto").type == "cpu"
     with pytest.raises(Exception, match="no CUDA GPU"):
-        backbones.resolve_device("cuda")
+        resolve_device("cuda")
 
 
 # ----------------------------------------------------------------------- the real data set

@@ -135,7 +135,7 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path, monkeypatc
         raise RuntimeError("disk full")
 
     monkeypatch.setattr(features, "read_meta", boom)  # fails after the temp file is written
-    monkeypatch.setattr(features.os, "replace", boom)
+    monkeypatch.setattr("pipeline.files.os.replace", boom)
     with pytest.raises(RuntimeError, match="disk full"):
         _store(path, seed=3)
     assert path.read_bytes() == before

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.config import TrainConfig
+from pipeline.errors import PipelineError
+from pipeline.heads import ClassicalDressedNet, build_head, load_checkpoint
+from pipeline.quantum import DressedQuantumNet
+
+
+@pytest.mark.parametrize(
+    ("head", "cls", "n_params"),
+    [
+        ("quantum", DressedQuantumNet, 512 * 4 + 4 + 6 * 4 + 4 * 2 + 2),
+        ("classical", ClassicalDressedNet, 512 * 4 + 4 + 4 * 4 + 4 + 4 * 2 + 2),
+        ("linear", torch.nn.Linear, 512 * 2 + 2),
+    ],
+)
+def test_heads_have_the_papers_shapes(head, cls, n_params):
+    model = build_head(TrainConfig(head=head), 512, 2)
+    assert isinstance(model, cls)
+    assert sum(p.numel() for p in model.parameters()) == n_params
+    assert model(torch.zeros(3, 512)).shape == (3, 2)
+
+
+def test_classical_head_is_tanh_linear_in_place_of_the_circuit():
+    torch.manual_seed(0)
+    net = ClassicalDressedNet(in_features=6, n_hidden=3, n_classes=2)
+    x = torch.randn(5, 6)
+    expected = net.post_net(torch.tanh(net.hidden(torch.tanh(net.pre_net(x)))))
+    torch.testing.assert_close(net(x), expected)
+    with pytest.raises(ValueError, match="n_hidden: expected an integer >= 1; got 0"):
+        ClassicalDressedNet(n_hidden=0)
+
+
+def test_same_seed_same_initial_weights():
+    def init(seed):
+        torch.manual_seed(seed)
+        return build_head(TrainConfig(), 16, 2).state_dict()
+
+    a, b, c = init(1), init(1), init(2)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["q_params"], c["q_params"])
+
+
+def test_load_checkpoint_refuses_foreign_files(tmp_path):
+    with pytest.raises(PipelineError, match="does not exist"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"some": "dict"}, tmp_path / "other.pt")
+    with pytest.raises(PipelineError, match="not a head checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(PipelineError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
