@@ -126,12 +126,36 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CompareConfig:
+    """The DVC ``compare`` stage: every head in ``heads`` trained with every seed in ``seeds``.
+
+    Each run takes the ``train`` block with its head and seed replaced; the summary reports
+    mean ± std of best and last val accuracy per head (block ``compare``).
+    """
+
+    heads: tuple[str, ...] = ("quantum", "classical", "linear")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    dir: str = "runs/compare"
+
+    def __post_init__(self) -> None:
+        known = get_args(typing.get_type_hints(TrainConfig)["head"])
+        for head in self.heads:
+            _check(head in known, "compare.heads", f"a list of {', '.join(known)}", self.heads)
+        _check(len(self.heads) > 0, "compare.heads", "a non-empty list", self.heads)
+        _check(len(self.seeds) > 0, "compare.seeds", "a non-empty list", self.seeds)
+        _check(
+            len(set(self.seeds)) == len(self.seeds), "compare.seeds", "distinct seeds", self.seeds
+        )
+
+
+@dataclass(frozen=True)
 class Params:
     """All blocks of a params file. Blocks missing from the file take their defaults."""
 
     data: DataConfig = field(default_factory=DataConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
 
     @property
     def features_path(self) -> str:

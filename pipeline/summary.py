@@ -27,6 +27,15 @@ from typing import Any
 from pipeline import files
 
 DEFAULT_METRICS = ("best_val_acc", "last_val_acc")
+#: Columns that hold a run's results, never its settings (see :func:`run_record`).
+RESULT_COLUMNS = (
+    "best_val_acc",
+    "best_val_loss",
+    "best_epoch",
+    "last_val_acc",
+    "last_val_loss",
+    "wall_time_s",
+)
 
 
 def run_record(settings: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
@@ -54,7 +63,8 @@ def summarize(
         runs: flat rows (see :func:`run_record`).
         metrics: the numeric columns to summarise.
         over: the columns averaged over (each group's runs differ only in these).
-        settings: the grouping columns; by default every other column, in first-seen order.
+        settings: the grouping columns; by default every column that is not a metric, a
+            result (``RESULT_COLUMNS``) or in ``over``, in first-seen order.
 
     Returns:
         One dict per group, in first-seen order: the settings, ``n``, and for each metric
@@ -62,7 +72,7 @@ def summarize(
     """
     runs = list(runs)
     if settings is None:
-        skip = set(metrics) | set(over)
+        skip = set(metrics) | set(over) | set(RESULT_COLUMNS)
         settings = []
         for run in runs:
             settings += [k for k in run if k not in skip and k not in settings]

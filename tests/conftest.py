@@ -110,7 +110,7 @@ def real_store(hymenoptera_dir: Path, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def image_folder():
     """The :func:`make_image_folder` factory, for tests that build their own variants."""
     return make_image_folder

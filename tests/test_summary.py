@@ -26,6 +26,22 @@ def test_groups_by_everything_but_the_seed():
     assert rows[1]["best_val_acc"] == {"mean": 0.5, "std": 0.0}
 
 
+def test_result_columns_are_never_grouping_settings():
+    runs = [
+        summary.run_record(
+            {"train.head": "quantum", "train.seed": s},
+            {
+                "best": {"val_acc": a, "val_loss": 1 - a, "epoch": s + 3},
+                "last": {"val_acc": a, "val_loss": 1 - a},
+            },
+        )
+        for s, a in enumerate([0.9, 0.7])
+    ]
+    rows = summary.summarize([{**r, "wall_time_s": 1.0 + r["train.seed"]} for r in runs])
+    assert len(rows) == 1 and rows[0]["n"] == 2
+    assert set(rows[0]) == {"train.head", "n", "best_val_acc", "last_val_acc"}
+
+
 def test_markdown_and_json(tmp_path):
     rows = summary.summarize(_runs())
     md, js = summary.write(rows, tmp_path, title="Heads")
