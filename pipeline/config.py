@@ -149,6 +149,19 @@ class CompareConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    """Plots of a trained head, written into ``<train.out_dir>/plots`` (block ``report``)."""
+
+    n_images: int = 16  # validation images in predictions.png
+    seed: int = 0  # seeds which validation images are shown
+    dpi: int = 100  # pixels per inch of every PNG
+
+    def __post_init__(self) -> None:
+        _check(self.n_images >= 1, "report.n_images", "an integer >= 1", self.n_images)
+        _check(20 <= self.dpi <= 600, "report.dpi", "an integer in [20, 600]", self.dpi)
+
+
+@dataclass(frozen=True)
 class Params:
     """All blocks of a params file. Blocks missing from the file take their defaults."""
 
@@ -156,6 +169,7 @@ class Params:
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     @property
     def features_path(self) -> str:

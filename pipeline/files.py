@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,15 +18,28 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _new_temp_file(target, suffix)
     try:
         yield tmp_path
         os.replace(tmp_path, target)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
+
+
+def _new_temp_file(target: Path, suffix: str) -> Path:
+    """Create an empty, unused file beside ``target`` with the usual permissions.
+
+    Unlike ``tempfile.mkstemp`` (mode 0600), the mode is 0666 less the umask, so the final
+    file gets the permissions any other new file would.
+    """
+    while True:
+        path = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -80,15 +80,23 @@ def build_head(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
 CHECKPOINT_VERSION = 1
 
 
-def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
-    """Rebuild a trained head from ``model.pt``.
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint dict of ``model.pt``, checked but without building the head.
+
+    Args:
+        path: a ``model.pt`` written by ``pipeline.train_head``.
+        map_location: where tensors are loaded.
 
     Returns:
-        ``(model, checkpoint)``: the head in eval mode, in the dtype it was trained in, and
-        the checkpoint dict (``config``, ``class_names``, ``in_features``, ``features``, ...).
+        The dict: ``format_version``, ``state_dict``, ``config``, ``class_names``,
+        ``in_features``, ``best_epoch``, ``features`` (the feature store's identity).
 
     Raises:
         PipelineError: the file is missing or is not a checkpoint of this pipeline.
+
+    Example:
+        >>> read_checkpoint("runs/head/model.pt")["class_names"]
+        ['ants', 'bees']
     """
     path = Path(path)
     if not path.is_file():
@@ -101,6 +109,20 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise PipelineError(
             f"{str(path)!r} is not a head checkpoint of format_version {CHECKPOINT_VERSION}"
         )
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained head from ``model.pt``.
+
+    Returns:
+        ``(model, checkpoint)``: the head in eval mode, in the dtype it was trained in, and
+        the checkpoint dict (``config``, ``class_names``, ``in_features``, ``features``, ...).
+
+    Raises:
+        PipelineError: the file is missing or is not a checkpoint of this pipeline.
+    """
+    ckpt = read_checkpoint(path, map_location=map_location)
     cfg = build_section("train", TrainConfig, ckpt["config"])
     model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
     model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])

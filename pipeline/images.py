@@ -47,6 +47,32 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
+def walk_images(folder: str | Path) -> tuple[list[str], list[str]]:
+    """Every file under ``folder``, recursively, split into images and the rest.
+
+    Sub-folders are walked in sorted order (symbolic links followed), files sorted by name, and
+    a file is an image when :func:`is_image_file` says so: the order and the rules of
+    :func:`scan`, which lists each class folder with this function.
+
+    Args:
+        folder: a directory.
+
+    Returns:
+        ``(images, ignored)``: paths relative to ``folder``, POSIX separators.
+
+    Example:
+        >>> walk_images("data/hymenoptera_data/val/ants")[0][:1]
+        ['10308379_1b6c72e180.jpg']
+    """
+    found: list[str] = []
+    ignored: list[str] = []
+    for dirpath, _, filenames in sorted(os.walk(folder, followlinks=True)):
+        for filename in sorted(filenames):
+            rel = Path(dirpath, filename).relative_to(folder).as_posix()
+            (found if is_image_file(filename) else ignored).append(rel)
+    return found, ignored
+
+
 def _class_folders(split_dir: Path) -> list[str]:
     return sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
 
@@ -97,14 +123,9 @@ def scan(root: str | Path, splits: tuple[str, ...] | list[str]) -> ImageListing:
             )
         samples[split], ignored[split] = [], []
         for label, name in enumerate(class_names):
-            class_dir = root / split / name
-            for dirpath, _, filenames in sorted(os.walk(class_dir, followlinks=True)):
-                for filename in sorted(filenames):
-                    rel = Path(dirpath, filename).relative_to(root).as_posix()
-                    if is_image_file(filename):
-                        samples[split].append(Sample(rel, label))
-                    else:
-                        ignored[split].append(rel)
+            found, other = walk_images(root / split / name)
+            samples[split] += [Sample(f"{split}/{name}/{rel}", label) for rel in found]
+            ignored[split] += [f"{split}/{name}/{rel}" for rel in other]
         if not samples[split]:
             raise DataError(
                 f"split {split!r} under {str(root)!r} has no images with extensions "

@@ -164,3 +164,14 @@ def write_synthetic_store(
 def synthetic_store():
     """The :func:`write_synthetic_store` factory."""
     return write_synthetic_store
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_store, tmp_path_factory) -> Path:
+    """A quantum head trained for 3 epochs on ``tiny_store``: its run folder (do not modify)."""
+    from pipeline.config import Params, TrainConfig
+    from pipeline.train_head import train_head
+
+    out = tmp_path_factory.mktemp("tiny-run") / "head"
+    train_head(Params(train=TrainConfig(features=str(tiny_store), out_dir=str(out), epochs=3)))
+    return out

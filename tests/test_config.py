@@ -136,3 +136,14 @@ def test_cli_maps_config_errors_to_a_nonzero_exit(tmp_path, capsys):
     assert code != 0
     err = capsys.readouterr().err
     assert "unknown key 'extract.wieghts'" in err and "weights" in err
+
+
+def test_report_block_is_checked(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("report:\n  n_images: 9\n")
+    params = load_params(p, ["report.seed=3"])
+    assert (params.report.n_images, params.report.seed, params.report.dpi) == (9, 3, 100)
+    with pytest.raises(ConfigError, match=r"report.n_images: expected an integer >= 1; got 0"):
+        load_params(p, ["report.n_images=0"])
+    with pytest.raises(ConfigError, match=r"report.dpi: expected an integer in \[20, 600\]"):
+        load_params(p, ["report.dpi=5"])

@@ -98,6 +98,7 @@ def test_pipeline_end_to_end(project: Project):
         "fetch_data",
         "extract",
         "train_head",
+        "report",
         "compare@quantum-0",
         "compare@linear-0",
         "compare_summary",
@@ -108,6 +109,10 @@ def test_pipeline_end_to_end(project: Project):
     assert features.verify(store).weights == "none"
     summary = (project.root / "runs" / "compare" / "summary.md").read_text()
     assert "| quantum |" in summary and "| linear |" in summary and "RANDOM-INIT" in summary
+
+    plots = json.loads(project.dvc("plots", "show", "--json"))["data"]
+    assert {"loss", "accuracy", "confusion"} <= set(plots)
+    assert any(k.endswith("plots/predictions.png") for k in plots)
 
     # 2. a second repro runs nothing
     assert project.ran("repro") == set()
@@ -120,7 +125,7 @@ def test_pipeline_end_to_end(project: Project):
     assert lock["stages"]["train_head"]["params"]["params.yaml"]["train"]["lr"] == 0.001
     # train.head is set per run by the compare matrix: changing it re-runs train_head alone
     project.set_params(train={"head": "linear"})
-    assert project.ran("repro") == {"train_head"}
+    assert project.ran("repro") == {"train_head", "report"}
 
     # 4. an extract.* change that leaves the features byte-identical re-runs only extract
     before = store.read_bytes()

@@ -154,3 +154,14 @@ def test_cli_info_and_verify(tmp_path, capsys):
         del f.attrs["complete"]
     assert features.main(["verify", str(path)]) == 1
     assert "incomplete" in capsys.readouterr().err
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        _store(tmp_path / "s.h5")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "s.h5").stat().st_mode & 0o777 == 0o644
