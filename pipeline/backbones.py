@@ -250,9 +250,26 @@ def iter_features(
 
     Yields one :class:`BatchResult` per batch; undecodable files are reported, not raised.
     """
+    yield from iter_dataset_features(
+        model, _ImageFiles(Path(root), paths, transform), batch_size=batch_size, workers=workers
+    )
+
+
+def iter_dataset_features(
+    model: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    *,
+    batch_size: int = 32,
+    workers: int = 1,
+) -> Iterator[BatchResult]:
+    """Run ``model`` over a dataset whose item ``i`` is ``(i, transformed image or None, error)``.
+
+    The loop of :func:`iter_features`, for images that are not files (e.g. CIFAR-10's arrays,
+    :mod:`pipeline.cifar10`): ``workers`` background processes at low priority.
+    """
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(
-        _ImageFiles(Path(root), paths, transform),
+        dataset,
         batch_size=batch_size,
         num_workers=workers,
         collate_fn=_collate,

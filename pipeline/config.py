@@ -49,6 +49,22 @@ class DataConfig:
         _check(
             len(self.splits) > 0, "data.splits", "a non-empty list of split folders", self.splits
         )
+        if self.source == "cifar10":
+            _check(
+                self.classes is not None
+                and len(self.classes) >= 2
+                and len(set(self.classes)) == len(self.classes),
+                "data.classes",
+                "a list of at least 2 distinct CIFAR-10 class names with data.source cifar10 "
+                "(e.g. [cat, dog])",
+                self.classes,
+            )
+            _check(
+                set(self.splits) <= {"train", "val"},
+                "data.splits",
+                "train and/or val with data.source cifar10 (CIFAR-10's train and test sets)",
+                self.splits,
+            )
         _check("train" in self.splits, "data.splits", "a list that includes 'train'", self.splits)
         _check(
             len(set(self.splits)) == len(self.splits), "data.splits", "distinct names", self.splits
@@ -106,6 +122,10 @@ class TrainConfig:
     gamma: float = 0.1
     seed: int = 42
     out_dir: str = "runs/head"
+    init_std: float | None = None  # null: each layer's own init; else N(0, init_std) for all
+    loss_reduction: Literal["mean", "sum"] = "mean"
+    optimizer: Literal["adam", "pennylane_adam"] = "adam"
+    checkpoint: Literal["best", "last"] = "best"
 
     def __post_init__(self) -> None:
         _check(self.n_qubits >= 1, "train.n_qubits", "an integer >= 1", self.n_qubits)
@@ -123,6 +143,44 @@ class TrainConfig:
             self.shots,
         )
         _check(bool(self.backend), "train.backend", "'torch' or a PennyLane device name", "")
+        _check(
+            self.init_std is None or self.init_std >= 0,
+            "train.init_std",
+            "null or a number >= 0",
+            self.init_std,
+        )
+
+
+@dataclass(frozen=True)
+class SpiralConfig:
+    """The paper's two-spiral benchmark, written as a feature store (block ``spiral``).
+
+    Defaults are those of the paper's notebook (``dressed_circuit.ipynb``): data set 1 has
+    ``turns`` 1.52, data set 2 has 2.0.
+    """
+
+    turns: float = 1.52
+    data_seed: int = 21
+    noise: float = 0.7
+    n_per_class: int = 2200
+    n_val: int = 200
+    n_train: int = 2000
+    split_seed: int = 42
+    out: str = "features/spiral-{spiral.turns}.h5"
+
+    def __post_init__(self) -> None:
+        _check(self.turns > 0, "spiral.turns", "a number > 0", self.turns)
+        _check(self.noise >= 0, "spiral.noise", "a number >= 0", self.noise)
+        _check(self.n_per_class >= 1, "spiral.n_per_class", "an integer >= 1", self.n_per_class)
+        _check(self.n_val >= 1, "spiral.n_val", "an integer >= 1", self.n_val)
+        _check(self.n_train >= 1, "spiral.n_train", "an integer >= 1", self.n_train)
+        _check(
+            self.n_val + self.n_train <= 2 * self.n_per_class,
+            "spiral.n_val + spiral.n_train",
+            f"at most 2 * spiral.n_per_class = {2 * self.n_per_class} points",
+            self.n_val + self.n_train,
+        )
+        _check(bool(self.out), "spiral.out", "a file path", self.out)
 
 
 @dataclass(frozen=True)
@@ -170,11 +228,51 @@ class Params:
     train: TrainConfig = field(default_factory=TrainConfig)
     compare: CompareConfig = field(default_factory=CompareConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    spiral: SpiralConfig = field(default_factory=SpiralConfig)
+
+    def expand(self, template: str, key: str = "path") -> str:
+        """Fill ``{block.key}`` placeholders of a path from these params.
+
+        ``{{`` and ``}}`` stand for literal braces.
+
+        Example:
+            >>> Params().expand("features/spiral-{spiral.turns}.h5")
+            'features/spiral-1.52.h5'
+
+        Raises:
+            ConfigError: a placeholder names no block or key (the message names ``key``).
+        """
+        if "{" not in template and "}" not in template:
+            return template
+        blocks = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        try:
+            return template.format(**blocks)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{key}: cannot fill the placeholders of {template!r} ({exc}); expected "
+                f"{{block.key}} with a block of {', '.join(blocks)} (e.g. {{spiral.turns}}), "
+                "and {{ }} for literal braces"
+            ) from None
 
     @property
     def features_path(self) -> str:
-        """The feature store stage two reads: ``train.features``, else ``extract.out``."""
-        return self.train.features or self.extract.out
+        """The feature store stage two reads: ``train.features``, else ``extract.out``.
+
+        Placeholders such as ``{spiral.turns}`` are filled in (:meth:`expand`).
+        """
+        if self.train.features:
+            return self.expand(self.train.features, "train.features")
+        return self.expand(self.extract.out, "extract.out")
+
+    @property
+    def spiral_out(self) -> str:
+        """``spiral.out`` with its placeholders filled in."""
+        return self.expand(self.spiral.out, "spiral.out")
+
+    @property
+    def out_dir(self) -> str:
+        """``train.out_dir`` with its placeholders filled in."""
+        return self.expand(self.train.out_dir, "train.out_dir")
 
 
 def _section_types() -> dict[str, type]:

@@ -45,7 +45,13 @@ def _weights_kind_light(weights: str) -> str:
 
 
 def stale_reason(
-    out: Path, data: DataConfig, cfg: ExtractConfig, listing: images.ImageListing, fingerprint: str
+    out: Path,
+    data: DataConfig,
+    cfg: ExtractConfig,
+    listing: images.ImageListing | None,
+    fingerprint: str,
+    *,
+    source: str = "folder",
 ) -> str | None:
     """Why ``out`` must be (re)written, or None when it already holds these features."""
     try:
@@ -54,7 +60,7 @@ def stale_reason(
         return f"the existing file is not usable ({exc})"
     kind = _weights_kind_light(cfg.weights)
     checks = [
-        (meta.source == "folder", f"source {meta.source!r} -> 'folder'"),
+        (meta.source == source, f"source {meta.source!r} -> {source!r}"),
         (meta.backbone == cfg.backbone, f"backbone {meta.backbone!r} -> {cfg.backbone!r}"),
         (meta.extra.get("weights_kind") == kind, f"weights kind -> {kind!r}"),
         (
@@ -90,7 +96,8 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
     """Extract features of every image in ``data.splits`` into ``cfg.out``.
 
     Args:
-        data: where the images are (``data.dir``, ``data.splits``).
+        data: where the images are (``data.dir``, ``data.splits``); ``data.source: cifar10``
+            goes to :func:`pipeline.cifar10.extract`.
         cfg: backbone, weights, device, batch size, workers, bad-image policy, output path.
         force: extract even when the output is up to date.
 
@@ -101,6 +108,10 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
         DataError: bad folder layout, or an undecodable image with ``on_bad_image: error``.
         WeightsError: unknown or unavailable weights.
     """
+    if data.source == "cifar10":
+        from pipeline import cifar10
+
+        return cifar10.extract(data, cfg, force=force)
     start = time.perf_counter()
     out = Path(cfg.out)
     listing = images.scan(data.dir, data.splits)

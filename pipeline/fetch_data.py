@@ -96,6 +96,8 @@ def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
 def fetch(data: DataConfig) -> Path:
     """Make sure ``data.dir`` holds the data set; download and unpack it if it is absent.
 
+    ``data.source: cifar10`` goes to :func:`pipeline.cifar10.fetch` (torchvision's download).
+
     Returns:
         ``data.dir`` as a Path.
 
@@ -103,8 +105,10 @@ def fetch(data: DataConfig) -> Path:
         DataError: download, checksum, archive or layout problems (``data.dir`` untouched), or
             an existing ``data.dir`` without the expected layout.
     """
-    if data.source != "folder":
-        raise DataError(f"fetch_data handles data.source 'folder'; got {data.source!r}")
+    if data.source == "cifar10":
+        from pipeline import cifar10
+
+        return cifar10.fetch(data)
     target = Path(data.dir)
     if target.exists():
         listing = images.scan(target, data.splits)

@@ -51,13 +51,30 @@ def build_head(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
 
     Args:
         cfg: ``head``, ``n_qubits``, ``q_depth``, ``q_delta``, ``backend``, ``diff_method``,
-            ``shots`` and ``seed`` are read.
+            ``shots``, ``seed`` and ``init_std`` are read. With ``init_std`` set, every
+            parameter (weights, biases and circuit angles) is drawn afresh from
+            N(0, init_std), after the layers' own initialisation, in parameter order: the
+            paper's spiral benchmark starts all parameters at 0.001 * N(0, 1).
         in_features: width of the cached features.
         n_classes: number of classes in the feature store.
 
     Returns:
         A float32 module; callers move it to their device and dtype.
+
+    Example:
+        >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
+        >>> all(bool((p == 0).all()) for p in head.parameters())
+        True
     """
+    model = _build(cfg, in_features, n_classes)
+    if cfg.init_std is not None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0.0, cfg.init_std)
+    return model
+
+
+def _build(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
     if cfg.head == "quantum":
         return DressedQuantumNet(
             in_features=in_features,

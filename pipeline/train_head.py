@@ -5,14 +5,18 @@
 Reads ``train.features`` (default ``extract.out``) through :func:`pipeline.features.load`,
 trains with the paper's settings (Adam 4e-4, batch 4, 30 epochs, StepLR(10, 0.1) stepped after
 each epoch, cross entropy, seed 42), evaluates on ``val`` after every epoch, keeps the
-checkpoint with the best val accuracy (as the paper does: this selects on the test split) and
-writes into ``train.out_dir``:
+checkpoint with the best val accuracy (as the paper does: this selects on the test split;
+``train.checkpoint: last`` keeps the final iterate instead) and writes into ``train.out_dir``:
 
-* ``model.pt``: the best state dict, the full train config, class names, the features' identity;
+* ``model.pt``: the kept state dict, the full train config, class names, the features' identity;
 * ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
   confusion matrix), parameter count, timing;
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
-* ``val_predictions.csv``: path, actual, predicted, probability (best checkpoint).
+* ``val_predictions.csv``: path, actual, predicted, probability (the kept checkpoint).
+
+``train.features``, ``train.out_dir`` and ``spiral.out`` may hold placeholders such as
+``{spiral.turns}``; a store that is ``spiral.out`` is generated first when missing or stale
+(:func:`resolve_features`).
 
 Same params and features file give identical bytes in all but ``metrics.json``'s ``timing``.
 """
@@ -42,7 +46,7 @@ from pipeline.devices import resolve_device
 from pipeline.errors import FeatureStoreError
 from pipeline.heads import CHECKPOINT_VERSION, build_head
 from pipeline.images import file_sha256
-from pipeline.optim import Adam
+from pipeline.optim import make_optimizer
 
 log = logging.getLogger("pipeline")
 
@@ -96,11 +100,11 @@ class TrainResult:
 
     config: TrainConfig
     data: HeadData
-    model: torch.nn.Module  # best checkpoint, eval mode
+    model: torch.nn.Module  # the kept checkpoint (train.checkpoint: best or last), eval mode
     best_epoch: int
     history: list[dict[str, float]]
     metrics: dict[str, Any]
-    val_probs: np.ndarray  # (N_val, n_classes) of the best checkpoint
+    val_probs: np.ndarray  # (N_val, n_classes) of the kept checkpoint
     timing: dict[str, float] = field(default_factory=dict)
 
 
@@ -129,7 +133,7 @@ def _summary(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> di
 def fit(
     cfg: TrainConfig, data: HeadData, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
-    """Train a head on cached features; return the best checkpoint and the metrics.
+    """Train a head on cached features; return the kept checkpoint and the metrics.
 
     Args:
         cfg: the ``train`` block.
@@ -153,7 +157,9 @@ def fit(
     x_val = torch.as_tensor(data.val.features).to(device, dtype)  # (M, D)
     y_val = torch.as_tensor(data.val.labels).to(device)  # (M,)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = Adam(params, cfg.lr, step_size=cfg.step_size, gamma=cfg.gamma)
+    optimizer = make_optimizer(
+        cfg.optimizer, params, cfg.lr, step_size=cfg.step_size, gamma=cfg.gamma
+    )
     shuffle = torch.Generator().manual_seed(cfg.seed)
     n = len(y_train)
     n_steps = -(-n // cfg.batch_size)
@@ -174,11 +180,12 @@ def fit(
         for step, i in enumerate(range(0, n, cfg.batch_size)):
             xb, yb = xs[i : i + cfg.batch_size], ys[i : i + cfg.batch_size]  # (b, D), (b,)
             logits = model(xb)  # (b, C)
-            loss = F.cross_entropy(logits, yb)  # mean over the batch, as the demo
+            # mean over the batch, as the demo; or the sum, as the paper's spiral notebook
+            loss = F.cross_entropy(logits, yb, reduction=cfg.loss_reduction)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            batch_losses[step] = loss.detach()
+            batch_losses[step] = loss.detach() / (len(yb) if cfg.loss_reduction == "sum" else 1)
             train_logits[i : i + cfg.batch_size] = logits.detach()
         optimizer.end_epoch()  # StepLR
         train_seconds += time.perf_counter() - epoch_start
@@ -199,7 +206,8 @@ def fit(
             best_acc, best_epoch, best_probs = val_acc, epoch, last_probs
             best_state = copy.deepcopy(model.state_dict())
 
-    model.load_state_dict(best_state)
+    if cfg.checkpoint == "best":
+        model.load_state_dict(best_state)
     model.eval()
     best_row, last_row = history[best_epoch - 1], history[-1]
     y_val_np = data.val.labels
@@ -223,7 +231,8 @@ def fit(
         "wall_time_s": time.perf_counter() - start,
         "train_seconds_per_epoch": train_seconds / cfg.epochs,
     }
-    return TrainResult(cfg, data, model, best_epoch, history, metrics, best_probs, timing)
+    kept_probs = best_probs if cfg.checkpoint == "best" else last_probs
+    return TrainResult(cfg, data, model, best_epoch, history, metrics, kept_probs, timing)
 
 
 def _log_epoch(epochs: int) -> Callable[[dict[str, float]], None]:
@@ -254,6 +263,8 @@ def checkpoint(result: TrainResult) -> dict[str, Any]:
         "class_names": list(result.data.class_names),
         "in_features": result.data.meta.feature_dim,
         "best_epoch": result.best_epoch,
+        "checkpoint": result.config.checkpoint,
+        "epoch": result.best_epoch if result.config.checkpoint == "best" else result.config.epochs,
         "features": {
             "path": result.data.path,
             "sha256": result.data.sha256,
@@ -299,10 +310,29 @@ def save(result: TrainResult, out_dir: str | Path) -> Path:
     return out
 
 
+def resolve_features(params: Params) -> str:
+    """The feature store for ``params`` (:attr:`Params.features_path`), made ready to read.
+
+    When it is the spiral store of ``params.spiral`` (``spiral.out``, placeholders filled
+    in), it is generated if missing or made with other settings, so that runs over several
+    ``spiral.turns`` each find their own store. Any other store is returned as it is.
+
+    Example:
+        >>> resolve_features(load_params("params-spiral.yaml"))
+        'features/spiral-1.52.h5'
+    """
+    path = params.features_path
+    if Path(path) == Path(params.spiral_out):
+        from pipeline import datasets
+
+        datasets.write_spiral(params.spiral, path)
+    return path
+
+
 def train_head(params: Params) -> TrainResult:
     """Load ``params.features_path``, train with ``params.train``, save into its ``out_dir``."""
     cfg = params.train
-    data = load_data(params.features_path)
+    data = load_data(resolve_features(params))
     if data.meta.extra.get("weights_kind") == "none":
         log.warning("these features come from a RANDOM-INIT backbone: accuracies mean nothing")
     log.info(
@@ -315,7 +345,7 @@ def train_head(params: Params) -> TrainResult:
         ", ".join(data.class_names),
     )
     result = fit(cfg, data)
-    out = save(result, cfg.out_dir)
+    out = save(result, params.out_dir)
     m = result.metrics
     log.info(
         "best val acc %.4f (epoch %d), last %.4f; %d parameters; %.2f s (%.4f s/epoch); wrote %s",

@@ -9,6 +9,7 @@ import yaml
 from pipeline.config import (
     ExtractConfig,
     Params,
+    SpiralConfig,
     TrainConfig,
     load_params,
     parse_override,
@@ -147,3 +148,36 @@ def test_report_block_is_checked(tmp_path):
         load_params(p, ["report.n_images=0"])
     with pytest.raises(ConfigError, match=r"report.dpi: expected an integer in \[20, 600\]"):
         load_params(p, ["report.dpi=5"])
+
+
+def test_spiral_block_and_path_placeholders(tmp_path):
+    params = load_params(REPO / "params.yaml")
+    assert params.spiral == SpiralConfig()
+    assert (params.spiral.turns, params.spiral.data_seed) == (1.52, 21)
+    assert params.spiral_out == "features/spiral-1.52.h5"
+    p = load_params(
+        _empty(tmp_path),
+        ["spiral.turns=2", "train.features=f/s-{spiral.turns}-{spiral.data_seed}.h5"],
+    )
+    assert p.spiral.turns == 2.0 and p.features_path == "f/s-2.0-21.h5"
+    assert p.expand("a{{b}}/{train.head}") == "a{b}/quantum"
+    with pytest.raises(ConfigError, match=r"train.features: cannot fill .*'nope'"):
+        _ = load_params(_empty(tmp_path), ["train.features=f/{nope.x}"]).features_path
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("spiral.turns=0", r"spiral.turns: expected a number > 0"),
+        ("spiral.n_val=0", r"spiral.n_val: expected an integer >= 1"),
+        ("spiral.n_train=4201", r"spiral.n_val \+ spiral.n_train: expected at most 2 \*"),
+        ("train.init_std=-1", r"train.init_std: expected null or a number >= 0"),
+        ("train.optimizer=sgd", r"train.optimizer: expected one of 'adam', 'pennylane_adam'"),
+        ("train.loss_reduction=max", r"expected one of 'mean', 'sum'"),
+        ("train.checkpoint=first", r"expected one of 'best', 'last'"),
+        ("data.source=cifar10", r"data.classes: expected a list of at least 2 distinct"),
+    ],
+)
+def test_wrong_values_of_the_new_keys(tmp_path, override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_params(_empty(tmp_path), [override])

@@ -53,3 +53,17 @@ def test_load_checkpoint_refuses_foreign_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(PipelineError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
+def test_init_std_draws_every_parameter_from_one_normal(head):
+    torch.manual_seed(0)
+    model = build_head(TrainConfig(head=head, n_qubits=5, q_depth=5, init_std=0.001), 64, 2)
+    values = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    assert values.abs().max() < 0.006  # 6 sigma; the layers' own init is ~0.1
+    assert 0.0007 < values.std().item() < 0.0013
+    for p in model.parameters():  # biases and circuit angles too
+        assert p.detach().abs().max() < 0.006 and p.detach().abs().max() > 0
+    torch.manual_seed(0)
+    default = build_head(TrainConfig(head=head, n_qubits=5, q_depth=5), 64, 2)
+    assert max(p.detach().abs().max() for p in default.parameters()) > 0.05

@@ -4,6 +4,7 @@ import csv
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -240,3 +241,55 @@ def test_paper_settings_on_real_features(real_store, tmp_path):
     assert (
         result.metrics["best"]["confusion"][0][0] + result.metrics["best"]["confusion"][0][1] == 70
     )
+
+
+# ------------------------------------------------------ options of the spiral benchmark
+
+
+def test_checkpoint_last_keeps_the_final_iterate(synthetic_store, tmp_path):
+    store = synthetic_store(tmp_path / "blobs.h5", separation=0.7)
+    common = dict(epochs=6, lr=0.05, batch_size=8, step_size=100, gamma=1.0)
+    best = train_head.train_head(_params(store, tmp_path / "best", **common))
+    last = train_head.train_head(_params(store, tmp_path / "last", checkpoint="last", **common))
+    assert best.history == last.history  # the same training
+    assert best.metrics["best"]["epoch"] != 6  # so that the two checkpoints differ
+    model, ckpt = load_checkpoint(tmp_path / "last" / "model.pt")
+    assert ckpt["checkpoint"] == "last" and ckpt["epoch"] == 6
+    data = train_head.load_data(store)
+    with torch.no_grad():
+        acc = (model(torch.as_tensor(data.val.features).double()).argmax(1).numpy()
+               == data.val.labels).mean()  # fmt: skip
+    assert acc == pytest.approx(last.metrics["last"]["val_acc"])
+    assert acc != pytest.approx(best.metrics["best"]["val_acc"])
+    preds = _read_csv(tmp_path / "last" / "val_predictions.csv")
+    assert np.mean([r["actual"] == r["predicted"] for r in preds]) == pytest.approx(acc)
+    assert load_checkpoint(tmp_path / "best" / "model.pt")[1]["checkpoint"] == "best"
+
+
+def test_summed_loss_and_pennylane_adam(synthetic_store, tmp_path):
+    store = synthetic_store(tmp_path / "blobs.h5")
+    data = train_head.load_data(store)
+    quiet = dict(on_epoch=lambda row: None)
+    base = TrainConfig(features=str(store), epochs=2, lr=0.01, batch_size=8, init_std=0.001)
+    mean = train_head.fit(base, data, **quiet)
+    summed = train_head.fit(replace(base, loss_reduction="sum"), data, **quiet)
+    # Adam is nearly blind to the scale of the loss, not quite: eps = 1e-8 matters when the
+    # gradients are as tiny as an init of 0.001 makes them
+    for a, b in zip(mean.history, summed.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=0.05)  # per sample in both
+        assert a["train_loss"] != b["train_loss"]
+    pl = train_head.fit(replace(base, optimizer="pennylane_adam"), data, **quiet)
+    assert pl.history[0]["train_loss"] != mean.history[0]["train_loss"]
+    assert pl.metrics["best"]["val_acc"] >= 0.9
+
+
+def test_out_dir_placeholders(synthetic_store, tmp_path):
+    store = synthetic_store(tmp_path / "blobs.h5")
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"train:\n  features: {store}\n  epochs: 1\n"
+        f"  out_dir: {tmp_path}/runs/{{train.head}}-seed{{train.seed}}\n"
+    )
+    proc = _run_cli(params, "train.head=linear", "train.seed=3")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "runs" / "linear-seed3" / "model.pt").is_file()
