@@ -23,6 +23,11 @@ class BadImageError(DataError):
         self.path = path
         self.reason = reason
 
+    def __reduce__(self):
+        # Rebuilt from (path, reason), not from the message: errors raised in Dask workers and
+        # subprocesses are pickled on their way back.
+        return (self.__class__, (self.path, self.reason))
+
 
 class WeightsError(PipelineError):
     """Backbone weights are unknown, unavailable offline, or do not fit the backbone."""
@@ -30,3 +35,7 @@ class WeightsError(PipelineError):
 
 class FeatureStoreError(PipelineError):
     """A feature store (HDF5) is missing, incomplete, inconsistent or incompatible."""
+
+
+class ClusterError(PipelineError):
+    """A Dask scheduler cannot be reached or started, or a parallel run stopped part-way."""

@@ -1,11 +1,21 @@
 """Stage one: run a frozen backbone once over the image folder and store its features.
 
     python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
+        [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
 
 Reads ``data.dir/<split>/<class>/<image>`` for ``data.splits`` and writes ``extract.out``
 (see :mod:`pipeline.features`). When that file is already complete and was made from the
 same images (content fingerprint), backbone, weights and torchvision transforms, the command
 says so and exits without building the model; ``--force`` extracts anyway.
+
+Scaling out:
+
+* ``--shard K/N`` extracts only the K-th of N contiguous parts of the images (listing order,
+  all splits) into ``extract.out`` with a ``.shard-K-of-N`` suffix before its extension; run
+  the N commands anywhere, then ``python -m pipeline.features merge OUT SHARD...``.
+* ``--scheduler ADDRESS`` or ``--dask-workers N`` runs ``--shards M`` shards (default: one per
+  Dask worker thread) as Dask tasks, merges them into ``extract.out`` and deletes them. Each
+  shard has its own up-to-date check, so a rerun after a failure redoes only missing shards.
 """
 
 from __future__ import annotations
@@ -14,16 +24,18 @@ import argparse
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 
-from pipeline import cli, features, images
+from pipeline import cli, cluster, features, images
 from pipeline.config import DataConfig, ExtractConfig, add_params_arguments, load_params
-from pipeline.errors import BadImageError, FeatureStoreError
+from pipeline.errors import BadImageError, ConfigError, FeatureStoreError
+from pipeline.features import Shard
 from pipeline.progress import progress
 
 log = logging.getLogger("pipeline")
@@ -50,10 +62,15 @@ def stale_reason(
     cfg: ExtractConfig,
     listing: images.ImageListing | None,
     fingerprint: str,
+    shard: dict[str, int] | None = None,
     *,
     source: str = "folder",
 ) -> str | None:
-    """Why ``out`` must be (re)written, or None when it already holds these features."""
+    """Why ``out`` must be (re)written, or None when it already holds these features.
+
+    ``shard`` is the expected ``extra["shard"]`` record (:meth:`Shard.meta`), None for a
+    whole extraction.
+    """
     try:
         meta = features.read_meta(out)
     except FeatureStoreError as exc:
@@ -80,6 +97,10 @@ def stale_reason(
             "torchvision version (and so possibly the transforms) changed",
         ),
         (meta.splits == tuple(data.splits), f"splits {list(meta.splits)} -> {list(data.splits)}"),
+        (
+            meta.extra.get(features.SHARD_KEY) == shard,
+            f"shard {meta.extra.get(features.SHARD_KEY)} -> {shard}",
+        ),
         (meta.dataset_fingerprint == fingerprint, "the images changed (dataset fingerprint)"),
         (
             not meta.skipped or cfg.on_bad_image == "skip",
@@ -92,14 +113,41 @@ def stale_reason(
     return None
 
 
-def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> ExtractResult:
-    """Extract features of every image in ``data.splits`` into ``cfg.out``.
+def select(listing: images.ImageListing, shard: Shard | None) -> dict[str, list[images.Sample]]:
+    """The samples of each split that ``shard`` covers (all of them for ``None``).
+
+    The images of all splits, in listing order, are cut into ``shard.count`` contiguous ranges
+    of near-equal size (:meth:`Shard.bounds`); concatenating the shards in order gives back
+    the listing.
+    """
+    if shard is None:
+        return dict(listing.samples)
+    start, stop = shard.bounds(len(listing.all_samples()))
+    selected, offset = {}, 0
+    for split, samples in listing.samples.items():
+        selected[split] = samples[max(start - offset, 0) : max(stop - offset, 0)]
+        offset += len(samples)
+    return selected
+
+
+def extract(
+    data: DataConfig,
+    cfg: ExtractConfig,
+    *,
+    force: bool = False,
+    shard: Shard | None = None,
+    fingerprint: str | None = None,
+) -> ExtractResult:
+    """Extract features of every image in ``data.splits`` (or of one shard) into ``cfg.out``.
 
     Args:
         data: where the images are (``data.dir``, ``data.splits``); ``data.source: cifar10``
             goes to :func:`pipeline.cifar10.extract`.
         cfg: backbone, weights, device, batch size, workers, bad-image policy, output path.
         force: extract even when the output is up to date.
+        shard: extract only this part of the images, into ``shard.path(cfg.out)``.
+        fingerprint: the dataset fingerprint when the caller has already computed it (Dask
+            tasks get it from the client instead of each hashing every image).
 
     Returns:
         An :class:`ExtractResult`.
@@ -109,11 +157,16 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
         WeightsError: unknown or unavailable weights.
     """
     if data.source == "cifar10":
+        if shard is not None:
+            raise ConfigError(
+                "--shard: sharded extraction reads image folders (data.source: folder); "
+                "got data.source 'cifar10'"
+            )
         from pipeline import cifar10
 
         return cifar10.extract(data, cfg, force=force)
     start = time.perf_counter()
-    out = Path(cfg.out)
+    out = Path(cfg.out) if shard is None else shard.path(cfg.out)
     listing = images.scan(data.dir, data.splits)
     for split in data.splits:
         ignored = listing.ignored[split]
@@ -125,9 +178,20 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
             len(ignored),
             f" ({', '.join(ignored[:3])}{', ...' if len(ignored) > 3 else ''})" if ignored else "",
         )
-    fingerprint = images.fingerprint(listing)
+    fingerprint = fingerprint or images.fingerprint(listing)
+    selected = select(listing, shard)
+    shard_meta = None if shard is None else shard.meta(len(listing.all_samples()))
+    if shard_meta is not None:
+        log.info(
+            "shard %d/%d: images %d..%d of %d",
+            shard.index,
+            shard.count,
+            shard_meta["start"],
+            shard_meta["stop"] - 1,
+            shard_meta["total"],
+        )
     if out.exists() and not force:
-        reason = stale_reason(out, data, cfg, listing, fingerprint)
+        reason = stale_reason(out, data, cfg, listing, fingerprint, shard_meta)
         if reason is None:
             log.info("%s is up to date (same images, backbone, weights and transform)", out)
             return ExtractResult(out, features.read_meta(out), True, time.perf_counter() - start)
@@ -152,7 +216,7 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
     skipped: list[dict[str, str]] = []
     n_done = 0
     for split in data.splits:
-        samples = listing.samples[split]
+        samples = selected[split]
         paths = [s.path for s in samples]
         feats = np.empty((len(samples), backbones.spec(cfg.backbone).feature_dim), np.float32)
         ok = np.zeros(len(samples), dtype=bool)
@@ -183,6 +247,8 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
     extra = {"weights_kind": info.kind}
     if info.kind == "none":
         extra |= {"weights_seed": cfg.seed, "warning": backbones.RANDOM_INIT_WARNING}
+    if shard_meta is not None:
+        extra[features.SHARD_KEY] = shard_meta
     meta = features.write(
         out,
         splits,
@@ -204,12 +270,105 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
         ", ".join(f"{s} {len(a.labels)}" for s, a in splits.items()),
         n_done,
         loop_seconds,
-        n_done / loop_seconds,
+        n_done / max(loop_seconds, 1e-9),
         seconds,
         f"; {len(skipped)} undecodable images skipped" if skipped else "",
     )
     if info.kind == "none":
         log.warning("%s", backbones.RANDOM_INIT_WARNING)
+    return ExtractResult(out, meta, False, seconds)
+
+
+def _extract_shard(
+    data: DataConfig, cfg: ExtractConfig, shard: Shard, fingerprint: str, force: bool
+) -> tuple[str, bool, float]:
+    """One Dask task: extract one shard; returns (shard file, was up to date, seconds)."""
+    import multiprocessing
+
+    if cfg.workers and multiprocessing.current_process().daemon:
+        # Dask runs tasks in daemonic processes, which cannot start DataLoader workers.
+        cfg = replace(cfg, workers=0)
+    result = extract(data, cfg, force=force, shard=shard, fingerprint=fingerprint)
+    return str(result.path), result.up_to_date, result.seconds
+
+
+def extract_on_dask(
+    data: DataConfig,
+    cfg: ExtractConfig,
+    client,
+    *,
+    shards: int | None = None,
+    force: bool = False,
+) -> ExtractResult:
+    """Extract ``cfg.out`` as shards run as Dask tasks, then merge them (:func:`features.merge`).
+
+    The client lists and fingerprints the images once and checks whether ``cfg.out`` is up to
+    date; each task runs :func:`extract` on one :class:`Shard` and writes its shard file beside
+    ``cfg.out`` (so workers must see ``data.dir`` and ``cfg.out``'s folder at the same paths);
+    the client merges the shard files and deletes them. Shards left by an interrupted run are
+    reused when up to date.
+
+    Args:
+        data, cfg, force: as for :func:`extract`.
+        client: a ``dask.distributed.Client`` (:func:`pipeline.cluster.connect`).
+        shards: number of shards; default one per worker thread, at most one per image.
+
+    Returns:
+        An :class:`ExtractResult` for the merged file.
+    """
+    from distributed import as_completed
+
+    if data.source != "folder":
+        raise ConfigError(
+            "--scheduler/--dask-workers: sharded extraction reads image folders (data.source: "
+            f"folder); got data.source {data.source!r}"
+        )
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    listing = images.scan(data.dir, data.splits)
+    fingerprint = images.fingerprint(listing)
+    total = len(listing.all_samples())
+    if out.exists() and not force:
+        reason = stale_reason(out, data, cfg, listing, fingerprint)
+        if reason is None:
+            log.info("%s is up to date (same images, backbone, weights and transform)", out)
+            return ExtractResult(out, features.read_meta(out), True, time.perf_counter() - start)
+        log.info("re-extracting %s: %s", out, reason)
+    n = max(1, min(shards or cluster.total_threads(client), total))
+    log.info("extracting %d images as %d shards on %s", total, n, client.scheduler.address)
+    token = uuid.uuid4().hex[:8]  # task keys unique to this run, on a shared cluster too
+    futures = [
+        client.submit(
+            _extract_shard,
+            data,
+            cfg,
+            Shard(k, n),
+            fingerprint,
+            force,
+            key=f"extract-{k}-of-{n}-{token}",
+        )
+        for k in range(1, n + 1)
+    ]
+    paths: list[str] = []
+    try:
+        with progress(n, "extract shards", unit="shard") as bar:
+            for future in as_completed(futures):
+                path, up_to_date, seconds = future.result()
+                log.info(
+                    "%s %s in %.1f s", path, "was up to date" if up_to_date else "done", seconds
+                )
+                paths.append(path)
+                bar.update(1)
+    finally:
+        for future in futures:
+            future.cancel()
+    meta = features.merge(out, paths)
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    log.info(
+        "merged %d shards into %s in %.1f s in all (%.1f img/s)", n, out, seconds, total / seconds
+    )
     return ExtractResult(out, meta, False, seconds)
 
 
@@ -222,15 +381,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="extract even if the output is up to date"
     )
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--shard",
+        type=Shard.parse,
+        metavar="K/N",
+        help="extract only the K-th of N parts of the images, into extract.out with a "
+        ".shard-K-of-N suffix (merge with `python -m pipeline.features merge`)",
+    )
+    cluster.add_cluster_arguments(where)
+    parser.add_argument(
+        "--shards",
+        type=cluster.positive_int,
+        metavar="M",
+        help="with --scheduler/--dask-workers: number of shards (default: one per worker thread)",
+    )
     args = parser.parse_args(argv)
+    on_dask = args.scheduler is not None or args.dask_workers is not None
+    if args.shards is not None and not on_dask:
+        parser.error("--shards needs --scheduler or --dask-workers")
     cli.setup_logging()
 
     def task() -> None:
         params = load_params(args.params, args.overrides)
-        extract(params.data, params.extract, force=args.force)
+        if on_dask:
+            with cluster.connect(args.scheduler, args.dask_workers) as client:
+                extract_on_dask(
+                    params.data, params.extract, client, shards=args.shards, force=args.force
+                )
+        else:
+            result = extract(params.data, params.extract, force=args.force, shard=args.shard)
+            if args.shard is not None:
+                log.info(
+                    "shard %s written; when all %d are: python -m pipeline.features merge %s %s",
+                    result.path,
+                    args.shard.count,
+                    params.extract.out,
+                    " ".join(
+                        str(Shard(k, args.shard.count).path(params.extract.out))
+                        for k in range(1, args.shard.count + 1)
+                    ),
+                )
 
     return cli.run(task)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module rather than this __main__ copy, so that the functions sent to
+    # worker processes pickle by reference (pipeline.extract.*), not by value.
+    from pipeline.extract import main as _main
+
+    sys.exit(_main())

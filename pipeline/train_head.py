@@ -73,12 +73,18 @@ def load_data(path: str | Path) -> HeadData:
     """Read and check the ``train`` and ``val`` splits of a feature store.
 
     Raises:
-        FeatureStoreError: missing, incomplete, inconsistent (see :func:`features.load`), fewer
-            than 2 classes, or a class without training rows.
+        FeatureStoreError: missing, incomplete, inconsistent (see :func:`features.load`), a
+            shard, fewer than 2 classes, or a class without training rows.
     """
     splits = features.load_splits(path, ["train", "val"])
     train, val = splits["train"], splits["val"]
     meta = train.meta
+    shard = meta.extra.get(features.SHARD_KEY)
+    if shard:
+        raise FeatureStoreError(
+            f"feature store {str(path)!r} is shard {shard['index']}/{shard['count']} of an "
+            "extraction; merge the shards first (python -m pipeline.features merge OUT SHARD...)"
+        )
     if meta.n_classes < 2:
         raise FeatureStoreError(
             f"feature store {str(path)!r} has {meta.n_classes} class {list(meta.class_names)}; "
