@@ -5,9 +5,11 @@
 
 Prints images/s for: decoding + preprocessing only; the forward pass only (plain torchvision
 model, + channels_last, + BatchNorm folded, i.e. what the pipeline runs) on pre-decoded
-batches; and end to end (``python -m pipeline.extract --force`` in a subprocess, for 0, 1
-and 2 decoding workers), with each subprocess's peak memory. Weights are a random init
-(``none``): throughput does not depend on the weight values.
+images, in the batches extraction uses (per split); decoding and forward pass together, as
+extraction runs them (``backbones.iter_features``, 0, 1 and 2 decoding workers), against the
+forward pass alone; and the whole ``python -m pipeline.extract --force`` process, with its
+peak memory. Every figure but the last is the best of ``--repeats`` runs on a warm model.
+Weights are a random init (``none``): throughput does not depend on the weight values.
 
 With ``--shards N`` it compares instead, end to end and each in fresh subprocesses of this
 checkout: one process (``extract.workers`` decode workers, torch on every core); N shards as
@@ -45,21 +47,12 @@ def decode_only(root: Path, paths: list[str], transform) -> tuple[torch.Tensor, 
     return batch, time.perf_counter() - start
 
 
-def forward_only(model, batch: torch.Tensor, batch_size: int, channels_last: bool) -> float:
-    with torch.inference_mode():
-        warm = batch[:batch_size]
-        model(warm.contiguous(memory_format=torch.channels_last) if channels_last else warm)
-        start = time.perf_counter()
-        for i in range(0, len(batch), batch_size):
-            x = batch[i : i + batch_size]
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            model(x)
-    return time.perf_counter() - start
-
-
 def end_to_end(data: Path, out: Path, workers: int, batch_size: int) -> tuple[float, float, float]:
-    """Run the command in a subprocess: (wall s, peak RSS MiB incl. workers, s inside extract)."""
+    """Run the command in a subprocess: (wall s, peak RSS MiB, s inside extract).
+
+    The peak RSS is the main process's: decoding workers are forks that share its pages, and
+    getrusage's maximum over children counts those shared pages again.
+    """
     cmd = [
         sys.executable,
         str(REPO / "benchmarks" / "peak_rss.py"),
@@ -83,9 +76,9 @@ def end_to_end(data: Path, out: Path, workers: int, batch_size: int) -> tuple[fl
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - start
-    own, kids = map(float, re.search(r"peak_rss_mib: (\d+) (\d+)", proc.stderr).groups())
+    own = float(re.search(r"peak_rss_mib: (\d+) (\d+)", proc.stderr).group(1))
     inside = float(re.search(r"forwarded in ([\d.]+) s", proc.stderr).group(1))
-    return wall, own + kids, inside
+    return wall, own, inside
 
 
 def _module(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
@@ -169,6 +162,42 @@ def shard_comparison(root: Path, n: int, batch_size: int) -> None:
             )
 
 
+def split_batches(listing: images.ImageListing, batch_size: int) -> list[list[int]]:
+    """Positions (in listing order) of each batch extraction runs: per split, in order."""
+    batches, offset = [], 0
+    for samples in listing.samples.values():
+        for i in range(0, len(samples), batch_size):
+            batches.append(list(range(offset + i, offset + min(i + batch_size, len(samples)))))
+        offset += len(samples)
+    return batches
+
+
+def forward_only(model, batch: torch.Tensor, batches: list[list[int]], channels_last: bool):
+    """Seconds for the forward pass over pre-decoded images, in extraction's batches."""
+    with torch.inference_mode():
+        start = time.perf_counter()
+        for idx in batches:
+            x = batch[idx[0] : idx[-1] + 1]
+            model(x.contiguous(memory_format=torch.channels_last) if channels_last else x)
+    return time.perf_counter() - start
+
+
+def decode_and_forward(model, transform, root: Path, listing, batch_size: int, workers: int):
+    """Seconds for :func:`backbones.iter_features` over every split: decoding overlapped."""
+    start = time.perf_counter()
+    for samples in listing.samples.values():
+        for _ in backbones.iter_features(
+            model,
+            transform,
+            root,
+            [s.path for s in samples],
+            batch_size=batch_size,
+            workers=workers,
+        ):
+            pass
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(REPO.parent / "shared/data/hymenoptera_data"))
@@ -177,6 +206,7 @@ def main() -> None:
     parser.add_argument(
         "--shards", type=int, help="compare one process against this many shards instead"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs")
     args = parser.parse_args()
     root = Path(args.data)
     if args.shards:
@@ -184,52 +214,55 @@ def main() -> None:
         return
     listing = images.scan(root, ["train", "val"])
     paths = [s.path for s in listing.all_samples()]
+    batches = split_batches(listing, args.batch_size)
     n = len(paths)
     print(
         f"{n} images, batch {args.batch_size}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs"
+        f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; best of {args.repeats} runs"
     )
 
     transform = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.transforms()
-    batch, seconds = decode_only(root, paths, transform)
-    print(f"decode + preprocess only (1 process): {_rate(n, seconds)}")
+    timings = [decode_only(root, paths, transform) for _ in range(args.repeats)]
+    batch, seconds = timings[0][0], min(t for _, t in timings)
+    print(f"decode + preprocess only (1 process):    {_rate(n, seconds)}")
+
+    def best(model, channels_last: bool) -> float:
+        forward_only(model, batch, batches, channels_last)  # warm-up: every batch shape once
+        return min(forward_only(model, batch, batches, channels_last) for _ in range(args.repeats))
 
     torch.manual_seed(0)
     plain = torchvision.models.resnet18(weights=None)
     plain.fc = torch.nn.Identity()
     plain.eval()
-    print(
-        f"forward only, plain eval model:        "
-        f"{_rate(n, forward_only(plain, batch, args.batch_size, False))}"
-    )
-    cl = plain.to(memory_format=torch.channels_last)
-    print(
-        f"forward only, + channels_last:          "
-        f"{_rate(n, forward_only(cl, batch, args.batch_size, True))}"
-    )
-    fused, _ = backbones.build("resnet18", "none", seed=0, device="cpu")
-    fwd = forward_only(fused, batch, args.batch_size, True)
+    print(f"forward only, plain eval model:          {_rate(n, best(plain, False))}")
+    with torch.inference_mode():
+        reference = plain(batch[:32])
+    plain = plain.to(memory_format=torch.channels_last)
+    print(f"forward only, + channels_last:           {_rate(n, best(plain, True))}")
+    fused, info = backbones.build("resnet18", "none", seed=0, device="cpu")
+    fwd = best(fused, True)
     print(f"forward only, + BatchNorm folded (ours): {_rate(n, fwd)}")
     with torch.inference_mode():
-        diff = (
-            (
-                fused(batch[:32].contiguous(memory_format=torch.channels_last))
-                - torch.nn.Identity()(plain(batch[:32]))
-            )
-            .abs()
-            .max()
-            .item()
+        ours = fused(batch[:32].contiguous(memory_format=torch.channels_last))
+    print(f"  max abs diff against the plain model: {(ours - reference).abs().max().item():.2e}")
+
+    for workers in args.workers:
+        e2e = min(
+            decode_and_forward(fused, info.transform, root, listing, args.batch_size, workers)
+            for _ in range(args.repeats)
         )
-    print(f"  max abs diff against the plain model: {diff:.2e}")
+        print(
+            f"decode + forward, {workers} decoding workers:  {_rate(n, e2e)}  "
+            f"{fwd / e2e:.0%} of forward-only"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
-        for workers in args.workers:
-            wall, peak, inside = end_to_end(root, Path(tmp) / "f.h5", workers, args.batch_size)
-            print(
-                f"end to end, {workers} decode workers: {_rate(n, inside)} inside extract(); "
-                f"process {wall:5.2f} s wall incl. imports; peak RSS {peak:.0f} MiB "
-                f"({n / inside / (n / fwd):.0%} of forward-only)"
-            )
+        wall, peak, inside = end_to_end(root, Path(tmp) / "f.h5", 2, args.batch_size)
+    print(
+        f"python -m pipeline.extract --force (2 workers): {wall:.2f} s wall incl. imports and "
+        f"model build, {n / inside:.1f} img/s in its decode + forward loop; peak RSS "
+        f"{peak:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

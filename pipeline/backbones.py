@@ -226,7 +226,9 @@ class _ImageFiles(torch.utils.data.Dataset):
 def _collate(items):
     ok = [(i, x) for i, x, _ in items if x is not None]
     failed = [(i, err) for i, x, err in items if x is None]
-    batch = torch.stack([x for _, x in ok]) if ok else None
+    batch = None
+    if ok:  # channels-last here, in the decoding worker, not in the forward pass's process
+        batch = torch.stack([x for _, x in ok]).contiguous(memory_format=torch.channels_last)
     return [i for i, _ in ok], batch, failed
 
 

@@ -42,7 +42,7 @@ import numpy as np
 from pipeline import features
 from pipeline.config import DataConfig, ExtractConfig
 from pipeline.errors import ConfigError, DataError
-from pipeline.extract import ExtractResult, stale_reason
+from pipeline.extract import ExtractResult, stale_reason, write_store
 from pipeline.images import file_sha256
 from pipeline.progress import progress
 
@@ -233,23 +233,15 @@ def extract(data: DataConfig, cfg: ExtractConfig, *, force: bool = False) -> Ext
                 bar.update(len(batch.indices))
         n_done += len(part.labels)
         splits[split] = features.SplitArrays(feats, part.labels, part.ids)
-    extra: dict[str, Any] = {
-        "weights_kind": info.kind,
-        "cifar10": {"classes": list(data.classes), "files": FOLDER},
-    }
-    if info.kind == "none":
-        extra |= {"weights_seed": cfg.seed, "warning": backbones.RANDOM_INIT_WARNING}
-    meta = features.write(
+    meta = write_store(
         out,
         splits,
+        cfg,
+        info,
         class_names=data.classes,
         source="cifar10",
-        backbone=cfg.backbone,
-        weights=info.name,
-        weights_sha256=info.sha256,
-        transform=info.transform_description,
         dataset_fingerprint=digest,
-        extra=extra,
+        extra={"cifar10": {"classes": list(data.classes), "files": FOLDER}},
     )
     seconds = time.perf_counter() - start
     log.info(

@@ -113,6 +113,43 @@ def stale_reason(
     return None
 
 
+def write_store(
+    out: Path,
+    splits: dict[str, features.SplitArrays],
+    cfg: ExtractConfig,
+    info,
+    *,
+    class_names: Sequence[str],
+    source: str,
+    dataset_fingerprint: str,
+    skipped: Sequence[dict[str, str]] = (),
+    extra: dict | None = None,
+) -> features.StoreMeta:
+    """:func:`features.write` with the backbone's provenance from ``cfg`` and its weights.
+
+    ``info`` is the :class:`pipeline.backbones.WeightsInfo` of the model that made the
+    features; a random init (``weights: none``) records its seed and a loud warning.
+    """
+    from pipeline import backbones
+
+    provenance: dict = {"weights_kind": info.kind}
+    if info.kind == "none":
+        provenance |= {"weights_seed": cfg.seed, "warning": backbones.RANDOM_INIT_WARNING}
+    return features.write(
+        out,
+        splits,
+        class_names=class_names,
+        source=source,
+        backbone=cfg.backbone,
+        weights=info.name,
+        weights_sha256=info.sha256,
+        transform=info.transform_description,
+        dataset_fingerprint=dataset_fingerprint,
+        skipped=skipped,
+        extra=provenance | (extra or {}),
+    )
+
+
 def select(listing: images.ImageListing, shard: Shard | None) -> dict[str, list[images.Sample]]:
     """The samples of each split that ``shard`` covers (all of them for ``None``).
 
@@ -244,23 +281,16 @@ def extract(
             labels=np.array([s.label for s in samples], dtype=np.int64)[ok],
             paths=[p for p, keep in zip(paths, ok, strict=True) if keep],
         )
-    extra = {"weights_kind": info.kind}
-    if info.kind == "none":
-        extra |= {"weights_seed": cfg.seed, "warning": backbones.RANDOM_INIT_WARNING}
-    if shard_meta is not None:
-        extra[features.SHARD_KEY] = shard_meta
-    meta = features.write(
+    meta = write_store(
         out,
         splits,
+        cfg,
+        info,
         class_names=listing.class_names,
         source="folder",
-        backbone=cfg.backbone,
-        weights=info.name,
-        weights_sha256=info.sha256,
-        transform=info.transform_description,
         dataset_fingerprint=fingerprint,
         skipped=skipped,
-        extra=extra,
+        extra={features.SHARD_KEY: shard_meta} if shard_meta is not None else None,
     )
     seconds = time.perf_counter() - start
     loop_seconds = time.perf_counter() - loop_start

@@ -171,7 +171,11 @@ def fit(
     n_steps = -(-n // cfg.batch_size)
     batch_sizes = torch.full((n_steps,), cfg.batch_size, dtype=dtype, device=device)
     batch_sizes[-1] = n - (n_steps - 1) * cfg.batch_size
-    batch_losses = torch.empty(n_steps, dtype=dtype, device=device)  # mean loss of each step
+    batch_losses = torch.empty(n_steps, dtype=dtype, device=device)  # each step's loss
+
+    def loss_totals(losses: torch.Tensor) -> torch.Tensor:  # the summed loss of the epoch
+        return losses.sum() if cfg.loss_reduction == "sum" else losses @ batch_sizes
+
     train_logits = torch.empty(n, n_classes, dtype=dtype, device=device)
 
     history: list[dict[str, float]] = []
@@ -191,7 +195,7 @@ def fit(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            batch_losses[step] = loss.detach() / (len(yb) if cfg.loss_reduction == "sum" else 1)
+            batch_losses[step] = loss.detach()
             train_logits[i : i + cfg.batch_size] = logits.detach()
         optimizer.end_epoch()  # StepLR
         train_seconds += time.perf_counter() - epoch_start
@@ -199,7 +203,7 @@ def fit(
         val_acc = (val_probs.argmax(dim=1) == y_val).double().mean().item()
         row = {
             "epoch": epoch,
-            "train_loss": (batch_losses @ batch_sizes).item() / n,
+            "train_loss": (loss_totals(batch_losses)).item() / n,
             "train_acc": (train_logits.argmax(dim=1) == ys).double().mean().item(),
             "val_loss": val_loss,
             "val_acc": val_acc,
