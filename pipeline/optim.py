@@ -20,7 +20,36 @@ import torch
 from torch.optim.adam import adam
 
 
-class Adam:
+class _StepLROptimizer:
+    """What both optimisers share: the parameters, Adam's moments, and the StepLR schedule."""
+
+    def __init__(
+        self,
+        params: Iterable[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        step_size: int,
+        gamma: float,
+    ):
+        self.params = [p for p in params if p.requires_grad]
+        self.lr, self.betas, self.eps = lr, betas, eps
+        self.step_size, self.gamma, self.epoch = step_size, gamma, 0
+        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def end_epoch(self) -> None:
+        """Advance the StepLR schedule by one epoch."""
+        self.epoch += 1
+        if self.epoch % self.step_size == 0:  # StepLR's own recurrence, for identical floats
+            self.lr *= self.gamma
+
+
+class Adam(_StepLROptimizer):
     """Adam (no weight decay, no amsgrad) whose learning rate follows StepLR.
 
     Args:
@@ -45,13 +74,9 @@ class Adam:
         step_size: int = 1,
         gamma: float = 1.0,
     ):
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.step_size, self.gamma, self.epoch = step_size, gamma, 0
+        super().__init__(params, lr, betas, eps, step_size, gamma)
         self.fused = all(p.device.type in ("cpu", "cuda") for p in self.params)
         step_dtype = torch.float32 if self.fused else torch.get_default_dtype()
-        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
         self.steps = [torch.zeros((), dtype=step_dtype, device=p.device) for p in self.params]
 
     @torch.no_grad()
@@ -76,18 +101,8 @@ class Adam:
             maximize=False,
         )
 
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
 
-    def end_epoch(self) -> None:
-        """Advance the StepLR schedule by one epoch."""
-        self.epoch += 1
-        if self.epoch % self.step_size == 0:  # StepLR's own recurrence, for identical floats
-            self.lr *= self.gamma
-
-
-class PennyLaneAdam:
+class PennyLaneAdam(_StepLROptimizer):
     """PennyLane's early ``AdamOptimizer`` (up to v0.19, the paper's), with a StepLR schedule.
 
     It differs from Kingma & Ba's Adam, and from ``torch.optim.Adam``, in three ways:
@@ -126,12 +141,8 @@ class PennyLaneAdam:
         step_size: int = 1,
         gamma: float = 1.0,
     ):
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.betas, self.eps = lr, betas, eps
-        self.step_size, self.gamma, self.epoch = step_size, gamma, 0
+        super().__init__(params, lr, betas, eps, step_size, gamma)
         self.t = 0
-        self.exp_avgs = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sqs = [torch.zeros_like(p) for p in self.params]
 
     @torch.no_grad()
     def step(self) -> None:
@@ -150,16 +161,6 @@ class PennyLaneAdam:
                 m.mul_(beta1).add_(g, alpha=1 - beta1)
                 v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
             p.addcdiv_(m, v.sqrt().add_(self.eps), value=-lr_t)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    def end_epoch(self) -> None:
-        """Advance the StepLR schedule by one epoch."""
-        self.epoch += 1
-        if self.epoch % self.step_size == 0:
-            self.lr *= self.gamma
 
 
 def make_optimizer(
