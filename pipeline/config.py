@@ -275,7 +275,7 @@ class Params:
         return self.expand(self.train.out_dir, "train.out_dir")
 
 
-def _section_types() -> dict[str, type]:
+def section_types() -> dict[str, type]:
     """Block name -> its dataclass, in the order of :class:`Params`."""
     hints = typing.get_type_hints(Params)
     return {f.name: hints[f.name] for f in dataclasses.fields(Params)}
@@ -400,7 +400,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()
     for text_override in overrides:
         section, key, value = parse_override(text_override)
         raw.setdefault(section, {})[key] = value
-    types_ = _section_types()
+    types_ = section_types()
     sections = {}
     for name, block in raw.items():
         if name not in types_:

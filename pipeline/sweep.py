@@ -57,6 +57,7 @@ from pipeline.config import (
     add_params_arguments,
     build_section,
     load_params,
+    section_types,
     to_dict,
 )
 from pipeline.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
@@ -94,7 +95,7 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
             the wrong type, or a value given twice.
     """
     grid: dict[str, list[Any]] = {}
-    blocks = _block_types()
+    blocks = section_types()
     train_names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SWEPT]
     for spec in specs:
         path, sep, raw = spec.partition("=")
@@ -140,11 +141,6 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _block_types() -> dict[str, type]:
-    """Block name -> its config dataclass (the fields of :class:`Params`)."""
-    return {f.name: type(getattr(Params(), f.name)) for f in dataclasses.fields(Params)}
-
-
 @dataclass(frozen=True)
 class Cell:
     """One run of a sweep."""
@@ -179,7 +175,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     from pipeline.train_head import resolve_features
 
     base = {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(Params)}
-    blocks = _block_types()
+    blocks = section_types()
     digests: dict[str, str] = {}
     seen: dict[str, dict[str, Any]] = {}
     cells = []
