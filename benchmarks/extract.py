@@ -6,7 +6,7 @@
 Prints images/s for: decoding + preprocessing only; the forward pass only (plain torchvision
 model, + channels_last, + BatchNorm folded, i.e. what the pipeline runs) on pre-decoded
 images, in the batches extraction uses (per split); decoding and forward pass together, as
-extraction runs them (``backbones.iter_features``, 0, 1 and 2 decoding workers), against the
+extraction runs them (``inference.iter_features``, 0, 1 and 2 decoding workers), against the
 forward pass alone; and the whole ``python -m pipeline.extract --force`` process, with its
 peak memory. Every figure but the last is the best of ``--repeats`` runs on a warm model.
 Weights are a random init (``none``): throughput does not depend on the weight values.
@@ -32,7 +32,9 @@ from pathlib import Path
 import torch
 import torchvision
 
-from pipeline import backbones, images
+from pipeline.backbones import inference, models
+from pipeline.sources import folder, images
+from pipeline.sources.base import Listing
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -103,8 +105,8 @@ def _wait(procs: list[subprocess.Popen]) -> None:
 def shard_comparison(root: Path, n: int, batch_size: int) -> None:
     """One process against N shards (on Dask, and as N concurrent processes + merge)."""
     cpus = os.cpu_count() or 1
-    listing = images.scan(root, ["train", "val"])
-    total = len(listing.all_samples())
+    listing = folder.scan(root, ["train", "val"])
+    total = listing.total
     print(f"{total} images, batch {batch_size}, {cpus} CPUs, {n} shards")
     with tempfile.TemporaryDirectory() as tmp:
         common = [
@@ -162,10 +164,10 @@ def shard_comparison(root: Path, n: int, batch_size: int) -> None:
             )
 
 
-def split_batches(listing: images.ImageListing, batch_size: int) -> list[list[int]]:
+def split_batches(listing: Listing, batch_size: int) -> list[list[int]]:
     """Positions (in listing order) of each batch extraction runs: per split, in order."""
     batches, offset = [], 0
-    for samples in listing.samples.values():
+    for samples in listing.rows.values():
         for i in range(0, len(samples), batch_size):
             batches.append(list(range(offset + i, offset + min(i + batch_size, len(samples)))))
         offset += len(samples)
@@ -183,14 +185,12 @@ def forward_only(model, batch: torch.Tensor, batches: list[list[int]], channels_
 
 
 def decode_and_forward(model, transform, root: Path, listing, batch_size: int, workers: int):
-    """Seconds for :func:`backbones.iter_features` over every split: decoding overlapped."""
+    """Seconds for :func:`inference.iter_features` over every split: decoding overlapped."""
     start = time.perf_counter()
-    for samples in listing.samples.values():
-        for _ in backbones.iter_features(
+    for rows in listing.rows.values():
+        for _ in inference.iter_features(
             model,
-            transform,
-            root,
-            [s.path for s in samples],
+            folder.ImageFiles(root, rows, transform),
             batch_size=batch_size,
             workers=workers,
         ):
@@ -212,8 +212,8 @@ def main() -> None:
     if args.shards:
         shard_comparison(root, args.shards, args.batch_size)
         return
-    listing = images.scan(root, ["train", "val"])
-    paths = [s.path for s in listing.all_samples()]
+    listing = folder.scan(root, ["train", "val"])
+    paths = [p for rows in listing.rows.values() for p in rows]
     batches = split_batches(listing, args.batch_size)
     n = len(paths)
     print(
@@ -239,7 +239,7 @@ def main() -> None:
         reference = plain(batch[:32])
     plain = plain.to(memory_format=torch.channels_last)
     print(f"forward only, + channels_last:           {_rate(n, best(plain, True))}")
-    fused, info = backbones.build("resnet18", "none", seed=0, device="cpu")
+    fused, info = models.build("resnet18", "none", seed=0, device="cpu")
     fwd = best(fused, True)
     print(f"forward only, + BatchNorm folded (ours): {_rate(n, fwd)}")
     with torch.inference_mode():

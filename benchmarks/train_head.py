@@ -26,13 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from pipeline import train_head
-from pipeline.config import TrainConfig
+from pipeline.common.config import TrainConfig
+from pipeline.training.data import HeadData, load_data
+from pipeline.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def demo_head_epoch_seconds(data: train_head.HeadData, epochs: int = 2) -> float:
+def demo_head_epoch_seconds(data: HeadData, epochs: int = 2) -> float:
     """The demo's DressedQuantumNet: a per-sample QNode loop, float32, batch 4, Adam 4e-4.
 
     Returns the fastest of ``epochs`` epochs, as the other rows are best-of too.
@@ -92,11 +93,11 @@ def demo_head_epoch_seconds(data: train_head.HeadData, epochs: int = 2) -> float
     return min(times)
 
 
-def ours_epoch_seconds(data: train_head.HeadData, repeats: int, **train) -> float:
-    """Best of ``repeats`` runs of pipeline.train_head.fit: its training seconds per epoch."""
+def ours_epoch_seconds(data: HeadData, repeats: int, **train) -> float:
+    """Best of ``repeats`` runs of pipeline.training.loop.fit: its training seconds per epoch."""
     cfg = TrainConfig(**train)
     return min(
-        train_head.fit(cfg, data, on_epoch=lambda row: None).timing["train_seconds_per_epoch"]
+        fit(cfg, data, on_epoch=lambda row: None).timing["train_seconds_per_epoch"]
         for _ in range(repeats)
     )
 
@@ -142,11 +143,11 @@ def main() -> None:
     args = parser.parse_args()
     features = Path(args.features)
     if not features.exists():
-        from pipeline.config import DataConfig, ExtractConfig
-        from pipeline.extract import extract
+        from pipeline.common.config import DataConfig, ExtractConfig
+        from pipeline.extraction.loop import extract_images as extract
 
         extract(DataConfig(dir=args.data), ExtractConfig(weights="none", out=str(features)))
-    data = train_head.load_data(features)
+    data = load_data(features)
     n = len(data.train)
     print(
         f"{n} train / {len(data.val)} val rows, torch {torch.__version__}, "

@@ -74,12 +74,14 @@ def tiny_root(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_store(tiny_root, tmp_path_factory) -> Path:
     """Features of ``tiny_root`` (random-init resnet18), extracted once per session."""
-    from pipeline.config import DataConfig, ExtractConfig
-    from pipeline.extract import extract
+    from pipeline.common.config import DataConfig, ExtractConfig
+    from pipeline.extraction.loop import extract_images
 
     root = tiny_root
     out = tmp_path_factory.mktemp("tiny-features") / "tiny.h5"
-    extract(DataConfig(dir=str(root)), ExtractConfig(weights="none", out=str(out), workers=0))
+    extract_images(
+        DataConfig(dir=str(root)), ExtractConfig(weights="none", out=str(out), workers=0)
+    )
     return out
 
 
@@ -102,11 +104,13 @@ def hymenoptera_dir() -> Path:
 @pytest.fixture(scope="session")
 def real_store(hymenoptera_dir: Path, tmp_path_factory) -> Path:
     """Features of the real set (random-init resnet18), extracted once per session."""
-    from pipeline.config import DataConfig, ExtractConfig
-    from pipeline.extract import extract
+    from pipeline.common.config import DataConfig, ExtractConfig
+    from pipeline.extraction.loop import extract_images
 
     out = tmp_path_factory.mktemp("real-features") / "hymenoptera-resnet18.h5"
-    extract(DataConfig(dir=str(hymenoptera_dir)), ExtractConfig(weights="none", out=str(out)))
+    extract_images(
+        DataConfig(dir=str(hymenoptera_dir)), ExtractConfig(weights="none", out=str(out))
+    )
     return out
 
 
@@ -134,19 +138,19 @@ def write_synthetic_store(
     class_names=None,
 ) -> Path:
     """A feature store of Gaussian blobs, one per class, in the stage-one format."""
-    from pipeline import features
+    from pipeline.store import hdf5
 
     rng = np.random.default_rng(seed)
     centres = rng.standard_normal((n_classes, dim)) * separation
 
-    def split(name: str, n: int) -> features.SplitArrays:
+    def split(name: str, n: int) -> hdf5.SplitArrays:
         labels = np.arange(n) % n_classes
         feats = centres[labels] + rng.standard_normal((n, dim))
-        return features.SplitArrays(
+        return hdf5.SplitArrays(
             feats.astype(np.float32), labels, [f"{name}/{i}.jpg" for i in range(n)]
         )
 
-    features.write(
+    hdf5.write(
         path,
         {"train": split("train", n_train), "val": split("val", n_val)},
         class_names=class_names or [f"c{i}" for i in range(n_classes)],
@@ -169,8 +173,8 @@ def synthetic_store():
 @pytest.fixture(scope="session")
 def tiny_run(tiny_store, tmp_path_factory) -> Path:
     """A quantum head trained for 3 epochs on ``tiny_store``: its run folder (do not modify)."""
-    from pipeline.config import Params, TrainConfig
-    from pipeline.train_head import train_head
+    from pipeline.common.config import Params, TrainConfig
+    from pipeline.training.run import train_head
 
     out = tmp_path_factory.mktemp("tiny-run") / "head"
     train_head(Params(train=TrainConfig(features=str(tiny_store), out_dir=str(out), epochs=3)))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import features
+from pipeline.store import hdf5
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = [
@@ -106,7 +106,7 @@ def test_pipeline_end_to_end(project: Project):
     # 1. everything runs; fetch_data finds the data folder already there (no download)
     assert project.ran("repro") == stages
     store = project.root / "features" / "hymenoptera-resnet18.h5"
-    assert features.verify(store).weights == "none"
+    assert hdf5.verify(store).weights == "none"
     summary = (project.root / "runs" / "compare" / "summary.md").read_text()
     assert "| quantum |" in summary and "| linear |" in summary and "RANDOM-INIT" in summary
 

@@ -1,0 +1,1 @@
+"""What every part shares: config, command-line helpers, errors, files, progress, devices, Dask."""

@@ -1,0 +1,103 @@
+"""What every command's ``main()`` shares: its parser, logging, and mapping errors to exit codes.
+
+A command module is a thin ``main(argv=None)``::
+
+    def main(argv=None) -> int:
+        parser = cli.parser("python -m pipeline.train_head", "Stage two: ...")
+        return cli.main(parser, argv, lambda args: train_head(cli.params(args)))
+
+Library code raises :class:`~pipeline.common.errors.PipelineError`; :func:`main` logs it
+and returns a non-zero exit code (130 for Ctrl-C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pipeline.common.config import Params, add_params_arguments, load_params
+from pipeline.common.errors import PipelineError
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+log = logging.getLogger("pipeline")
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A StreamHandler that writes to whatever ``sys.stderr`` is at the time of each record."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Log ``pipeline.*`` messages to stderr, one plain line each."""
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def run(task: Callable[[], Any]) -> int:
+    """Run ``task``; return 0, or log the error of a PipelineError and return non-zero."""
+    try:
+        task()
+    except PipelineError as exc:
+        log.error("%s", exc)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return EXIT_INTERRUPTED
+    return 0
+
+
+def parser(prog: str, description: str, *, with_params: bool = True) -> argparse.ArgumentParser:
+    """An ArgumentParser for ``python -m pipeline.<command>``, with ``--params``/``--set``.
+
+    Args:
+        prog: the command as a user types it.
+        description: one sentence for ``--help``.
+        with_params: add ``--params FILE`` and repeatable ``--set section.key=value``.
+    """
+    result = argparse.ArgumentParser(prog=prog, description=description)
+    if with_params:
+        add_params_arguments(result)
+    return result
+
+
+def params(args: argparse.Namespace) -> Params:
+    """The checked :class:`Params` of ``--params`` and ``--set``."""
+    return load_params(args.params, args.overrides)
+
+
+def main(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None,
+    task: Callable[[argparse.Namespace], Any],
+    *,
+    check: Callable[[argparse.Namespace], str | None] | None = None,
+) -> int:
+    """Parse ``argv``, set up logging and run ``task(args)``; return the exit code.
+
+    Args:
+        parser: the command's parser (:func:`parser`).
+        argv: the arguments (None: ``sys.argv[1:]``).
+        task: the work, given the parsed arguments.
+        check: returns a usage error for arguments argparse cannot judge alone (options that
+            need each other), which exits with status 2 like argparse's own errors.
+    """
+    args = parser.parse_args(argv)
+    problem = check(args) if check is not None else None
+    if problem:
+        parser.error(problem)
+    setup_logging()
+    return run(lambda: task(args))

@@ -1,0 +1,488 @@
+"""Typed configuration: ``params.yaml`` (one block per stage) loaded into frozen dataclasses.
+
+Every command reads the same file (``--params``, default ``params.yaml``) and accepts repeatable
+``--set section.key=value`` overrides, spelled as in ``dvc exp run -S``. Values of ``--set`` are
+parsed as YAML, so ``--set train.epochs=5`` is an int and ``--set data.splits=[train,val]`` a list.
+
+Example:
+    >>> params = load_params("params.yaml", ["train.q_depth=3"])
+    >>> params.train.q_depth
+    3
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+import yaml
+
+from pipeline.common.errors import ConfigError
+
+DEFAULT_PARAMS = "params.yaml"
+
+
+def _check(ok: bool, key: str, expected: str, got: object) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: expected {expected}; got {got!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how to fetch them (block ``data``)."""
+
+    dir: str = "data/hymenoptera_data"
+    url: str = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+    sha256: str | None = None
+    splits: tuple[str, ...] = ("train", "val")
+    source: Literal["folder", "cifar10"] = "folder"
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        _check(
+            len(self.splits) > 0, "data.splits", "a non-empty list of split folders", self.splits
+        )
+        if self.source == "cifar10":
+            _check(
+                self.classes is not None
+                and len(self.classes) >= 2
+                and len(set(self.classes)) == len(self.classes),
+                "data.classes",
+                "a list of at least 2 distinct CIFAR-10 class names with data.source cifar10 "
+                "(e.g. [cat, dog])",
+                self.classes,
+            )
+            _check(
+                set(self.splits) <= {"train", "val"},
+                "data.splits",
+                "train and/or val with data.source cifar10 (CIFAR-10's train and test sets)",
+                self.splits,
+            )
+        _check("train" in self.splits, "data.splits", "a list that includes 'train'", self.splits)
+        _check(
+            len(set(self.splits)) == len(self.splits), "data.splits", "distinct names", self.splits
+        )
+        if self.sha256 is not None:
+            digest = self.sha256.lower()
+            _check(
+                len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
+                "data.sha256",
+                "null or 64 hexadecimal digits",
+                self.sha256,
+            )
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Stage one: the frozen backbone and the feature store it writes (block ``extract``)."""
+
+    backbone: str = "resnet18"
+    weights: str = "IMAGENET1K_V1"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 32
+    workers: int = 2
+    on_bad_image: Literal["error", "skip"] = "error"
+    out: str = "features/hymenoptera-resnet18.h5"
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, "extract.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.workers >= 0, "extract.workers", "an integer >= 0", self.workers)
+        _check(bool(self.out), "extract.out", "a file path", self.out)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Stage two: the head trained on cached features (block ``train``).
+
+    The defaults are the paper's and the PennyLane demo's settings.
+    """
+
+    features: str | None = None  # null: use extract.out
+    head: Literal["quantum", "classical", "linear"] = "quantum"
+    n_qubits: int = 4
+    q_depth: int = 6
+    q_delta: float = 0.01
+    backend: str = "torch"
+    diff_method: str = "best"
+    shots: int | None = None
+    dtype: Literal["float64", "float32"] = "float64"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    lr: float = 0.0004
+    batch_size: int = 4
+    epochs: int = 30
+    step_size: int = 10
+    gamma: float = 0.1
+    seed: int = 42
+    out_dir: str = "runs/head"
+    init_std: float | None = None  # null: each layer's own init; else N(0, init_std) for all
+    loss_reduction: Literal["mean", "sum"] = "mean"
+    optimizer: Literal["adam", "pennylane_adam"] = "adam"
+    checkpoint: Literal["best", "last"] = "best"
+
+    def __post_init__(self) -> None:
+        _check(self.n_qubits >= 1, "train.n_qubits", "an integer >= 1", self.n_qubits)
+        _check(self.q_depth >= 0, "train.q_depth", "an integer >= 0", self.q_depth)
+        _check(self.q_delta >= 0, "train.q_delta", "a number >= 0", self.q_delta)
+        _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
+        _check(self.batch_size >= 1, "train.batch_size", "an integer >= 1", self.batch_size)
+        _check(self.epochs >= 1, "train.epochs", "an integer >= 1", self.epochs)
+        _check(self.step_size >= 1, "train.step_size", "an integer >= 1", self.step_size)
+        _check(0 < self.gamma <= 1, "train.gamma", "a number in (0, 1]", self.gamma)
+        _check(
+            self.shots is None or self.shots >= 1,
+            "train.shots",
+            "null or an integer >= 1",
+            self.shots,
+        )
+        _check(bool(self.backend), "train.backend", "'torch' or a PennyLane device name", "")
+        _check(
+            self.init_std is None or self.init_std >= 0,
+            "train.init_std",
+            "null or a number >= 0",
+            self.init_std,
+        )
+
+
+@dataclass(frozen=True)
+class SpiralConfig:
+    """The paper's two-spiral benchmark, written as a feature store (block ``spiral``).
+
+    Defaults are those of the paper's notebook (``dressed_circuit.ipynb``): data set 1 has
+    ``turns`` 1.52, data set 2 has 2.0.
+    """
+
+    turns: float = 1.52
+    data_seed: int = 21
+    noise: float = 0.7
+    n_per_class: int = 2200
+    n_val: int = 200
+    n_train: int = 2000
+    split_seed: int = 42
+    out: str = "features/spiral-{spiral.turns}.h5"
+
+    def __post_init__(self) -> None:
+        _check(self.turns > 0, "spiral.turns", "a number > 0", self.turns)
+        _check(self.noise >= 0, "spiral.noise", "a number >= 0", self.noise)
+        _check(self.n_per_class >= 1, "spiral.n_per_class", "an integer >= 1", self.n_per_class)
+        _check(self.n_val >= 1, "spiral.n_val", "an integer >= 1", self.n_val)
+        _check(self.n_train >= 1, "spiral.n_train", "an integer >= 1", self.n_train)
+        _check(
+            self.n_val + self.n_train <= 2 * self.n_per_class,
+            "spiral.n_val + spiral.n_train",
+            f"at most 2 * spiral.n_per_class = {2 * self.n_per_class} points",
+            self.n_val + self.n_train,
+        )
+        _check(bool(self.out), "spiral.out", "a file path", self.out)
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """The DVC ``compare`` stage: every head in ``heads`` trained with every seed in ``seeds``.
+
+    Each run takes the ``train`` block with its head and seed replaced; the summary reports
+    mean ± std of best and last val accuracy per head (block ``compare``).
+    """
+
+    heads: tuple[str, ...] = ("quantum", "classical", "linear")
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    dir: str = "runs/compare"
+
+    def __post_init__(self) -> None:
+        known = get_args(typing.get_type_hints(TrainConfig)["head"])
+        for head in self.heads:
+            _check(head in known, "compare.heads", f"a list of {', '.join(known)}", self.heads)
+        _check(len(self.heads) > 0, "compare.heads", "a non-empty list", self.heads)
+        _check(len(self.seeds) > 0, "compare.seeds", "a non-empty list", self.seeds)
+        _check(
+            len(set(self.seeds)) == len(self.seeds), "compare.seeds", "distinct seeds", self.seeds
+        )
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """Plots of a trained head, written into ``<train.out_dir>/plots`` (block ``report``)."""
+
+    n_images: int = 16  # validation images in predictions.png
+    seed: int = 0  # seeds which validation images are shown
+    dpi: int = 100  # pixels per inch of every PNG
+
+    def __post_init__(self) -> None:
+        _check(self.n_images >= 1, "report.n_images", "an integer >= 1", self.n_images)
+        _check(20 <= self.dpi <= 600, "report.dpi", "an integer in [20, 600]", self.dpi)
+
+
+@dataclass(frozen=True)
+class Params:
+    """All blocks of a params file. Blocks missing from the file take their defaults."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    compare: CompareConfig = field(default_factory=CompareConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+    spiral: SpiralConfig = field(default_factory=SpiralConfig)
+
+    def expand(self, template: str, key: str = "path") -> str:
+        """Fill ``{block.key}`` placeholders of a path from these params.
+
+        ``{{`` and ``}}`` stand for literal braces.
+
+        Example:
+            >>> Params().expand("features/spiral-{spiral.turns}.h5")
+            'features/spiral-1.52.h5'
+
+        Raises:
+            ConfigError: a placeholder names no block or key (the message names ``key``).
+        """
+        if "{" not in template and "}" not in template:
+            return template
+        blocks = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        try:
+            return template.format(**blocks)
+        except (KeyError, AttributeError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"{key}: cannot fill the placeholders of {template!r} ({exc}); expected "
+                f"{{block.key}} with a block of {', '.join(blocks)} (e.g. {{spiral.turns}}), "
+                "and {{ }} for literal braces"
+            ) from None
+
+    @property
+    def features_path(self) -> str:
+        """The feature store stage two reads: ``train.features``, else ``extract.out``.
+
+        Placeholders such as ``{spiral.turns}`` are filled in (:meth:`expand`).
+        """
+        if self.train.features:
+            return self.expand(self.train.features, "train.features")
+        return self.expand(self.extract.out, "extract.out")
+
+    @property
+    def spiral_out(self) -> str:
+        """``spiral.out`` with its placeholders filled in."""
+        return self.expand(self.spiral.out, "spiral.out")
+
+    @property
+    def out_dir(self) -> str:
+        """``train.out_dir`` with its placeholders filled in."""
+        return self.expand(self.train.out_dir, "train.out_dir")
+
+
+def section_types() -> dict[str, type]:
+    """Block name -> its dataclass, in the order of :class:`Params`."""
+    hints = typing.get_type_hints(Params)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Params)}
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(get_args(tp)[0])}"
+    if tp is type(None):
+        return "null"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key``."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in get_args(tp):
+            return None
+        for option in get_args(tp):
+            if option is type(None):
+                continue
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        raise ConfigError(f"{key}: expected {_type_name(tp)}; got {value!r}")
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected {_type_name(tp)}; got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected {_type_name(tp)}; got {value!r}")
+        (item,) = get_args(tp)[:1]
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            # PyYAML follows YAML 1.1, which reads "4e-4" (no dot) as a string.
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                if math.isfinite(number):
+                    return number
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a new field type needs a branch here
+        raise TypeError(f"{key}: unsupported config type {tp!r}")
+    raise ConfigError(f"{key}: expected {_type_name(tp)}; got {value!r}")
+
+
+def build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    """Build the dataclass ``cls`` of block ``name`` from a mapping, checking keys and types."""
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{name}: expected a mapping of keys to values; got {values!r}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(
+                f"unknown key '{name}.{key}'; valid keys of '{name}': {', '.join(valid)}"
+            )
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def parse_assignment(
+    text: str, *, option: str = "--set", many: bool = False
+) -> tuple[str, str, Any]:
+    """Split ``section.key=value`` into its parts and parse the value as YAML.
+
+    The one parser of ``--set`` values and ``--grid`` values: with ``many`` the value is a
+    comma-separated list, read as one YAML flow sequence (``0,1,2`` -> ``[0, 1, 2]``), so each
+    item is typed exactly as the same text after ``--set`` would be.
+
+    Args:
+        text: ``section.key=value`` (or ``section.key=v1,v2,...`` with ``many``).
+        option: the option's name, for error messages.
+        many: parse a list of values.
+
+    Returns:
+        ``(section, key, value)``; with ``many`` the value is a list.
+
+    Raises:
+        ConfigError: not of that form, or a value that is not YAML.
+
+    Example:
+        >>> parse_assignment("train.seed=0,1,2", option="--grid", many=True)
+        ('train', 'seed', [0, 1, 2])
+    """
+    example = (
+        "section.key=v1,v2,... (e.g. train.seed=0,1,2)"
+        if many
+        else "section.key=value (e.g. train.epochs=5)"
+    )
+    path, sep, raw = text.partition("=")
+    parts = path.strip().split(".")
+    if not sep or len(parts) != 2 or not all(parts) or (many and not raw.strip()):
+        raise ConfigError(f"{option}: expected {example}; got {text!r}")
+    try:
+        if many:
+            value = yaml.safe_load(f"[{raw}]")
+        else:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{option} {path.strip()}: cannot parse value {raw!r} as YAML: {exc}"
+        ) from exc
+    return parts[0], parts[1], value
+
+
+def typed_value(section: str, key: str, value: Any) -> Any:
+    """``value`` as block ``section``'s key ``key`` holds it, checked as in a params file.
+
+    Raises:
+        ConfigError: an unknown block or key, or a value of the wrong type or range.
+    """
+    types_ = section_types()
+    if section not in types_:
+        raise ConfigError(f"unknown section {section!r}; valid sections: {', '.join(types_)}")
+    return getattr(build_section(section, types_[section], {key: value}), key)
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()) -> Params:
+    """Load a params file, apply ``section.key=value`` overrides, and check every key and type.
+
+    Args:
+        path: YAML file with one block per stage. Missing blocks and keys take the defaults.
+        overrides: strings ``section.key=value``, applied in order after the file.
+
+    Returns:
+        The frozen :class:`Params`.
+
+    Raises:
+        ConfigError: the file is missing or not YAML, or a section, key or value is invalid.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"params file {str(path)!r} not found") from None
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params file {str(path)!r}: expected a mapping of sections")
+    raw = {name: dict(block or {}) for name, block in raw.items()}
+    for text_override in overrides:
+        section, key, value = parse_assignment(text_override)
+        raw.setdefault(section, {})[key] = value
+    types_ = section_types()
+    sections = {}
+    for name, block in raw.items():
+        if name not in types_:
+            raise ConfigError(
+                f"unknown section '{name}' in {str(path)!r}; valid sections: {', '.join(types_)}"
+            )
+        sections[name] = build_section(name, types_[name], block)
+    return Params(**sections)
+
+
+def add_params_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--params FILE`` and repeatable ``--set section.key=value`` to a parser."""
+    parser.add_argument(
+        "--params",
+        default=DEFAULT_PARAMS,
+        metavar="FILE",
+        help=f"params file (default: {DEFAULT_PARAMS})",
+    )
+    parser.add_argument(
+        "--set",
+        "-S",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one param (repeatable; same spelling as `dvc exp run -S`)",
+    )
+    return parser
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass as plain dicts, lists and scalars (for JSON, YAML and checkpoints)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return plain(dataclasses.asdict(config))

@@ -1,0 +1,66 @@
+"""Files: atomic outputs (a temporary file beside the target, then ``os.replace``) and hashes."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+_HASH_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
+
+    On any exception the temporary file is removed and ``target`` is left as it was. The
+    target's folder is created if needed.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_path = _new_temp_file(target, suffix)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def _new_temp_file(target: Path, suffix: str) -> Path:
+    """Create an empty, unused file beside ``target`` with the usual permissions.
+
+    Unlike ``tempfile.mkstemp`` (mode 0600), the mode is 0666 less the umask, so the final
+    file gets the permissions any other new file would.
+    """
+    while True:
+        path = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return path
+
+
+def write_text(target: str | Path, text: str) -> None:
+    """Write a UTF-8 text file atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_bytes(target: str | Path, data: bytes) -> None:
+    """Write a binary file atomically."""
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(data)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()

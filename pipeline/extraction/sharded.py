@@ -1,0 +1,111 @@
+"""Extraction as shards on a Dask cluster, merged into the file one process would write.
+
+The client lists and fingerprints the rows once and checks whether ``extract.out`` is up to
+date; each Dask task runs :func:`pipeline.extraction.loop.extract` on one
+:class:`~pipeline.store.shards.Shard` and writes its shard file beside ``extract.out`` (so
+workers must see ``data.dir`` and that folder at the same paths); the client merges the shard
+files (:func:`pipeline.store.shards.merge`) and deletes them. Shards left by an interrupted
+run are reused when up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.common import cluster
+from pipeline.common.config import DataConfig, ExtractConfig
+from pipeline.common.progress import progress
+from pipeline.extraction.loop import ExtractResult, extract_images, stale_reason
+from pipeline.sources.catalog import image_source
+from pipeline.store.hdf5 import read_meta
+from pipeline.store.shards import Shard, merge
+
+log = logging.getLogger("pipeline")
+
+
+def extract_shard(
+    data: DataConfig, cfg: ExtractConfig, shard: Shard, fingerprint: str, force: bool
+) -> tuple[str, bool, float]:
+    """One Dask task: extract one shard; returns (shard file, was up to date, seconds)."""
+    import multiprocessing
+
+    if cfg.workers and multiprocessing.current_process().daemon:
+        # Dask runs tasks in daemonic processes, which cannot start DataLoader workers.
+        cfg = replace(cfg, workers=0)
+    result = extract_images(data, cfg, force=force, shard=shard, fingerprint=fingerprint)
+    return str(result.path), result.up_to_date, result.seconds
+
+
+def extract_on_dask(
+    data: DataConfig,
+    cfg: ExtractConfig,
+    client,
+    *,
+    shards: int | None = None,
+    force: bool = False,
+) -> ExtractResult:
+    """Extract ``cfg.out`` as shards run as Dask tasks, then merge them (see module docstring).
+
+    Args:
+        data, cfg, force: as for :func:`pipeline.extraction.loop.extract` of the data's
+            image source.
+        client: a ``dask.distributed.Client`` (:func:`pipeline.common.cluster.connect`).
+        shards: number of shards; default one per worker thread, at most one per row.
+
+    Returns:
+        An :class:`~pipeline.extraction.loop.ExtractResult` for the merged file.
+    """
+    from distributed import as_completed  # dask: only with --scheduler/--dask-workers
+
+    start = time.perf_counter()
+    out = Path(cfg.out)
+    source = image_source(data)
+    listing = source.list()
+    fingerprint = source.fingerprint(listing)
+    total = listing.total
+    if out.exists() and not force:
+        reason = stale_reason(out, source, listing, fingerprint, cfg)
+        if reason is None:
+            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
+            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
+        log.info("re-extracting %s: %s", out, reason)
+    n = max(1, min(shards or cluster.total_threads(client), total))
+    log.info("extracting %d rows as %d shards on %s", total, n, client.scheduler.address)
+    token = uuid.uuid4().hex[:8]  # task keys unique to this run, on a shared cluster too
+    futures = [
+        client.submit(
+            extract_shard,
+            data,
+            cfg,
+            Shard(k, n),
+            fingerprint,
+            force,
+            key=f"extract-{k}-of-{n}-{token}",
+        )
+        for k in range(1, n + 1)
+    ]
+    paths: list[str] = []
+    try:
+        with progress(n, "extract shards", unit="shard") as bar:
+            for future in as_completed(futures):
+                path, up_to_date, seconds = future.result()
+                log.info(
+                    "%s %s in %.1f s", path, "was up to date" if up_to_date else "done", seconds
+                )
+                paths.append(path)
+                bar.update(1)
+    finally:
+        for future in futures:
+            future.cancel()
+    meta = merge(out, paths)
+    for path in paths:
+        Path(path).unlink(missing_ok=True)
+    seconds = time.perf_counter() - start
+    log.info(
+        "merged %d shards into %s in %.1f s in all (%.1f rows/s)", n, out, seconds, total / seconds
+    )
+    return ExtractResult(out, meta, False, seconds)

@@ -1,0 +1,68 @@
+"""``model.pt``: a trained head's checkpoint, read and checked, and the head rebuilt from it.
+
+The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
+``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
+``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch`` and ``features`` (the
+feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` writes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from pipeline.common.config import TrainConfig, build_section
+from pipeline.common.errors import PipelineError
+from pipeline.heads.dressed import build_head
+
+CHECKPOINT_VERSION = 1
+
+
+def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
+    """The checkpoint dict of ``model.pt``, checked but without building the head.
+
+    Args:
+        path: a ``model.pt`` written by ``pipeline.train_head``.
+        map_location: where tensors are loaded.
+
+    Returns:
+        The dict: ``format_version``, ``state_dict``, ``config``, ``class_names``,
+        ``in_features``, ``best_epoch``, ``features`` (the feature store's identity).
+
+    Raises:
+        PipelineError: the file is missing or is not a checkpoint of this pipeline.
+
+    Example:
+        >>> read_checkpoint("runs/head/model.pt")["class_names"]
+        ['ants', 'bees']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"model file {str(path)!r} does not exist; train a head first")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises several types for a bad file
+        raise PipelineError(f"{str(path)!r} is not a readable checkpoint: {exc}") from exc
+    if not isinstance(ckpt, dict) or ckpt.get("format_version") != CHECKPOINT_VERSION:
+        raise PipelineError(
+            f"{str(path)!r} is not a head checkpoint of format_version {CHECKPOINT_VERSION}"
+        )
+    return ckpt
+
+
+def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
+    """Rebuild a trained head from ``model.pt``.
+
+    Returns:
+        ``(model, checkpoint)``: the head in eval mode, in the dtype it was trained in, and
+        the checkpoint dict (``config``, ``class_names``, ``in_features``, ``features``, ...).
+
+    Raises:
+        PipelineError: the file is missing or is not a checkpoint of this pipeline.
+    """
+    ckpt = read_checkpoint(path, map_location=map_location)
+    cfg = build_section("train", TrainConfig, ckpt["config"])
+    model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
+    model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
+    return model.eval(), ckpt

@@ -1,0 +1,155 @@
+"""The heads trained on cached features: quantum (the dressed circuit) and its classical baselines.
+
+* ``quantum``: :class:`DressedQuantumNet`, Linear(in -> n) -> tanh * pi/2 -> circuit
+  (:mod:`pipeline.simulators.qubit`) -> Linear(n -> classes).
+* ``classical``: the same dressed bottleneck with the circuit and its pi/2 scaling replaced by
+  tanh(Linear(n -> n)), the paper's classical comparison.
+* ``linear``: Linear(in -> classes), the paper's ResNet18 + linear-layer baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from pipeline.common.config import TrainConfig
+from pipeline.simulators.qubit import Method, make_circuit, shape
+
+
+class DressedQuantumNet(nn.Module):
+    """Linear(in -> n_qubits) -> tanh * pi/2 -> circuit -> Linear(n_qubits -> n_classes).
+
+    Args:
+        in_features: width of the input features (512 for ResNet18).
+        n_qubits: circuit width, >= 1.
+        q_depth: number of variational layers, >= 0.
+        n_classes: number of outputs, >= 2.
+        q_delta: spread of the initial circuit weights, ``q_delta * N(0, 1)``.
+        backend: ``"torch"`` or a PennyLane device name.
+        diff_method, shots, seed: for PennyLane backends (``seed`` seeds shot sampling).
+        method: for the torch backend (see :class:`TorchCircuit`).
+
+    Example:
+        >>> DressedQuantumNet(in_features=2, n_qubits=5, q_depth=5)(torch.zeros(3, 2)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(
+        self,
+        in_features: int = 512,
+        n_qubits: int = 4,
+        q_depth: int = 6,
+        n_classes: int = 2,
+        q_delta: float = 0.01,
+        backend: str = "torch",
+        *,
+        diff_method: str = "best",
+        shots: int | None = None,
+        seed: int | None = None,
+        method: Method = "auto",
+    ):
+        super().__init__()
+        for name, value, low in (
+            ("in_features", in_features, 1),
+            ("n_qubits", n_qubits, 1),
+            ("q_depth", q_depth, 0),
+            ("n_classes", n_classes, 2),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
+        if q_delta < 0:
+            raise ValueError(f"q_delta: expected a number >= 0; got {q_delta!r}")
+        self.pre_net = nn.Linear(in_features, n_qubits)
+        self.q_params = nn.Parameter(q_delta * torch.randn(shape(n_qubits, q_depth)))
+        self.circuit = make_circuit(
+            backend,
+            n_qubits,
+            q_depth,
+            diff_method=diff_method,
+            shots=shots,
+            seed=seed,
+            method=method,
+        )
+        self.post_net = nn.Linear(n_qubits, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q_in = torch.tanh(self.pre_net(x)) * (math.pi / 2)  # (B, n_qubits)
+        q_out = self.circuit(q_in, self.q_params)  # (B, n_qubits)
+        return self.post_net(q_out)  # (B, n_classes)
+
+
+class ClassicalDressedNet(nn.Module):
+    """Linear(in -> n) -> tanh -> Linear(n -> n) -> tanh -> Linear(n -> classes).
+
+    Example:
+        >>> ClassicalDressedNet(in_features=512, n_hidden=4, n_classes=2)(torch.zeros(3, 512)).shape
+        torch.Size([3, 2])
+    """
+
+    def __init__(self, in_features: int = 512, n_hidden: int = 4, n_classes: int = 2):
+        super().__init__()
+        for name, value, low in (
+            ("in_features", in_features, 1),
+            ("n_hidden", n_hidden, 1),
+            ("n_classes", n_classes, 2),
+        ):
+            if not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
+        self.pre_net = nn.Linear(in_features, n_hidden)
+        self.hidden = nn.Linear(n_hidden, n_hidden)
+        self.post_net = nn.Linear(n_hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.tanh(self.pre_net(x))  # (B, n_hidden)
+        h = torch.tanh(self.hidden(h))  # (B, n_hidden)
+        return self.post_net(h)  # (B, n_classes)
+
+
+def build_head(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
+    """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
+
+    Args:
+        cfg: ``head``, ``n_qubits``, ``q_depth``, ``q_delta``, ``backend``, ``diff_method``,
+            ``shots``, ``seed`` and ``init_std`` are read. With ``init_std`` set, every
+            parameter (weights, biases and circuit angles) is drawn afresh from
+            N(0, init_std), after the layers' own initialisation, in parameter order: the
+            paper's spiral benchmark starts all parameters at 0.001 * N(0, 1).
+        in_features: width of the cached features.
+        n_classes: number of classes in the feature store.
+
+    Returns:
+        A float32 module; callers move it to their device and dtype.
+
+    Example:
+        >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
+        >>> all(bool((p == 0).all()) for p in head.parameters())
+        True
+    """
+    model = _build(cfg, in_features, n_classes)
+    if cfg.init_std is not None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0.0, cfg.init_std)
+    return model
+
+
+def _build(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
+    if cfg.head == "quantum":
+        return DressedQuantumNet(
+            in_features=in_features,
+            n_qubits=cfg.n_qubits,
+            q_depth=cfg.q_depth,
+            n_classes=n_classes,
+            q_delta=cfg.q_delta,
+            backend=cfg.backend,
+            diff_method=cfg.diff_method,
+            shots=cfg.shots,
+            seed=cfg.seed,
+        )
+    if cfg.head == "classical":
+        return ClassicalDressedNet(in_features, cfg.n_qubits, n_classes)
+    if cfg.head == "linear":
+        return nn.Linear(in_features, n_classes)
+    raise ValueError(f"train.head: expected quantum, classical or linear; got {cfg.head!r}")

@@ -1,0 +1,201 @@
+"""Classify new images with a trained head: the recorded backbone, then the head.
+
+The head's ``model.pt`` records which features it was trained on (``features``: backbone,
+weights, their sha-256, the transform, and for random-init weights the seed). Prediction
+rebuilds exactly that backbone and preprocessing (:func:`pipeline.backbones.models.rebuild`),
+which checks that the available weights have the recorded sha-256 (and refuses, naming the
+weights the head needs, when they do not), turns each image into features as stage one did,
+and applies the head in the dtype it was trained in. Cached and live features therefore give
+the same logits (a test checks it).
+
+A directory is walked recursively with stage one's rules
+(:func:`pipeline.sources.images.walk_images`: sorted, only the image extensions); a file named
+on the command line is read whatever its extension. An image that cannot be decoded is
+reported with its error, the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.errors import DataError
+from pipeline.common.progress import progress
+from pipeline.sources import images
+
+log = logging.getLogger("pipeline")
+
+MAX_PATH_WIDTH = 60  # paths are padded to align the columns, up to this width
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The head's output for one image, or why there is none."""
+
+    path: str
+    class_names: tuple[str, ...]
+    logits: np.ndarray | None  # (n_classes,) in the head's dtype, None when it failed
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """Softmax of the logits, (n_classes,)."""
+        if self.logits is None:
+            raise ValueError(f"{self.path}: no prediction ({self.error})")
+        z = np.exp(self.logits - self.logits.max())
+        return z / z.sum()
+
+    @property
+    def predicted(self) -> str:
+        """The most probable class."""
+        return self.class_names[int(np.argmax(self.probabilities))]
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (see the module docstring)."""
+        if not self.ok:
+            return {"path": self.path, "error": self.error}
+        probs = self.probabilities
+        return {
+            "path": self.path,
+            "predicted": self.predicted,
+            "probability": float(probs.max()),
+            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs, strict=True)},
+            "logits": [float(v) for v in self.logits],
+        }
+
+
+# ------------------------------------------------------------------ inputs
+
+
+def find_images(inputs: Sequence[str | Path]) -> list[str]:
+    """The image files named by ``inputs``: files as given, directories walked recursively.
+
+    Args:
+        inputs: image files and directories. A directory contributes the files that
+            :func:`pipeline.images.walk_images` calls images, in its order; a file is taken
+            whatever its extension.
+
+    Returns:
+        Paths in input order, each as the input joined with the path found under it.
+
+    Raises:
+        DataError: an input does not exist, or no image was found at all.
+
+    Example:
+        >>> find_images(["data/hymenoptera_data/val"])[:1]
+        ['data/hymenoptera_data/val/ants/10308379_1b6c72e180.jpg']
+    """
+    if not inputs:
+        raise DataError("no images given: name image files or folders")
+    found: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            paths, ignored = images.walk_images(path)
+            if ignored:
+                log.info("%s: %d non-image files ignored", item, len(ignored))
+            if not paths:
+                log.warning("%s: no images (extensions %s)", item, ", ".join(images.IMG_EXTENSIONS))
+            found += [os.path.join(str(item), p) for p in paths]
+        elif path.exists():
+            found.append(str(item))
+        else:
+            raise DataError(f"{str(item)!r} does not exist; expected an image file or a folder")
+    if not found:
+        raise DataError(
+            f"no images under {', '.join(map(str, inputs))} "
+            f"(extensions {', '.join(images.IMG_EXTENSIONS)})"
+        )
+    return found
+
+
+# ------------------------------------------------------------------ prediction
+
+
+def predict(
+    model_path: str | Path,
+    inputs: Sequence[str | Path],
+    *,
+    weights: str | None = None,
+    device: str = "auto",
+    batch_size: int = 32,
+    workers: int = 1,
+) -> list[Prediction]:
+    """Classify image files with a trained head and the backbone recorded with it.
+
+    Args:
+        model_path: a ``model.pt`` written by ``pipeline.train_head``.
+        inputs: image files and folders (see :func:`find_images`).
+        weights: a state-dict file replacing the recorded weights (see
+            :func:`pipeline.backbones.models.rebuild`).
+        device: where the backbone runs (``auto``, ``cpu``, ``cuda``); the head runs on CPU.
+        batch_size: images per forward pass.
+        workers: image-decoding processes.
+
+    Returns:
+        One :class:`Prediction` per image, in the order of :func:`find_images`; an image that
+        cannot be decoded has ``error`` set and no logits.
+
+    Raises:
+        PipelineError: a bad checkpoint, a missing input, or weights that do not match.
+
+    Example:
+        >>> [p.predicted for p in predict("runs/head/model.pt", ["bee.jpg"])]
+        ['bees']
+    """
+    # torch + torchvision: imported when there is something to predict
+    import torch
+
+    from pipeline.backbones import inference, models
+    from pipeline.heads.checkpoint import load_checkpoint
+    from pipeline.sources.folder import ImageFiles
+
+    paths = find_images(inputs)
+    head, ckpt = load_checkpoint(model_path)
+    class_names = tuple(ckpt["class_names"])
+    model, info = models.rebuild(ckpt["features"], weights=weights, device=device)
+    dtype = next(head.parameters()).dtype
+    results: list[Prediction | None] = [None] * len(paths)
+    with progress(len(paths), "predict", unit="img") as bar:
+        for batch in inference.iter_features(
+            model,
+            ImageFiles(".", paths, info.transform),  # paths as given: absolute, or relative
+            batch_size=batch_size,
+            workers=workers if len(paths) > batch_size else 0,
+        ):
+            for i, reason in batch.failed:
+                log.error("cannot decode image %s: %s", paths[i], reason)
+                results[i] = Prediction(paths[i], class_names, None, reason)
+            if batch.indices:
+                with torch.no_grad():
+                    x = torch.as_tensor(batch.features).to(dtype)  # (b, feature_dim)
+                    logits = head(x).numpy()  # (b, n_classes)
+                for row, i in enumerate(batch.indices):
+                    results[i] = Prediction(paths[i], class_names, logits[row])
+            bar.update(len(batch.indices) + len(batch.failed))
+    return [r for r in results if r is not None]
+
+
+def format_lines(predictions: Sequence[Prediction]) -> list[str]:
+    """One human-readable line per prediction: path, class, its probability, all classes."""
+    width = min(max((len(p.path) for p in predictions), default=0), MAX_PATH_WIDTH)
+    lines = []
+    for p in predictions:
+        if not p.ok:
+            lines.append(f"{p.path:<{width}}  FAILED  {p.error}")
+            continue
+        name_width = max(len(c) for c in p.class_names)
+        probs = p.probabilities
+        every = "  ".join(f"{c} {q:.3f}" for c, q in zip(p.class_names, probs, strict=True))
+        lines.append(f"{p.path:<{width}}  {p.predicted:<{name_width}}  {probs.max():.3f}   {every}")
+    return lines

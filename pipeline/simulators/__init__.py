@@ -1,0 +1,1 @@
+"""Simulators of the quantum circuits the heads use: the paper's qubit circuit (:mod:`.qubit`)."""

@@ -1,0 +1,357 @@
+"""The paper's variational qubit circuit and its simulators (exact torch, any PennyLane device).
+
+The circuit on ``n`` qubits (Mari et al. 2020; the PennyLane demo *Quantum transfer
+learning*): a Hadamard on every wire, ``RY(x_i)`` on wire ``i``, then ``q_depth`` layers of
+CNOTs on (0,1), (2,3), … followed by CNOTs on (1,2), (3,4), … and ``RY(w[k, i])`` on every
+wire; the outputs are ``<Z_i>`` for every wire.
+
+Backends (``backend=``):
+
+* ``"torch"`` (default): an exact statevector simulation in batched torch operations, with
+  gradients by autograd, on CPU or CUDA, in the model's dtype (float64 or float32). Only H,
+  RY and CNOT occur, so every amplitude is real. The input state is a product state; the
+  weights-only part of the circuit is one real orthogonal 2^n x 2^n matrix per optimisation
+  step, so for small ``n`` a batch costs one matmul (``method="matrix"``); for large ``n`` the
+  gates are applied to the batch of states one by one (``method="gates"``).
+* any PennyLane device name (``default.qubit``, ``lightning.qubit``, a hardware plugin), with
+  ``diff_method`` and ``shots``; batches use parameter broadcasting (PennyLane splits the
+  batch itself for devices without native broadcasting). PennyLane is imported only here.
+
+The dressed quantum net built around it is :class:`pipeline.heads.dressed.DressedQuantumNet`.
+
+Example:
+    >>> circuit = make_circuit("torch", n_qubits=4, q_depth=6)
+    >>> circuit(torch.zeros(8, 4), torch.zeros(shape(4, 6))).shape
+    torch.Size([8, 4])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+from torch import nn
+
+from pipeline.common.errors import ConfigError
+
+Method = Literal["auto", "matrix", "gates"]
+
+#: Largest qubit count for which ``method="auto"`` builds the 2^n x 2^n circuit matrix.
+MATRIX_MAX_QUBITS = 8
+
+
+def shape(n_qubits: int, q_depth: int) -> tuple[int, int]:
+    """Shape of the circuit weights: one RY angle per layer and wire.
+
+    Example:
+        >>> shape(4, 6)
+        (6, 4)
+    """
+    return (q_depth, n_qubits)
+
+
+def _bits(n_qubits: int) -> torch.Tensor:
+    """(2^n, n) tensor: bit i of basis index k, wire 0 being the most significant bit."""
+    k = torch.arange(2**n_qubits)
+    return (k[:, None] >> torch.arange(n_qubits - 1, -1, -1)[None, :]) & 1
+
+
+def cnot_permutation(n_qubits: int) -> torch.Tensor:
+    """Basis permutation ``pi`` of one entangling layer: ``C|k> = |pi[k]>``.
+
+    CNOTs on (0,1), (2,3), … are applied first, then on (1,2), (3,4), …
+    """
+    bits = _bits(n_qubits).clone()  # (2^n, n)
+    for first in (0, 1):
+        for control in range(first, n_qubits - 1, 2):
+            bits[:, control + 1] ^= bits[:, control]
+    weights = 2 ** torch.arange(n_qubits - 1, -1, -1)
+    return (bits * weights).sum(dim=1)
+
+
+class TorchCircuit(nn.Module):
+    """Exact batched statevector simulation of the circuit in torch.
+
+    Args:
+        n_qubits: number of wires, >= 1.
+        q_depth: number of entangling + RY layers, >= 0.
+        method: ``"matrix"``: the weights-only part of the circuit as one 2^n x 2^n matrix per
+            call and analytic gradients (``d RY(t)/dt = RY(t + pi) / 2``) in a custom autograd
+            function, which keeps small circuits at a few dozen tensor operations per step;
+            ``"gates"``: gate by gate on the batch of states, gradients by autograd, memory
+            linear in 2^n; ``"auto"``: matrix up to ``MATRIX_MAX_QUBITS`` qubits.
+
+    Call with inputs ``x`` (B, n) and weights ``w`` (q_depth, n); returns ``<Z_i>`` (B, n).
+    """
+
+    def __init__(self, n_qubits: int, q_depth: int, method: Method = "auto"):
+        super().__init__()
+        if n_qubits < 1 or q_depth < 0:
+            raise ValueError(f"expected n_qubits >= 1 and q_depth >= 0; got {n_qubits}, {q_depth}")
+        if method not in ("auto", "matrix", "gates"):
+            raise ValueError(f"expected method 'auto', 'matrix' or 'gates'; got {method!r}")
+        self.n_qubits, self.q_depth = n_qubits, q_depth
+        self.method = (
+            ("matrix" if n_qubits <= MATRIX_MAX_QUBITS else "gates") if method == "auto" else method
+        )
+        n, dim = n_qubits, 2**n_qubits
+        bits = _bits(n)  # (2^n, n)
+        perm = cnot_permutation(n)
+        # <Z_i> = sum_k |psi_k|^2 (1 - 2 bit_i(k))
+        self.register_buffer("z_signs", (1.0 - 2 * bits), persistent=False)  # (2^n, n)
+        # RY(x) H|0> = cos(x/2 + pi/4)|0> + cos(x/2 - pi/4)|1>
+        self.register_buffer(
+            "input_phases",
+            torch.tensor([math.pi / 4, -math.pi / 4], dtype=torch.float64),
+            persistent=False,
+        )
+        # RY(t) = [[cos t/2, -sin t/2], [sin t/2, cos t/2]] row-major, each as cos(t/2 + phase)
+        self.register_buffer(
+            "ry_phases",
+            torch.tensor([0.0, math.pi / 2, -math.pi / 2, 0.0], dtype=torch.float64),
+            persistent=False,
+        )
+        if self.method == "matrix":
+            # the entangling layer as a permutation matrix: C[pi[k], k] = 1
+            cnot = torch.zeros(dim, dim)
+            cnot[perm, torch.arange(dim)] = 1.0
+            self.register_buffer("cnot", cnot, persistent=False)
+            # RY(pi) on wire i maps psi to psi'[k] = s_i(k) psi[flip_i(k)], s_i(k) = 2 bit_i(k) - 1;
+            # stacked over wires as one (n * 2^n, 2^n) signed permutation matrix F
+            flip = torch.arange(dim)[None, :] ^ (1 << torch.arange(n - 1, -1, -1))[:, None]
+            signed_flips = torch.zeros(n * dim, dim)
+            signed_flips[torch.arange(n * dim), flip.reshape(-1)] = (2.0 * bits.T - 1).reshape(-1)
+            self.register_buffer("flips", signed_flips, persistent=False)
+            self.register_buffer("flips_after_cnot", signed_flips @ cnot, persistent=False)
+        else:
+            self.register_buffer("inverse_perm", torch.argsort(perm), persistent=False)
+
+    def extra_repr(self) -> str:
+        return f"n_qubits={self.n_qubits}, q_depth={self.q_depth}, method={self.method!r}"
+
+    def product_state(self, angles: torch.Tensor) -> torch.Tensor:
+        """Encoded input states (..., 2^n) for angles (..., n); wire 0 is the leading bit."""
+        phases = self.input_phases.to(angles.dtype)
+        amp = torch.cos(angles.unsqueeze(-1) * 0.5 + phases)  # (..., n, 2)
+        return _kron(amp.unsqueeze(-2)).squeeze(-2)  # (..., 2^n)
+
+    def _ry_entries(self, weights: torch.Tensor) -> torch.Tensor:
+        phases = self.ry_phases.to(weights.dtype)
+        return torch.cos(weights.unsqueeze(-1) * 0.5 + phases)  # (..., n, 4)
+
+    def layer_matrices(self, weights: torch.Tensor) -> torch.Tensor:
+        """Matrices (..., 2^n, 2^n) of the RY(weights) layers, for weights (..., n)."""
+        return _kron(self._ry_entries(weights).unflatten(-1, (2, 2)))
+
+    def unitary(self, weights: torch.Tensor) -> torch.Tensor:
+        """The weights-only part of the circuit as a (2^n, 2^n) real orthogonal matrix."""
+        dim = 2**self.n_qubits
+        eye = torch.eye(dim, dtype=weights.dtype, device=weights.device)
+        if self.method != "matrix":
+            return self._apply_layers(eye, weights).T
+        if self.q_depth == 0:
+            return eye
+        return _prefix_products(self.layer_matrices(weights) @ self.cnot.to(weights.dtype))[-1]
+
+    def _apply_layers(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Apply the variational layers gate by gate to a batch of states (B, 2^n)."""
+        n, batch = self.n_qubits, state.shape[0]
+        ry = self._ry_entries(weights).view(self.q_depth, n, 2, 2)  # (depth, n, 2, 2)
+        for layer in range(self.q_depth):
+            state = state[:, self.inverse_perm]  # CNOTs: new[pi[k]] = old[k]
+            for wire in range(n):
+                view = state.view(batch, 2**wire, 2, 2 ** (n - wire - 1))
+                state = torch.einsum("ab,xiby->xiay", ry[layer, wire], view).reshape(batch, -1)
+        return state
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.n_qubits:
+            raise ValueError(f"expected inputs of shape (B, {self.n_qubits}); got {tuple(x.shape)}")
+        if weights.shape != shape(self.n_qubits, self.q_depth):
+            raise ValueError(
+                f"expected weights of shape {shape(self.n_qubits, self.q_depth)}; "
+                f"got {tuple(weights.shape)}"
+            )
+        if self.method == "matrix":
+            return _MatrixCircuit.apply(x, weights, self)
+        state = self._apply_layers(self.product_state(x), weights)  # (B, 2^n)
+        return (state * state) @ self.z_signs.to(state.dtype)  # (B, n)
+
+
+def _kron(factors: torch.Tensor) -> torch.Tensor:
+    """Kronecker product over dim -3: (..., n, r, c) -> (..., r^n, c^n), factor 0 leading."""
+    *lead, n, r, c = factors.shape
+    out = None
+    for i, factor in enumerate(factors.unbind(-3)):
+        placed = [1] * (2 * n)
+        placed[i], placed[n + i] = r, c
+        factor = factor.reshape(*lead, *placed)  # broadcasts over the other wires
+        out = factor if out is None else out * factor
+    return out.reshape(*lead, r**n, c**n)
+
+
+def _prefix_products(layers: torch.Tensor) -> torch.Tensor:
+    """P[l] = L[l] @ ... @ L[0] for layers (d, N, N), d >= 1."""
+    prefix = [layers[0]]
+    for layer in layers[1:]:
+        prefix.append(layer @ prefix[-1])
+    return torch.stack(prefix)
+
+
+class _MatrixCircuit(torch.autograd.Function):
+    """<Z> of the circuit with analytic gradients, for TorchCircuit(method="matrix").
+
+    Forward (row vectors): s_0 = product state of x (B, N); layer l is L_l = R_l C (CNOTs C,
+    then the RY layer R_l); s_{l+1} = s_l L_l^T; E = s_d^2 Z.
+    Backward: adjoints lam_{l+1} = dE/ds_{l+1} run back through the layers, and
+    dRY(t)/dt = RY(t + pi) / 2 = RY(t) RY(pi) / 2, where RY(pi) on one wire is a signed bit
+    flip; so each partial derivative is a gather of a state the forward pass already made:
+    dE/dx_i = <lam_0, flip_i(s_0)> / 2 and dE/dw_li = <lam_{l+1} R_l, flip_i(s_l C^T)> / 2.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weights, circuit: TorchCircuit):
+        state = circuit.product_state(x)  # (B, N)
+        states = [state]
+        if circuit.q_depth:
+            ry_layers = circuit.layer_matrices(weights)  # (d, N, N)
+            layers = ry_layers @ circuit.cnot.to(x.dtype)  # (d, N, N)
+            for layer in layers:
+                state = state @ layer.T  # (B, N)
+                states.append(state)
+        else:
+            ry_layers = layers = x.new_empty(0)
+        ctx.circuit = circuit
+        ctx.save_for_backward(torch.stack(states), ry_layers, layers)  # (d + 1, B, N)
+        return (state * state) @ circuit.z_signs.to(state.dtype)  # (B, n)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # grad: (B, n)
+        states, ry_layers, layers = ctx.saved_tensors
+        c: TorchCircuit = ctx.circuit
+        n, dim, depth = c.n_qubits, 2**c.n_qubits, c.q_depth
+        batch = states.shape[1]
+        lam = 2 * states[-1] * (grad @ c.z_signs.to(states.dtype).T)  # dE/ds_d (B, N)
+        adjoints = []
+        for layer in range(depth - 1, -1, -1):
+            adjoints.append(lam)  # lam_{layer + 1}
+            lam = lam @ layers[layer]  # (B, N)
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            flipped = (states[0] @ c.flips.to(states.dtype).T).view(batch, n, dim)  # (B, n, N)
+            grad_x = 0.5 * (flipped @ lam.unsqueeze(-1)).squeeze(-1)  # (B, n)
+        if ctx.needs_input_grad[1] and depth:
+            after = torch.stack(adjoints[::-1]) @ ry_layers  # lam_{l+1} R_l  (d, B, N)
+            flips = c.flips_after_cnot.to(states.dtype)  # flip_i(s C^T) = s (F C)^T
+            flipped = (states[:-1] @ flips.T).view(depth, batch, n, dim)  # (d, B, n, N)
+            grad_w = 0.5 * (flipped * after.unsqueeze(2)).sum((1, 3))  # (d, n)
+        elif ctx.needs_input_grad[1]:
+            grad_w = torch.zeros(0, n, dtype=states.dtype, device=states.device)
+        return grad_x, grad_w, None
+
+
+def installed_pennylane_devices() -> list[str]:
+    import pennylane as qml  # PennyLane only for its backends: it takes seconds to import
+
+    return sorted(qml.plugin_devices)
+
+
+class PennyLaneCircuit(nn.Module):
+    """The same circuit as a PennyLane QNode on any device, batched by parameter broadcasting.
+
+    Args:
+        device: a PennyLane device name (``default.qubit``, ``lightning.qubit``, ...).
+        n_qubits, q_depth: circuit size.
+        diff_method: PennyLane's ``diff_method`` (``best``, ``backprop``, ``adjoint``, ...).
+        shots: None for exact expectation values, else the number of samples.
+        seed: seeds the device's sampling when ``shots`` is set.
+
+    Batches are broadcast natively where the gradient method allows it; with shots or a
+    shift-rule gradient (``parameter-shift``, ``finite-diff``, ...), which PennyLane cannot
+    apply to broadcast tapes, ``qml.transforms.broadcast_expand`` splits them per sample.
+
+    Raises:
+        ConfigError: the device is not installed (the message lists the installed ones).
+    """
+
+    def __init__(
+        self,
+        device: str,
+        n_qubits: int,
+        q_depth: int,
+        *,
+        diff_method: str = "best",
+        shots: int | None = None,
+        seed: int | None = None,
+    ):
+        super().__init__()
+        import pennylane as qml  # PennyLane only for its backends: it takes seconds to import
+
+        if device not in qml.plugin_devices:
+            raise ConfigError(
+                f"train.backend: unknown backend {device!r}; expected 'torch' or an installed "
+                f"PennyLane device: {', '.join(installed_pennylane_devices())}"
+            )
+        self.n_qubits, self.q_depth, self.device_name = n_qubits, q_depth, device
+        dev = (
+            qml.device(device, wires=n_qubits)
+            if shots is None
+            else qml.device(device, wires=n_qubits, seed=seed)
+        )
+
+        def circuit(inputs, weights):
+            for wire in range(n_qubits):
+                qml.Hadamard(wires=wire)
+            for wire in range(n_qubits):
+                qml.RY(inputs[..., wire], wires=wire)
+            for layer in range(q_depth):
+                for first in (0, 1):
+                    for control in range(first, n_qubits - 1, 2):
+                        qml.CNOT(wires=[control, control + 1])
+                for wire in range(n_qubits):
+                    qml.RY(weights[layer, wire], wires=wire)
+            return [qml.expval(qml.PauliZ(wire)) for wire in range(n_qubits)]
+
+        qnode = qml.QNode(circuit, dev, interface="torch", diff_method=diff_method)
+        if shots is not None:
+            qnode = qml.set_shots(qnode, shots=shots)
+        if shots is not None or diff_method not in ("best", "backprop", "adjoint", "device"):
+            qnode = qml.transforms.broadcast_expand(qnode)
+        self.qnode = qnode
+
+    def extra_repr(self) -> str:
+        return f"device={self.device_name!r}, n_qubits={self.n_qubits}, q_depth={self.q_depth}"
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        # PennyLane's torch interface builds device results (and their vector-Jacobian
+        # products) with torch's default dtype: lightning.qubit's float64 expectations come
+        # back as float32 unless the default is the model's dtype while the QNode runs.
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(x.dtype)
+        try:
+            out = self.qnode(x, weights)  # n tensors of shape (B,)
+        finally:
+            torch.set_default_dtype(previous)
+        return torch.stack([torch.as_tensor(o) for o in out], dim=-1).to(x.dtype)  # (B, n)
+
+
+def make_circuit(
+    backend: str,
+    n_qubits: int,
+    q_depth: int,
+    *,
+    diff_method: str = "best",
+    shots: int | None = None,
+    seed: int | None = None,
+    method: Method = "auto",
+) -> nn.Module:
+    """``TorchCircuit`` for ``backend="torch"``, else a ``PennyLaneCircuit`` on that device."""
+    if backend == "torch":
+        if shots is not None:
+            raise ConfigError("train.shots: the torch backend is exact; expected null")
+        return TorchCircuit(n_qubits, q_depth, method)
+    return PennyLaneCircuit(
+        backend, n_qubits, q_depth, diff_method=diff_method, shots=shots, seed=seed
+    )

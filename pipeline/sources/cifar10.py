@@ -1,0 +1,264 @@
+"""CIFAR-10 class pairs as a stage-one source: the paper's dogs/cats and planes/cars experiments.
+
+    python -m pipeline.fetch_data --params params-cifar10-cat-dog.yaml   # torchvision download
+    python -m pipeline.extract    --params params-cifar10-cat-dog.yaml
+
+With ``data.source: cifar10`` and ``data.classes: [cat, dog]``, stage one reads the python
+pickle layout that ``torchvision.datasets.CIFAR10`` downloads into ``data.dir``::
+
+    data.dir/cifar-10-batches-py/data_batch_1 ... data_batch_5   -> split train
+    data.dir/cifar-10-batches-py/test_batch                      -> split val
+    data.dir/cifar-10-batches-py/batches.meta                    (label_names)
+
+keeps the images of ``data.classes`` only, labels them 0..k-1 in the order of
+``data.classes`` (the store's ``class_names``), and runs the frozen backbone on them after the
+weights' own transforms (Resize 256, CenterCrop 224, ImageNet normalisation for ResNets: the
+32 x 32 images are upscaled as in the paper's notebooks). Each row's path,
+``<batch file>/<index in that file>`` (``test_batch/123``), identifies the image.
+
+The files are read here rather than through ``torchvision.datasets.CIFAR10``, which insists on
+the MD5 sums of the full download; :func:`fetch` uses torchvision to download and check them.
+The files are pickles, which can run code when loaded: read only CIFAR-10 files you
+downloaded yourself, as torchvision does.
+
+The up-to-date check (:func:`pipeline.extraction.loop.stale_reason`) compares the source, the
+classes (and their order), the backbone, weights and torchvision version, and a fingerprint of
+the pickle files' contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.errors import ConfigError, DataError
+from pipeline.common.files import file_sha256
+from pipeline.sources.base import Batch, Encoder, Listing, encode
+
+log = logging.getLogger("pipeline")
+
+FOLDER = "cifar-10-batches-py"
+META_FILE = "batches.meta"
+#: split -> the batch files it is read from, in this order (torchvision's).
+SPLIT_FILES = {
+    "train": tuple(f"data_batch_{i}" for i in range(1, 6)),
+    "val": ("test_batch",),
+}
+
+
+@dataclass(frozen=True)
+class Cifar10Split:
+    """The images of the selected classes in one split."""
+
+    images: np.ndarray  # (N, 32, 32, 3) uint8, RGB
+    labels: np.ndarray  # (N,) int64, index into data.classes
+    ids: list[str]  # "<batch file>/<index>"
+
+
+def _unpickle(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            entry = pickle.load(fh, encoding="latin1")  # as torchvision reads them
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
+        raise DataError(f"cannot read CIFAR-10 file {path}: {exc}") from exc
+    if not isinstance(entry, dict):
+        raise DataError(f"{path}: expected a pickled dict (CIFAR-10 python layout)")
+    return entry
+
+
+def batches_dir(data_dir: str | Path) -> Path:
+    """``data.dir/cifar-10-batches-py``, checked to hold the meta file and every batch file.
+
+    Raises:
+        DataError: the folder or a file is missing (the message says how to fetch them).
+    """
+    folder = Path(data_dir) / FOLDER
+    needed = [META_FILE, *(f for files in SPLIT_FILES.values() for f in files)]
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        raise DataError(
+            f"CIFAR-10 files missing in {folder}: {', '.join(missing)}; expected torchvision's "
+            "python layout there. Run `python -m pipeline.fetch_data` with data.source cifar10 "
+            "(downloads it), or set data.dir to the folder that holds cifar-10-batches-py/"
+        )
+    return folder
+
+
+def label_names(folder: Path) -> list[str]:
+    """The 10 class names of ``batches.meta`` (``airplane``, ``automobile``, ... ``truck``)."""
+    meta = _unpickle(folder / META_FILE)
+    names = meta.get("label_names")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise DataError(f"{folder / META_FILE}: expected a list 'label_names'")
+    return names
+
+
+def class_indices(folder: Path, classes: Sequence[str]) -> list[int]:
+    """CIFAR-10 label of each name in ``classes``, in that order.
+
+    Raises:
+        ConfigError: a name that is not a CIFAR-10 class (the message lists them).
+    """
+    names = label_names(folder)
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        raise ConfigError(
+            f"data.classes: {', '.join(map(repr, unknown))} not a CIFAR-10 class; expected "
+            f"names of {', '.join(names)}"
+        )
+    return [names.index(c) for c in classes]
+
+
+def load_split(folder: Path, split: str, classes: Sequence[str]) -> Cifar10Split:
+    """The images of ``classes`` in ``split`` (train: data_batch_1..5, val: test_batch).
+
+    Labels are re-indexed 0..k-1 in the order of ``classes``; images keep file order.
+
+    Example:
+        >>> part = load_split(Path("data/cifar10/cifar-10-batches-py"), "val", ["cat", "dog"])
+        >>> part.images.shape, part.ids[0]
+        ((2000, 32, 32, 3), 'test_batch/0')
+    """
+    if split not in SPLIT_FILES:
+        raise ConfigError(f"data.splits: expected train and/or val for CIFAR-10; got {split!r}")
+    wanted = class_indices(folder, classes)
+    remap = {cifar: i for i, cifar in enumerate(wanted)}
+    images, labels, ids = [], [], []
+    for name in SPLIT_FILES[split]:
+        entry = _unpickle(folder / name)
+        data = np.asarray(entry.get("data"))
+        targets = np.asarray(entry.get("labels", entry.get("fine_labels", [])), dtype=np.int64)
+        if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(targets) != len(data):
+            raise DataError(
+                f"{folder / name}: expected 'data' of shape (N, 3072) and N 'labels'; got "
+                f"{data.shape} and {len(targets)}"
+            )
+        keep = np.flatnonzero(np.isin(targets, wanted))
+        # rows are 1024 red, 1024 green, 1024 blue values of a 32 x 32 image
+        images.append(data[keep].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).astype(np.uint8))
+        labels.append(np.array([remap[int(t)] for t in targets[keep]], dtype=np.int64))
+        ids += [f"{name}/{i}" for i in keep]
+    return Cifar10Split(np.concatenate(images), np.concatenate(labels), ids)
+
+
+def fingerprint(folder: Path, splits: Sequence[str]) -> str:
+    """SHA-256 over the names and contents of the meta file and the batch files of ``splits``."""
+    digest = hashlib.sha256()
+    for name in [META_FILE, *(f for s in splits for f in SPLIT_FILES[s])]:
+        digest.update(f"{name}\0{file_sha256(folder / name)}\n".encode())
+    return digest.hexdigest()
+
+
+class _ArrayImages:
+    """A map-style dataset over uint8 images: item i is ``(i, transform(PIL image), None)``."""
+
+    def __init__(self, images: np.ndarray, transform: Callable):
+        self.images, self.transform = images, transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        from PIL import Image
+
+        return i, self.transform(Image.fromarray(self.images[i], "RGB")), None
+
+
+class Cifar10Source:
+    """``data.source: cifar10``: the images of ``classes`` in CIFAR-10's python files.
+
+    Rows are ``<batch file>/<index in that file>``; labels follow the order of ``classes``.
+
+    Example:
+        >>> Cifar10Source("data/cifar10", ("train", "val"), ("cat", "dog")).list().total
+        12000
+    """
+
+    kind = "cifar10"
+    needs_backbone = True
+
+    def __init__(self, data_dir: str | Path, splits: Sequence[str], classes: Sequence[str]):
+        self.folder = batches_dir(data_dir)
+        self.splits, self.classes = tuple(splits), tuple(classes)
+        class_indices(self.folder, self.classes)  # check the names before any work
+        self._parts: dict[str, Cifar10Split] = {}
+
+    def _part(self, split: str) -> Cifar10Split:
+        if split not in self._parts:
+            self._parts[split] = load_split(self.folder, split, self.classes)
+        return self._parts[split]
+
+    def list(self) -> Listing:
+        parts = {split: self._part(split) for split in self.splits}
+        return Listing(
+            self.classes,
+            {split: list(part.ids) for split, part in parts.items()},
+            {split: part.labels for split, part in parts.items()},
+        )
+
+    def fingerprint(self, listing: Listing) -> str:
+        return fingerprint(self.folder, self.splits)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"cifar10": {"classes": list(self.classes), "files": FOLDER}}
+
+    def location(self, row: str) -> str:
+        return str(self.folder / row)
+
+    def iterate(
+        self,
+        split: str,
+        rows: Sequence[str],
+        encoder: Encoder | None,
+        *,
+        batch_size: int,
+        workers: int,
+    ) -> Iterator[Batch]:
+        part = self._part(split)
+        position = {row: i for i, row in enumerate(part.ids)}
+        images = part.images[[position[row] for row in rows]]  # (len(rows), 32, 32, 3)
+        dataset = _ArrayImages(images, encoder.transform if encoder is not None else None)
+        return encode(self.kind, encoder, dataset, batch_size=batch_size, workers=workers)
+
+
+def fetch(data_dir: str | Path) -> Path:
+    """Make sure ``data_dir`` (``data.dir``) holds CIFAR-10's python files; download them if not.
+
+    Uses ``torchvision.datasets.CIFAR10(data_dir, download=True)`` (train and test), which
+    checks the archive's and each file's MD5. Nothing is downloaded when the files are there.
+
+    Returns:
+        ``data.dir`` as a Path.
+
+    Raises:
+        DataError: the download or its check failed.
+    """
+    target = Path(data_dir)
+    try:
+        folder = batches_dir(target)
+    except DataError:
+        pass
+    else:
+        log.info("%s already holds CIFAR-10 (%s); nothing to download", target, folder.name)
+        return target
+    from torchvision.datasets import CIFAR10  # torchvision only for the download
+
+    log.info("downloading CIFAR-10 into %s (torchvision)", target)
+    target.mkdir(parents=True, exist_ok=True)
+    try:
+        for train in (True, False):
+            CIFAR10(root=str(target), train=train, download=True)
+    except (OSError, RuntimeError) as exc:  # URLError is an OSError
+        raise DataError(
+            f"cannot download CIFAR-10 into {target}: {exc}. Offline? Copy "
+            f"cifar-10-python.tar.gz's {FOLDER}/ folder into {target}"
+        ) from exc
+    batches_dir(target)
+    return target

@@ -1,0 +1,179 @@
+"""The image-folder source: ``<root>/<split>/<class>/.../<image>``, read as ImageFolder reads it.
+
+Class folders sorted by name give the label indices (taken from the ``train`` split; every
+other split must have the same classes), files are found recursively in sorted order
+(:func:`pipeline.sources.images.walk_images`), and only image files count; everything else is
+listed as ignored. Rows are the images' paths relative to the root, POSIX separators. This
+module needs neither torch nor torchvision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.errors import BadImageError, DataError
+from pipeline.common.files import file_sha256
+from pipeline.sources.base import Batch, Encoder, Listing, encode
+from pipeline.sources.images import IMG_EXTENSIONS, load_rgb, walk_images
+
+
+def _class_folders(split_dir: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(split_dir) if e.is_dir())
+
+
+def _check_splits(root: Path, splits: Sequence[str]) -> None:
+    if not root.is_dir():
+        raise DataError(f"data folder {str(root)!r} does not exist (data.dir)")
+    for split in splits:
+        if not (root / split).is_dir():
+            present = sorted(e.name for e in os.scandir(root) if e.is_dir())
+            raise DataError(
+                f"split folder {str(root / split)!r} does not exist; expected "
+                f"{root}/<split>/<class>/<image> for splits {list(splits)}; found folders {present}"
+            )
+
+
+def _check_classes(split: str, classes: tuple[str, ...], reference: str, names: tuple) -> None:
+    if classes == names:
+        return
+    extra = sorted(set(classes) - set(names))
+    missing = sorted(set(names) - set(classes))
+    parts = []
+    if extra:
+        parts.append(f"class {', '.join(map(repr, extra))} not in {reference}")
+    if missing:
+        parts.append(f"class {', '.join(map(repr, missing))} missing")
+    raise DataError(
+        f"split {split!r} has classes {list(classes)} but {reference!r} has "
+        f"{list(names)}: {'; '.join(parts)}"
+    )
+
+
+def scan(root: str | Path, splits: Sequence[str]) -> Listing:
+    """List the images of each split with ImageFolder semantics.
+
+    Args:
+        root: the data folder, holding one folder per split.
+        splits: split folder names; ``train`` defines the classes, the others must match.
+
+    Returns:
+        A :class:`~pipeline.sources.base.Listing`: classes, rows (paths relative to ``root``)
+        and labels per split, ignored files per split.
+
+    Raises:
+        DataError: the root or a split is missing, a split has no class folders or no images,
+            or a split's classes differ from train's (the message names the classes).
+
+    Example:
+        >>> scan("data/hymenoptera_data", ["train", "val"]).rows["val"][0]
+        'val/ants/10308379_1b6c72e180.jpg'
+    """
+    root = Path(root)
+    _check_splits(root, splits)
+    reference = "train" if "train" in splits else splits[0]
+    class_names = tuple(_class_folders(root / reference))
+    if not class_names:
+        raise DataError(f"split folder {str(root / reference)!r} has no class folders")
+    rows: dict[str, list[str]] = {}
+    labels: dict[str, np.ndarray] = {}
+    ignored: dict[str, list[str]] = {}
+    for split in splits:
+        _check_classes(split, tuple(_class_folders(root / split)), reference, class_names)
+        rows[split], ignored[split], split_labels = [], [], []
+        for label, name in enumerate(class_names):
+            found, other = walk_images(root / split / name)
+            rows[split] += [f"{split}/{name}/{rel}" for rel in found]
+            split_labels += [label] * len(found)
+            ignored[split] += [f"{split}/{name}/{rel}" for rel in other]
+        labels[split] = np.array(split_labels, dtype=np.int64)
+        if not rows[split]:
+            raise DataError(
+                f"split {split!r} under {str(root)!r} has no images with extensions "
+                f"{', '.join(IMG_EXTENSIONS)}"
+            )
+    return Listing(class_names, rows, labels, ignored)
+
+
+def fingerprint(root: str | Path, listing: Listing) -> str:
+    """SHA-256 over every image's split, relative path, label, size and content, in order.
+
+    Moving the data folder keeps the fingerprint; renaming, adding, removing or editing an
+    image changes it. Ignored (non-image) files do not count.
+    """
+    root = Path(root)
+    digest = hashlib.sha256()
+    digest.update(repr(listing.class_names).encode())
+    for split, rows in listing.rows.items():
+        for rel, label in zip(rows, listing.labels[split], strict=True):
+            path = root / rel
+            digest.update(
+                f"{split}\0{rel}\0{label}\0{path.stat().st_size}\0{file_sha256(path)}\n".encode()
+            )
+    return digest.hexdigest()
+
+
+class ImageFiles:
+    """A map-style dataset of image files: item i is ``(i, transform(image) or None, error)``.
+
+    Failures are returned as data, so that the caller decides what they mean.
+    """
+
+    def __init__(self, root: str | Path, paths: Sequence[str], transform: Callable):
+        self.root, self.paths, self.transform = Path(root), list(paths), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, Any, str | None]:
+        try:
+            image = load_rgb(self.root / self.paths[i])
+        except BadImageError as exc:
+            return i, None, exc.reason
+        return i, self.transform(image), None
+
+
+class FolderSource:
+    """``data.source: folder``: the images under ``root`` for ``splits`` (see module docstring).
+
+    Example:
+        >>> source = FolderSource("data/hymenoptera_data", ("train", "val"))
+        >>> source.list().class_names
+        ('ants', 'bees')
+    """
+
+    kind = "folder"
+    needs_backbone = True
+
+    def __init__(self, root: str | Path, splits: Sequence[str]):
+        self.root, self.splits = Path(root), tuple(splits)
+
+    def list(self) -> Listing:
+        return scan(self.root, self.splits)
+
+    def fingerprint(self, listing: Listing) -> str:
+        return fingerprint(self.root, listing)
+
+    def metadata(self) -> dict[str, Any]:
+        return {}
+
+    def location(self, row: str) -> str:
+        return str(self.root / row)
+
+    def iterate(
+        self,
+        split: str,
+        rows: Sequence[str],
+        encoder: Encoder | None,
+        *,
+        batch_size: int,
+        workers: int,
+    ) -> Iterator[Batch]:
+        transform = encoder.transform if encoder is not None else None
+        dataset = ImageFiles(self.root, rows, transform)
+        return encode(self.kind, encoder, dataset, batch_size=batch_size, workers=workers)

@@ -1,0 +1,128 @@
+"""Mean ± std over seeds: the table that compares heads (and any other settings) across runs.
+
+Used by the DVC ``compare`` stage, by ``pipeline.sweep`` and by the spiral experiments, so
+that every comparison in the project is computed and printed the same way.
+
+A run is a flat mapping of its settings (``train.head``, ``train.seed``, ...) and its metrics
+(``best_val_acc``, ``last_val_acc``, ...). Runs are grouped by every setting except the ones
+averaged over (``train.seed`` by default); each group gets its count and the mean and sample
+standard deviation (ddof = 1; 0 for a single run) of each metric.
+
+Example:
+    >>> runs = [{"train.head": "quantum", "train.seed": s, "best_val_acc": a}
+    ...         for s, a in enumerate([0.9, 0.8])]
+    >>> summarize(runs, metrics=["best_val_acc"])[0]["best_val_acc"]
+    {'mean': 0.85, 'std': 0.0707...}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline.common import files
+
+DEFAULT_METRICS = ("best_val_acc", "last_val_acc")
+#: Columns that hold a run's results, never its settings (see :func:`run_record`).
+RESULT_COLUMNS = (
+    "best_val_acc",
+    "best_val_loss",
+    "best_epoch",
+    "last_val_acc",
+    "last_val_loss",
+    "wall_time_s",
+)
+
+
+def run_record(settings: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """Flatten a run's settings and the headline numbers of its ``metrics.json`` into a row."""
+    return {
+        **settings,
+        "best_val_acc": metrics["best"]["val_acc"],
+        "best_val_loss": metrics["best"]["val_loss"],
+        "best_epoch": metrics["best"]["epoch"],
+        "last_val_acc": metrics["last"]["val_acc"],
+        "last_val_loss": metrics["last"]["val_loss"],
+    }
+
+
+def summarize(
+    runs: Iterable[Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    over: Sequence[str] = ("train.seed",),
+    settings: Sequence[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Group runs by their settings (all keys but ``metrics`` and ``over``); mean ± std each.
+
+    Args:
+        runs: flat rows (see :func:`run_record`).
+        metrics: the numeric columns to summarise.
+        over: the columns averaged over (each group's runs differ only in these).
+        settings: the grouping columns; by default every column that is not a metric, a
+            result (``RESULT_COLUMNS``) or in ``over``, in first-seen order.
+
+    Returns:
+        One dict per group, in first-seen order: the settings, ``n``, and for each metric
+        ``{"mean": ..., "std": ...}``.
+    """
+    runs = list(runs)
+    if settings is None:
+        skip = set(metrics) | set(over) | set(RESULT_COLUMNS)
+        settings = []
+        for run in runs:
+            settings += [k for k in run if k not in skip and k not in settings]
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(tuple(run.get(k) for k in settings), []).append(run)
+    rows = []
+    for key, members in groups.items():
+        row: dict[str, Any] = dict(zip(settings, key, strict=True))
+        row["n"] = len(members)
+        for metric in metrics:
+            values = [float(m[metric]) for m in members if m.get(metric) is not None]
+            row[metric] = {
+                "mean": statistics.fmean(values) if values else math.nan,
+                "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+            }
+        rows.append(row)
+    return rows
+
+
+def to_markdown(
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    digits: int = 4,
+) -> str:
+    """A Markdown table: one line per group, ``mean ± std`` per metric."""
+    if not rows:
+        return "_no runs_\n"
+    settings = [k for k in rows[0] if k not in metrics and k != "n"]
+    header = [*settings, "n", *(f"{m} (mean ± std)" for m in metrics)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = [str(row[k]) for k in settings] + [str(row["n"])]
+        cells += [f"{row[m]['mean']:.{digits}f} ± {row[m]['std']:.{digits}f}" for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(
+    rows: Sequence[Mapping[str, Any]],
+    out_dir: str | Path,
+    *,
+    title: str,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    note: str = "",
+) -> tuple[Path, Path]:
+    """Write ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically)."""
+    out = Path(out_dir)
+    md = f"# {title}\n\n" + to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
+    files.write_text(out / "summary.md", md)
+    files.write_text(out / "summary.json", json.dumps(list(rows), indent=2) + "\n")
+    return out / "summary.md", out / "summary.json"

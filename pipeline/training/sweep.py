@@ -1,0 +1,560 @@
+"""Sweeps: one head per point of a grid of ``train`` settings, in parallel, on cached features.
+
+The engine of ``python -m pipeline.sweep``. Every run is :func:`pipeline.training.loop.fit` on
+the base params (``--params``/``--set``) with one combination of the ``--grid`` values (parsed
+as YAML, like ``--set``): the same computation, and the same numbers, as ``python -m
+pipeline.train_head`` with those settings. Runs go through joblib: local processes (``--jobs``,
+loky backend; ``--jobs 1`` runs in this process) or a Dask cluster through joblib's ``dask``
+backend (``--scheduler``, ``--dask-workers``; see :mod:`pipeline.common.cluster`). Each worker
+process reads the feature file once and keeps it for all its runs; parallel workers train with
+one torch thread each.
+
+Writes into ``--out``:
+
+* ``results.csv``: one row per run, in grid order: ``run_id``, ``status`` (ok or failed), the
+  run's ``train.*`` settings (grid keys first), the features file's sha256, best and last val
+  accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
+  as runs finish (at least every few seconds), so an interrupted sweep keeps its finished runs.
+* ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
+  combination of the grid, by :mod:`pipeline.summary` (the same table as the DVC ``compare``
+  stage).
+
+A rerun skips the runs already in ``results.csv`` with status ok and identical settings and
+features (``run_id`` hashes them); ``--force`` reruns them. A failed run is logged and recorded
+with its settings and error; the others go on, and the command exits non-zero at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import dataclasses
+import hashlib
+import io
+import itertools
+import json
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.common import cluster, files
+from pipeline.common.config import (
+    Params,
+    TrainConfig,
+    build_section,
+    parse_assignment,
+    section_types,
+    to_dict,
+    typed_value,
+)
+from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
+from pipeline.common.files import file_sha256
+from pipeline.common.progress import progress
+from pipeline.extraction.loop import feature_store
+from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
+from pipeline.training import summary
+from pipeline.training.data import load_data
+
+log = logging.getLogger("pipeline")
+
+DEFAULT_OUT = "runs/sweep"
+#: ``train`` keys that are not settings of a run (the sweep writes no per-run folders).
+NOT_SWEPT = ("out_dir",)
+METRIC_FIELDS = ("best_val_acc", "best_val_loss", "best_epoch", "last_val_acc", "last_val_loss")
+WRITE_INTERVAL_S = 2.0
+OVER = ("train.seed",)
+
+
+class SweepError(PipelineError):
+    """Some runs of a sweep failed (the others' results are written)."""
+
+
+# --------------------------------------------------------------------------- the grid
+
+
+def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
+    """Parse ``--grid block.key=v1,v2,...`` options into ``{"block.key": [v1, v2, ...]}``.
+
+    The values are read by the parser of ``--set`` values
+    (:func:`pipeline.common.config.parse_assignment`) as one YAML flow sequence, and each is
+    typed and checked as ``--set`` would: ``0,1,2`` are ints, ``quantum,linear`` strings,
+    ``null`` None, ``4e-4`` a float. Keys are ``train`` settings, or keys of other blocks that
+    select the features a run reads (``spiral.turns`` with a ``train.features`` of
+    ``features/spiral-{spiral.turns}.h5``; see :func:`expand`).
+
+    Raises:
+        ConfigError: bad spelling, an unknown key, a key given twice, no values, a value of
+            the wrong type, or a value given twice.
+    """
+    grid: dict[str, list[Any]] = {}
+    blocks = section_types()
+    train_names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SWEPT]
+    for spec in specs:
+        block, name, values = parse_assignment(spec, option="--grid", many=True)
+        key = f"{block}.{name}"
+        names = (
+            train_names
+            if block == "train"
+            else [f.name for f in dataclasses.fields(blocks[block])]
+            if block in blocks
+            else []
+        )
+        if name not in names:
+            raise ConfigError(
+                f"--grid {key}: expected a train setting ("
+                f"{', '.join('train.' + n for n in train_names)}) or a key of another block "
+                f"that selects the features (e.g. spiral.turns); blocks: {', '.join(blocks)}"
+            )
+        if key in grid:
+            raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
+        typed = []
+        for value in values:
+            try:
+                value = typed_value(block, name, value)
+            except ConfigError as exc:
+                raise ConfigError(f"--grid {exc}") from None
+            if value in typed:
+                raise ConfigError(f"--grid {key}: value {value!r} is given twice")
+            typed.append(value)
+        grid[key] = typed
+    if not grid:
+        raise ConfigError("--grid: expected at least one --grid train.key=v1,v2,...")
+    return grid
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a sweep."""
+
+    index: int  # position in the grid (itertools.product order: the last key varies fastest)
+    run_id: str  # hash of the full train config and the features' sha256
+    settings: dict[str, Any]  # grid key -> this run's value
+    config: TrainConfig  # the run's train block (features resolved; out_dir unused)
+    features_file: str  # absolute path the worker reads
+    features_sha256: str
+
+
+def _run_id(config: TrainConfig, features_sha256: str) -> str:
+    settings = {k: v for k, v in to_dict(config).items() if k not in NOT_SWEPT}
+    blob = json.dumps({"train": settings, "features_sha256": features_sha256}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
+    """Every combination of the grid applied to ``params``, checked, in grid order.
+
+    Each combination's features file is :func:`pipeline.extraction.loop.feature_store` of its
+    params (placeholders filled in; a spiral store is written here, once, if missing), so a
+    grid over ``spiral.turns`` gives each run the store of its own turns.
+
+    Raises:
+        ConfigError: a combination is not a valid config (the message names it), or two
+            combinations are the same run (a grid key that changes neither the head's
+            settings nor its features).
+        FeatureStoreError: a features file is missing or not a complete store.
+    """
+    base = {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(Params)}
+    blocks = section_types()
+    digests: dict[str, str] = {}
+    seen: dict[str, dict[str, Any]] = {}
+    cells = []
+    for index, combo in enumerate(itertools.product(*grid.values())):
+        settings = dict(zip(grid, combo, strict=True))
+        values = {name: dict(block) for name, block in base.items()}
+        for key, value in settings.items():
+            block, name = key.split(".", 1)
+            values[block][name] = value
+        try:
+            cell_params = Params(
+                **{name: build_section(name, blocks[name], v) for name, v in values.items()}
+            )
+            path = feature_store(cell_params)
+        except ConfigError as exc:
+            raise ConfigError(f"--grid combination {settings}: {exc}") from None
+        config = replace(cell_params.train, features=path)
+        if path not in digests:
+            read_meta(path).require_whole()  # a clear error for a missing or incomplete file
+            digests[path] = file_sha256(path)
+        run_id = _run_id(config, digests[path])
+        if run_id in seen:
+            raise ConfigError(
+                f"--grid combinations {seen[run_id]} and {settings} are the same run: a grid "
+                "key outside train changes neither the head's settings nor its features"
+            )
+        seen[run_id] = settings
+        cells.append(
+            Cell(index, run_id, settings, config, str(Path(path).resolve()), digests[path])
+        )
+    return cells
+
+
+# --------------------------------------------------------------------------- one run (a worker)
+
+_CACHE: OrderedDict[tuple[str, str], Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+_CACHE_SIZE = 2
+
+
+def _head_data(path: str, sha256: str) -> tuple[Any, bool]:
+    """This process's copy of a feature file, loaded on first use; (data, loaded now)."""
+    key = (path, sha256)
+    with _CACHE_LOCK:  # one load per process even when a Dask worker runs several threads
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key], False
+        data = load_data(path)
+        if data.sha256 != sha256:
+            raise FeatureStoreError(
+                f"feature store {path!r} changed since the sweep started (sha256 "
+                f"{sha256[:12]}... -> {data.sha256[:12]}...); rerun the sweep"
+            )
+        _CACHE[key] = data
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+        return data, True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a worker sends back for one run."""
+
+    index: int
+    status: str  # "ok" or "failed"
+    metrics: dict[str, Any] = field(default_factory=dict)  # METRIC_FIELDS
+    wall_time_s: float = 0.0
+    error: str = ""
+    loaded: bool = False  # this run read the feature file (the first run of its process)
+    worker: str = ""  # host:pid
+
+
+def run_cell(cell: Cell, threads: int | None = None) -> Outcome:
+    """Train one run (:func:`pipeline.training.loop.fit`); never raises for a failed run.
+
+    Args:
+        cell: the run.
+        threads: set the process's torch threads to this (parallel workers: 1, so that N
+            workers on N cores do not oversubscribe them); None leaves them as they are.
+
+    Returns:
+        An :class:`Outcome` with the run's metrics, or its error as ``"Type: message"``.
+    """
+    import socket
+
+    # torch: imported in the processes that train, not in the sweep's client
+    import torch
+
+    from pipeline.training.loop import fit
+
+    start = time.perf_counter()
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    loaded = False
+    try:
+        if threads is not None and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        data, loaded = _head_data(cell.features_file, cell.features_sha256)
+        result = fit(cell.config, data, on_epoch=lambda row: None)
+    except Exception as exc:  # a failed run is a result; the sweep goes on
+        return Outcome(
+            cell.index,
+            "failed",
+            wall_time_s=time.perf_counter() - start,
+            error=f"{type(exc).__name__}: {exc}",
+            loaded=loaded,
+            worker=worker,
+        )
+    record = summary.run_record({}, result.metrics)
+    return Outcome(
+        cell.index,
+        "ok",
+        {k: record[k] for k in METRIC_FIELDS},
+        result.timing["wall_time_s"],
+        loaded=loaded,
+        worker=worker,
+    )
+
+
+# --------------------------------------------------------------------------- results.csv
+
+
+def _text(value: Any) -> str:
+    """A CSV cell: strings as they are, everything else as JSON (None -> null, 0.1 -> 0.1)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def columns(grid: Mapping[str, Sequence[Any]]) -> list[str]:
+    """The header of ``results.csv``: grid keys first, then the other ``train`` keys."""
+    others = [
+        f"train.{f.name}"
+        for f in dataclasses.fields(TrainConfig)
+        if f.name not in NOT_SWEPT and f"train.{f.name}" not in grid
+    ]
+    return [
+        "run_id",
+        "status",
+        *grid,
+        *others,
+        "features_sha256",
+        *METRIC_FIELDS,
+        "wall_time_s",
+        "error",
+    ]
+
+
+def _row(cell: Cell, outcome: Outcome) -> dict[str, str]:
+    settings = {k: _text(v) for k, v in cell.settings.items()}  # grid keys of other blocks
+    settings |= {f"train.{k}": _text(v) for k, v in to_dict(cell.config).items()}
+    return {
+        "run_id": cell.run_id,
+        "status": outcome.status,
+        **settings,
+        "features_sha256": cell.features_sha256,
+        **{k: _text(outcome.metrics[k]) if k in outcome.metrics else "" for k in METRIC_FIELDS},
+        "wall_time_s": f"{outcome.wall_time_s:.3f}",
+        "error": outcome.error,
+    }
+
+
+def read_results(path: Path) -> dict[str, dict[str, str]]:
+    """The rows of an existing ``results.csv`` by ``run_id`` (empty if there is none)."""
+    if not path.exists():
+        return {}
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames is None or "run_id" not in reader.fieldnames:
+            raise PipelineError(
+                f"{path} has no run_id column; expected a results.csv written by "
+                "pipeline.sweep (move it away, or choose another --out)"
+            )
+        return {row["run_id"]: row for row in reader}
+
+
+def _write_results(path: Path, header: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(
+        buf, fieldnames=header, restval="", extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    files.write_text(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- the sweep
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` did."""
+
+    out_dir: Path
+    cells: list[Cell]
+    rows: list[dict[str, str]]  # results.csv rows of this grid, in grid order
+    ran: int  # runs executed now
+    skipped: int  # runs already in results.csv
+    failed: list[tuple[dict[str, Any], str]]  # (settings, error) of the failed runs
+    loads: int  # feature-file loads by the workers (one per worker process)
+    workers: int  # distinct worker processes that ran something
+    seconds: float
+
+
+@contextlib.contextmanager
+def _runner(
+    jobs: int, scheduler: str | None, dask_workers: int | None
+) -> Iterator[tuple[Any, int | None, str]]:
+    """(joblib.Parallel, torch threads per run, description) for the chosen backend."""
+    from joblib import Parallel, parallel_config
+
+    if scheduler is None and dask_workers is None:
+        threads = None if jobs == 1 else 1
+        where = "this process" if jobs == 1 else f"{jobs} local processes (loky)"
+        yield Parallel(n_jobs=jobs, return_as="generator_unordered"), threads, where
+        return
+    with (
+        cluster.connect(scheduler, dask_workers) as client,
+        parallel_config(backend="dask", client=client),
+    ):
+        where = f"Dask at {client.scheduler.address} ({cluster.total_threads(client)} threads)"
+        yield Parallel(n_jobs=-1, return_as="generator_unordered"), 1, where
+
+
+class _Results:
+    """``results.csv`` while a sweep runs: this grid's rows in grid order, then earlier ones."""
+
+    def __init__(self, path: Path, grid: Mapping[str, Sequence[Any]], cells: Sequence[Cell]):
+        self.path, self.header, self.cells = path, columns(grid), list(cells)
+        self.rows_by_id = read_results(path)
+        grid_ids = {c.run_id for c in cells}
+        self.earlier = [r for i, r in self.rows_by_id.items() if i not in grid_ids]
+        self._last_write = time.perf_counter()
+
+    def done(self) -> set[str]:
+        return {i for i, r in self.rows_by_id.items() if r.get("status") == "ok"}
+
+    def record(self, cell: Cell, outcome: Outcome) -> None:
+        """Keep a finished run; rewrite the file at most every ``WRITE_INTERVAL_S`` seconds."""
+        self.rows_by_id[cell.run_id] = _row(cell, outcome)
+        if time.perf_counter() - self._last_write >= WRITE_INTERVAL_S:
+            self.write()
+
+    def write(self) -> None:
+        rows = [self.rows_by_id[c.run_id] for c in self.cells if c.run_id in self.rows_by_id]
+        _write_results(self.path, self.header, rows + self.earlier)
+        self._last_write = time.perf_counter()
+
+
+def _execute(
+    todo: Sequence[Cell],
+    results: _Results,
+    jobs: int,
+    scheduler: str | None,
+    dask_workers: int | None,
+) -> tuple[int, set[str]]:
+    """Run ``todo`` on the chosen backend; return (feature-file loads, worker processes)."""
+    from joblib import delayed  # joblib: only when there is something to run
+
+    loads, workers, finished = 0, set(), 0
+    by_index = {c.index: c for c in todo}
+    try:
+        with _runner(jobs, scheduler, dask_workers) as (parallel, threads, where):
+            log.info("running %d runs on %s", len(todo), where)
+            tasks = (delayed(run_cell)(cell, threads) for cell in todo)
+            with progress(len(todo), "sweep", unit="run") as bar:
+                for outcome in parallel(tasks):
+                    cell = by_index[outcome.index]
+                    results.record(cell, outcome)
+                    loads += outcome.loaded
+                    workers.add(outcome.worker)
+                    finished += 1
+                    if outcome.status != "ok":
+                        log.error("run %s failed: %s", _describe(cell), outcome.error)
+                    bar.update(1)
+    except (PipelineError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a worker died, the cluster went away, ...
+        raise ClusterError(
+            f"the sweep stopped after {finished} of {len(todo)} runs "
+            f"({type(exc).__name__}: {exc}); the finished runs are in {results.path}: "
+            "run the same command again to do the rest"
+        ) from exc
+    finally:
+        results.write()
+    return loads, workers
+
+
+def sweep(
+    params: Params,
+    grid: Mapping[str, Sequence[Any]],
+    *,
+    out_dir: str | Path = DEFAULT_OUT,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    dask_workers: int | None = None,
+    force: bool = False,
+) -> SweepResult:
+    """Run every combination of ``grid`` on ``params`` and write results.csv and summary.md.
+
+    Args:
+        params: the base params; each run replaces the grid's keys in ``params.train``.
+        grid: ``{"train.key": [values]}`` (:func:`parse_grid`).
+        out_dir: where results.csv, summary.md and summary.json go.
+        jobs: local processes (joblib loky; 1: in this process; -1: one per CPU).
+        scheduler: run on this Dask cluster instead (``tcp://HOST:PORT``).
+        dask_workers: run on a new local Dask cluster of this many workers instead.
+        force: rerun runs already in results.csv.
+
+    Returns:
+        A :class:`SweepResult`; failed runs are in ``failed`` (and in results.csv), not raised.
+
+    Raises:
+        ConfigError: a bad grid or combination. FeatureStoreError: a bad features file.
+        ClusterError: the Dask cluster cannot be reached, or a worker died (the runs that
+            finished are in results.csv).
+    """
+    start = time.perf_counter()
+    cells = expand(params, grid)
+    out = Path(out_dir)
+    results = _Results(out / "results.csv", grid, cells)
+    done = set() if force else results.done()
+    todo = [c for c in cells if c.run_id not in done]
+    for path in sorted({c.config.features for c in cells}):
+        if read_meta(path).random_init:
+            log.warning("%s: %s", path, RANDOM_INIT_WARNING)
+    log.info(
+        "sweep of %d runs (%s) into %s: %d already in results.csv%s, %d to run",
+        len(cells),
+        " x ".join(f"{k} {len(v)}" for k, v in grid.items()),
+        out,
+        len(cells) - len(todo),
+        " (rerun: --force)" if len(todo) < len(cells) else "",
+        len(todo),
+    )
+    if results.earlier:
+        log.info("results.csv keeps %d rows of runs outside this grid", len(results.earlier))
+    loads, workers = 0, set()
+    if todo:
+        loads, workers = _execute(todo, results, jobs, scheduler, dask_workers)
+    else:
+        results.write()
+    rows_by_id = results.rows_by_id
+    rows = [rows_by_id[c.run_id] for c in cells]
+    failed = [
+        (c.settings, r["error"]) for c, r in zip(cells, rows, strict=True) if r["status"] != "ok"
+    ]
+    _write_summary(grid, cells, rows_by_id, out, failed)
+    seconds = time.perf_counter() - start
+    log.info(
+        "sweep: %d runs done, %d skipped, %d failed in %.1f s; feature file loaded %d times by "
+        "%d worker processes; wrote %s and %s",
+        len(todo),
+        len(cells) - len(todo),
+        len(failed),
+        seconds,
+        loads,
+        len(workers),
+        results.path,
+        out / "summary.md",
+    )
+    return SweepResult(
+        out, cells, rows, len(todo), len(cells) - len(todo), failed, loads, len(workers), seconds
+    )
+
+
+def _describe(cell: Cell) -> str:
+    return ", ".join(f"{k}={_text(v)}" for k, v in cell.settings.items())
+
+
+def _write_summary(
+    grid: Mapping[str, Sequence[Any]],
+    cells: Sequence[Cell],
+    rows_by_id: Mapping[str, Mapping[str, str]],
+    out: Path,
+    failed: Sequence[tuple[dict[str, Any], str]],
+) -> None:
+    """summary.md and summary.json: :func:`pipeline.summary.summarize` of the ok runs."""
+    records = []
+    for cell in cells:
+        row = rows_by_id[cell.run_id]
+        if row["status"] == "ok":
+            records.append({**cell.settings, **{m: float(row[m]) for m in METRIC_FIELDS}})
+    group_by = [k for k in grid if k not in OVER]
+    table = summary.summarize(records, over=OVER, settings=group_by)
+    paths = sorted({c.config.features for c in cells})
+    note = [
+        f"{len(records)} of {len(cells)} runs; mean ± sample std over "
+        f"{', '.join(OVER)}; features {', '.join(paths)}; per-run results in results.csv."
+    ]
+    if failed:
+        note.append("")
+        note.append(f"Failed runs ({len(failed)}, not in the table):")
+        note += [f"- {', '.join(f'{k}={_text(v)}' for k, v in s.items())}: {e}" for s, e in failed]
+    summary.write(
+        table,
+        out,
+        title="Sweep over " + ", ".join(grid),
+        note="\n".join(note),
+    )

@@ -1,0 +1,163 @@
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipeline import report as report_command
+from pipeline.common.config import DataConfig, Params, ReportConfig, TrainConfig
+from pipeline.common.errors import PipelineError
+from pipeline.reports import plots
+from pipeline.training.run import train_head
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A copy of the tiny run that a test may write plots into."""
+    return Path(shutil.copytree(tiny_run, tmp_path / "run"))
+
+
+def _params(data_dir: Path, **report_cfg) -> Params:
+    return Params(data=DataConfig(dir=str(data_dir)), report=ReportConfig(**report_cfg))
+
+
+def _size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        image.load()  # decodes the whole file: fails on a truncated PNG
+        assert image.format == "PNG"
+        return image.size
+
+
+def _rewrite_predictions(run: Path, wrong: set[int]) -> None:
+    """Make every row of val_predictions.csv right, except the rows in ``wrong``."""
+    path = run / "val_predictions.csv"
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for i, row in enumerate(rows):
+        row["predicted"] = row["actual"]
+        if i in wrong:
+            row["predicted"] = "bees" if row["actual"] == "ants" else "ants"
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _count_color(path: Path, rgb: str) -> int:
+    target = np.array([int(rgb[i : i + 2], 16) for i in (1, 3, 5)])
+    with Image.open(path) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(int)
+    return int((np.abs(pixels - target).sum(axis=2) <= 6).sum())
+
+
+def test_three_pngs_of_the_expected_pixel_size(run_copy, tiny_root):
+    result = plots.report(_params(tiny_root), run_copy)
+    folder = run_copy / "plots"
+    assert result.written == [folder / n for n in plots.PLOTS] and result.skipped == {}
+    # 4 val images in a 2 x 2 grid; 2 classes; report.dpi 100
+    assert _size(folder / "predictions.png") == (720, 620)
+    assert _size(folder / "curves.png") == (1100, 440)
+    assert _size(folder / "confusion.png") == (560, 480)
+    with Image.open(folder / "curves.png") as image:
+        assert "Software" not in image.info  # no matplotlib version in the bytes
+
+
+@pytest.mark.parametrize(
+    ("n_images", "dpi", "grid"), [(1, 50, (360, 180)), (3, 50, (360, 310)), (16, 40, (288, 248))]
+)
+def test_grid_size_follows_n_images_and_dpi(run_copy, tiny_root, n_images, dpi, grid):
+    plots.report(_params(tiny_root, n_images=n_images, dpi=dpi), run_copy)
+    assert _size(run_copy / "plots" / "predictions.png") == grid
+    assert _size(run_copy / "plots" / "curves.png") == (11 * dpi, round(4.4 * dpi))
+
+
+def test_same_run_same_bytes(run_copy, tiny_root):
+    plots.report(_params(tiny_root), run_copy)
+    first = {n: (run_copy / "plots" / n).read_bytes() for n in plots.PLOTS}
+    plots.report(_params(tiny_root), run_copy)
+    assert {n: (run_copy / "plots" / n).read_bytes() for n in plots.PLOTS} == first
+
+
+def test_wrong_predictions_are_marked_in_red(run_copy, tiny_root):
+    png = run_copy / "plots" / "predictions.png"
+    _rewrite_predictions(run_copy, wrong=set())
+    plots.report(_params(tiny_root), run_copy)
+    all_right = _count_color(png, plots.WRONG)
+    _rewrite_predictions(run_copy, wrong={1})
+    plots.report(_params(tiny_root), run_copy)
+    one_wrong = _count_color(png, plots.WRONG)
+    assert one_wrong > all_right + 1000  # a thick red frame and a red title
+    # and the right ones are framed in green
+    assert _count_color(png, plots.RIGHT) > 1000
+
+
+def test_seeded_selection():
+    picks = plots.select(153, 16, seed=0)
+    assert picks == plots.select(153, 16, seed=0)
+    assert picks == sorted(set(picks)) and len(picks) == 16 and 0 <= picks[0] and picks[-1] < 153
+    assert picks != plots.select(153, 16, seed=1)
+    assert plots.select(4, 16, seed=0) == [0, 1, 2, 3]
+
+
+def test_missing_data_folder_skips_only_the_grid(run_copy, tiny_root, tmp_path, caplog):
+    plots.report(_params(tiny_root), run_copy)
+    assert (run_copy / "plots" / "predictions.png").exists()
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        result = plots.report(_params(tmp_path / "gone"), run_copy)
+    assert "skipping predictions.png: the image folder" in caplog.text and "gone" in caplog.text
+    assert set(result.skipped) == {"predictions.png"}
+    assert not (run_copy / "plots" / "predictions.png").exists()  # no stale grid left
+    assert _size(run_copy / "plots" / "curves.png") == (1100, 440)
+    assert _size(run_copy / "plots" / "confusion.png") == (560, 480)
+
+
+def test_a_missing_image_gets_a_placeholder_tile(run_copy, tiny_data, caplog):
+    (tiny_data / "val" / "bees" / "j_rgb.jpg").unlink()
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        result = plots.report(_params(tiny_data), run_copy)
+    assert "predictions.png: no file " in caplog.text and "j_rgb.jpg" in caplog.text
+    assert _size(result.written[0]) == (720, 620)
+
+
+def test_features_without_images_draw_curves_and_confusion(synthetic_store, tmp_path):
+    store = synthetic_store(tmp_path / "blobs.h5", n_classes=10)
+    run = tmp_path / "run"
+    train_head(Params(train=TrainConfig(features=str(store), out_dir=str(run), epochs=2)))
+    result = plots.report(_params(tmp_path), run)
+    assert "source 'synthetic'" in result.skipped["predictions.png"]
+    assert _size(run / "plots" / "confusion.png") == (1120, 1040)  # grows with the classes
+
+
+def test_missing_run_outputs_are_named(run_copy, tiny_root, tmp_path):
+    with pytest.raises(PipelineError, match=r"run folder '.*nowhere' does not exist"):
+        plots.report(_params(tiny_root), tmp_path / "nowhere")
+    (run_copy / "history.csv").unlink()
+    with pytest.raises(PipelineError, match=r"lacks history\.csv; expected the outputs of"):
+        plots.report(_params(tiny_root), run_copy)
+
+
+def test_command_reads_train_out_dir_or_out_dir(run_copy, tiny_root, tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data:\n  dir: {tiny_root}\ntrain:\n  out_dir: {run_copy}\n")
+    assert report_command.main(["--params", str(params), "--set", "report.dpi=30"]) == 0
+    assert _size(run_copy / "plots" / "curves.png") == (330, 132)
+    other = Path(shutil.copytree(run_copy, tmp_path / "other"))
+    shutil.rmtree(other / "plots")
+    assert report_command.main(["--params", str(params), "--out-dir", str(other)]) == 0
+    assert sorted(p.name for p in (other / "plots").iterdir()) == sorted(plots.PLOTS)
+    assert report_command.main(["--params", str(params), "--out-dir", str(tmp_path / "x")]) == 1
+    assert "does not exist; train a head first" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_real_set_report(real_store, hymenoptera_dir, tmp_path):
+    run = tmp_path / "run"
+    train_head(Params(train=TrainConfig(features=str(real_store), out_dir=str(run), epochs=2)))
+    result = plots.report(_params(hymenoptera_dir), run)
+    assert result.skipped == {}
+    assert _size(run / "plots" / "predictions.png") == (960, 1140)  # 16 images, 4 x 4

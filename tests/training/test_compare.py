@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.common.config import CompareConfig, Params, TrainConfig
+from pipeline.common.errors import ConfigError, PipelineError
+from pipeline.training import compare
+from pipeline.training.run import train_head
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_summary_of_heads_by_seed(synthetic_store, tmp_path):
+    store = synthetic_store(tmp_path / "blobs.h5")
+    cfg = CompareConfig(heads=("quantum", "linear"), seeds=(0, 1), dir=str(tmp_path / "cmp"))
+    for head in cfg.heads:
+        for seed in cfg.seeds:
+            train_head(
+                Params(
+                    train=TrainConfig(
+                        features=str(store),
+                        head=head,
+                        seed=seed,
+                        epochs=2,
+                        out_dir=f"{cfg.dir}/runs/{head}-seed{seed}",
+                    )
+                )
+            )
+    rows = compare.compare_summary(cfg)
+    assert [(r["train.head"], r["n"]) for r in rows] == [("quantum", 2), ("linear", 2)]
+    text = (tmp_path / "cmp" / "summary.md").read_text()
+    assert "| quantum | 2 |" in text and "0.9673" in text
+    assert (tmp_path / "cmp" / "summary.json").is_file()
+    # a seed that was never run is an error naming it
+    with pytest.raises(PipelineError, match=r"no finished run .* for quantum/seed 7"):
+        compare.compare_summary(dataclasses.replace(cfg, seeds=(0, 7)))
+
+
+def test_compare_config_checks():
+    with pytest.raises(ConfigError, match=r"compare\.heads: expected a list of quantum"):
+        CompareConfig(heads=("quantum", "svm"))
+    with pytest.raises(ConfigError, match=r"compare\.seeds: expected distinct seeds"):
+        CompareConfig(seeds=(1, 1))
+
+
+def test_dvc_stages_track_exactly_the_train_keys_they_read():
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    train_keys = {f"train.{f.name}" for f in dataclasses.fields(TrainConfig)}
+    assert "train" in stages["train_head"]["params"]  # the whole block
+    per_run = {p for p in stages["compare"]["params"] if p.startswith("train.")}
+    assert per_run == train_keys - {"train.head", "train.seed", "train.out_dir"}
