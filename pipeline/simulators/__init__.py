@@ -1,0 +1,1 @@
+"""Simulators of the paper's circuit."""
