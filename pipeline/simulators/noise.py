@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 
 #: Config section named in error messages.
 SECTION = "evaluate"
@@ -300,13 +300,13 @@ def _check_angles(inputs: torch.Tensor, weights: torch.Tensor) -> tuple[int, int
     """(n_qubits, q_depth) of inputs (B, n) and weights (depth, n)."""
     if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2 or inputs.shape[1] < 1:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
-        raise ConfigError(f"expected inputs of shape (B, n_qubits); got {got}")
+        raise PipelineError(f"expected inputs of shape (B, n_qubits); got {got}")
     if not inputs.is_floating_point():
-        raise ConfigError(f"expected floating-point inputs; got {inputs.dtype}")
+        raise PipelineError(f"expected floating-point inputs; got {inputs.dtype}")
     n = inputs.shape[1]
     if not isinstance(weights, torch.Tensor) or weights.ndim != 2 or weights.shape[1] != n:
         got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
-        raise ConfigError(f"expected weights of shape (q_depth, {n}); got {got}")
+        raise PipelineError(f"expected weights of shape (q_depth, {n}); got {got}")
     return n, weights.shape[0]
 
 
@@ -328,6 +328,9 @@ def density_matrix(
 
     Returns:
         rho (B, 2^n, 2^n): real symmetric, trace 1, wire 0 the most significant bit.
+
+    Raises:
+        PipelineError: the shapes do not fit (``expected …; got …``).
 
     Example:
         >>> density_matrix(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(1, 2)).shape
@@ -375,16 +378,16 @@ def _check_probabilities(probs: torch.Tensor) -> int:
             if isinstance(probs, torch.Tensor)
             else type(probs).__name__
         )
-        raise ConfigError(f"expected floating-point probabilities of shape (B, 2^n); got {got}")
+        raise PipelineError(f"expected floating-point probabilities of shape (B, 2^n); got {got}")
     dim = probs.shape[1]
     if dim < 2 or dim & (dim - 1):
-        raise ConfigError(f"expected probabilities of shape (B, 2^n); got {tuple(probs.shape)}")
+        raise PipelineError(f"expected probabilities of shape (B, 2^n); got {tuple(probs.shape)}")
     tol = 1e-9 if probs.dtype == torch.float64 else 1e-5
     sums = probs.sum(dim=1)
     if not bool(torch.isfinite(probs).all()) or bool((probs < -tol).any()):
-        raise ConfigError("expected finite, non-negative probabilities")
+        raise PipelineError("expected finite, non-negative probabilities")
     if bool(((sums - 1).abs() > tol * dim).any()):
-        raise ConfigError(f"expected probabilities that sum to 1; got sums {sums.tolist()[:8]}")
+        raise PipelineError(f"expected probabilities that sum to 1; got sums {sums.tolist()[:8]}")
     return dim.bit_length() - 1
 
 
@@ -447,6 +450,10 @@ def sample_counts(
         shots: draws per row, >= 1.
         generator: a ``torch.Generator``, or an int seed for a fresh one, or None for torch's
             global generator. The same seed gives bitwise the same counts.
+
+    Raises:
+        ConfigError: ``shots`` is not a positive integer, or the seed not an integer.
+        PipelineError: ``probs`` is not a batch of distributions over 2^n states.
 
     Example:
         >>> sample_counts(torch.tensor([[0.5, 0.5]], dtype=torch.float64), 10, generator=0).sum()
@@ -576,7 +583,7 @@ class NoisyTorchCircuit(nn.Module):
 def _check_call(x: torch.Tensor, weights: torch.Tensor, n_qubits: int, q_depth: int) -> None:
     n, depth = _check_angles(x, weights)
     if (n, depth) != (n_qubits, q_depth):
-        raise ConfigError(
+        raise PipelineError(
             f"expected inputs (B, {n_qubits}) and weights ({q_depth}, {n_qubits}); "
             f"got {tuple(x.shape)} and {tuple(weights.shape)}"
         )

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, PipelineError
 from pipeline.quantum import DressedQuantumNet, TorchCircuit
 from pipeline.simulators import noise as nz
 from pipeline.simulators.noise import (
@@ -294,19 +294,19 @@ def test_shots_are_checked(shots):
     ],
 )
 def test_probabilities_are_checked(probs):
-    with pytest.raises(ConfigError, match="expected"):
+    with pytest.raises(PipelineError, match="expected"):
         sample_counts(probs, 10, generator=0)
 
 
 def test_shapes_and_sizes_are_checked():
     x, w = _random(3, 2)
     with pytest.raises(
-        ConfigError, match=r"expected weights of shape \(q_depth, 3\); got \(2, 4\)"
+        PipelineError, match=r"expected weights of shape \(q_depth, 3\); got \(2, 4\)"
     ):
         expectations(x, torch.zeros(2, 4, dtype=F64))
-    with pytest.raises(ConfigError, match=r"expected inputs of shape \(B, n_qubits\); got \(3,\)"):
+    with pytest.raises(PipelineError, match=r"expected inputs of shape \(B, n_qubits\); got \(3,"):
         expectations(x[0], w)
-    with pytest.raises(ConfigError, match=r"expected inputs \(B, 4\) and weights \(2, 4\)"):
+    with pytest.raises(PipelineError, match=r"expected inputs \(B, 4\) and weights \(2, 4\)"):
         NoisyTorchCircuit(4, 2)(x, w)
     with pytest.raises(ConfigError, match=r"^evaluate\.n_qubits: expected an integer >= 1"):
         circuit_ops(0, 1)
