@@ -1,0 +1,1 @@
+"""Reports on trained heads."""
