@@ -253,7 +253,7 @@ def draw_robustness(
 
 def _axes(ax, rows: list[RobustnessRow], finite: list[int], x_exact: float, exact: float):
     """Ticks at every shot count and at "exact", a break before it, limits, labels, legend."""
-    from matplotlib.ticker import NullLocator  # lazily, as the figure
+    from matplotlib.ticker import NullLocator, PercentFormatter  # lazily, as the figure
 
     ticks = [*finite, x_exact]
     ax.set_xticks(ticks, [f"{s:,}" for s in finite] + ["exact\n(no shots)"])
@@ -267,7 +267,7 @@ def _axes(ax, rows: list[RobustnessRow], finite: list[int], x_exact: float, exac
     ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad) + 0.005)
     ax.set_xlabel("shots per sample")
     ax.set_ylabel("accuracy")
-    ax.yaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # as many decimals as ticks need
     ax.grid(alpha=0.3)
     ax.figure.legend(loc="outside right upper", fontsize=9, title="gate noise")
     n = sorted({r.n for r in rows})
