@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +20,8 @@ from pipeline.reports.robustness import (
     score_setting,
     wilson_interval,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_wilson_interval_known_values():
@@ -132,3 +137,12 @@ def test_plot_needs_rows(tmp_path):
     with pytest.raises(PipelineError, match="at least one row"):
         plot_robustness([], 0.9, tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_scoring_does_not_import_matplotlib():
+    code = (
+        "import sys; from pipeline.reports import robustness;"
+        "robustness.score_setting([[0.0, 1.0]], [1], [[1.0, 0.0]]);"
+        "assert 'matplotlib' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -27,6 +30,8 @@ from pipeline.simulators.noise import (
 )
 
 F64 = torch.float64
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _random(n_qubits, q_depth, batch=4, seed=0):
@@ -332,3 +337,13 @@ def test_unknown_device_lists_the_installed_ones():
 def test_noiseless_only_devices_refuse_noise(device, noise):
     with pytest.raises(ConfigError, match=rf"{device}' cannot simulate noise .*'default\.mixed'"):
         NoisyPennyLaneCircuit(device, 2, 1, noise)
+
+
+def test_the_torch_path_does_not_import_pennylane():
+    code = (
+        "import sys, torch; from pipeline.simulators import noise;"
+        "noise.NoisyTorchCircuit(2, 1, noise.NoiseModel(0.1), shots=10, seed=0)"
+        "(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(1, 2));"
+        "assert 'pennylane' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
