@@ -354,8 +354,8 @@ def basis_probabilities(
     """Probabilities (B, 2^n) of the basis states before readout: the diagonal of rho.
 
     Example:
-        >>> basis_probabilities(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(0, 2)).sum(1)
-        tensor([1., 1., 1.], dtype=torch.float64)
+        >>> basis_probabilities(torch.zeros(1, 2, dtype=torch.float64), torch.zeros(0, 2))
+        tensor([[0.2500, 0.2500, 0.2500, 0.2500]], dtype=torch.float64)
     """
     return torch.diagonal(density_matrix(inputs, weights, noise), dim1=1, dim2=2)
 

@@ -347,3 +347,15 @@ def test_the_torch_path_does_not_import_pennylane():
         "assert 'pennylane' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu_and_is_seeded():
+    x, w = _random(4, 6, batch=9)
+    noise = NOISES[0]
+    cpu = expectations(x, w, noise)
+    gpu = expectations(x.cuda(), w.cuda(), noise)
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=1e-12)
+    circuit = NoisyTorchCircuit(4, 6, noise, shots=100, seed=3)
+    again = NoisyTorchCircuit(4, 6, noise, shots=100, seed=3)
+    assert torch.equal(circuit(x.cuda(), w.cuda()), again(x.cuda(), w.cuda()))
