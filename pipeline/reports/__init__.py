@@ -1,3 +1,4 @@
 """What a trained head shows: its run folder (:mod:`.run_folder`), plots (:mod:`.plots`),
-predictions on new images (:mod:`.predict`), and the spiral figure (:mod:`.spiral`).
+predictions on new images (:mod:`.predict`), the spiral figure (:mod:`.spiral`), and its
+robustness to shots and noise (:mod:`.robustness`).
 """

@@ -1,0 +1,314 @@
+"""How a trained head holds up under finite shots and noise: scores per setting, and a plot.
+
+Pure functions on logits; nothing here runs a circuit or decides where files go.
+
+* :func:`wilson_interval`: the 95 % Wilson score interval of a binomial proportion.
+* :func:`score_setting`: one :class:`RobustnessRow` for a setting (shots, noise levels):
+  accuracy with its interval, agreement of the predictions with the exact noiseless ones,
+  and the mean absolute shift of the logits.
+* :func:`plot_robustness`: accuracy against shots, one line per noise level, written
+  atomically as a PNG of fixed pixel size with no version stamp (reproducible bytes).
+
+Example:
+    >>> row = score_setting(exact_logits, labels, noisy_logits, shots=1000, depolarizing=0.01)
+    >>> plot_robustness([row, ...], exact_accuracy=0.93, out_png="runs/head/robustness.png")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common import files
+from pipeline.common.errors import PipelineError
+
+#: norm.ppf(0.975): the two-sided 95 % normal quantile.
+Z95 = 1.959963984540054
+
+ROBUSTNESS_FIGSIZE = (10.0, 5.0)  # inches, the legend on the right included
+FAINT = "#6e7781"  # grey, as pipeline.report
+
+
+def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion ``k / n`` (95 % for the default ``z``).
+
+    ``(k + z^2/2) / (n + z^2) -/+ z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4)``: unlike the
+    normal (Wald) interval it stays inside [0, 1] and is not empty at k = 0 or k = n. Equal to
+    ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
+
+    Args:
+        k: successes, 0 <= k <= n.
+        n: trials, >= 1.
+        z: the normal quantile of the confidence level.
+
+    Returns:
+        (low, high).
+
+    Raises:
+        PipelineError: k or n out of range, or z <= 0.
+
+    Example:
+        >>> [round(v, 4) for v in wilson_interval(5, 10)]
+        [0.2366, 0.7634]
+    """
+    for name, value in (("k", k), ("n", n)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise PipelineError(f"wilson_interval: expected an integer {name}; got {value!r}")
+    if n < 1 or not 0 <= k <= n or not z > 0:
+        raise PipelineError(
+            f"wilson_interval: expected n >= 1, 0 <= k <= n and z > 0; got k={k}, n={n}, z={z}"
+        )
+    z2 = z * z
+    centre = (k + z2 / 2) / (n + z2)
+    half = z / (n + z2) * math.sqrt(k * (n - k) / n + z2 / 4)
+    low = 0.0 if k == 0 else max(0.0, centre - half)
+    high = 1.0 if k == n else min(1.0, centre + half)
+    return low, high
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustnessRow:
+    """The scores of one setting; ``shots=None`` is the exact (infinite-shot) value."""
+
+    shots: int | None
+    depolarizing: float = 0.0
+    amplitude_damping: float = 0.0
+    readout_error: float = 0.0
+    n: int  # samples scored
+    correct: int
+    accuracy: float
+    ci_low: float  # 95 % Wilson interval of the accuracy
+    ci_high: float
+    agreement: float  # fraction of argmax predictions equal to the exact noiseless ones
+    mean_abs_logit_shift: float  # mean over all entries of |logits - exact logits|
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def noise(self) -> tuple[float, float, float]:
+        """(depolarizing, amplitude_damping, readout_error): the line the row belongs to."""
+        return (self.depolarizing, self.amplitude_damping, self.readout_error)
+
+
+def _array(values: Any, name: str) -> np.ndarray:
+    """A numpy array of a torch tensor (detached, on the CPU) or an array-like."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    array = np.asarray(values)
+    if array.dtype == object:
+        raise PipelineError(f"{name}: expected numbers; got {array.dtype}")
+    return array
+
+
+def score_setting(
+    exact_logits: Any,
+    labels: Any,
+    logits: Any,
+    *,
+    shots: int | None = None,
+    depolarizing: float = 0.0,
+    amplitude_damping: float = 0.0,
+    readout_error: float = 0.0,
+) -> RobustnessRow:
+    """Score one setting's logits against the labels and the exact noiseless logits.
+
+    Args:
+        exact_logits: (N, C) of the exact noiseless head (tensor or array).
+        labels: (N,) integer classes in [0, C).
+        logits: (N, C) of the setting.
+        shots, depolarizing, amplitude_damping, readout_error: the setting, copied into the row.
+
+    Returns:
+        A :class:`RobustnessRow`: accuracy with its 95 % Wilson interval (over the N
+        samples), agreement of the argmax predictions (first maximum on ties) with the exact
+        noiseless ones, and the mean absolute logit shift.
+
+    Raises:
+        PipelineError: the shapes do not fit or a label is out of range.
+
+    Example:
+        >>> score_setting([[0.0, 1.0], [1.0, 0.0]], [1, 1], [[0.0, 1.0], [0.0, 1.0]]).agreement
+        0.5
+    """
+    exact = _array(exact_logits, "exact_logits")
+    ours = _array(logits, "logits")
+    y = _array(labels, "labels")
+    if exact.ndim != 2 or exact.shape[0] < 1 or exact.shape[1] < 2:
+        raise PipelineError(f"expected exact logits of shape (N, C), C >= 2; got {exact.shape}")
+    if ours.shape != exact.shape:
+        raise PipelineError(f"expected logits of shape {exact.shape}; got {ours.shape}")
+    if y.shape != exact.shape[:1] or not np.issubdtype(y.dtype, np.integer):
+        raise PipelineError(f"expected integer labels of shape {exact.shape[:1]}; got {y.shape}")
+    if y.min() < 0 or y.max() >= exact.shape[1]:
+        raise PipelineError(f"expected labels in [0, {exact.shape[1]}); got {y.min()}..{y.max()}")
+    predicted = ours.argmax(axis=1)  # (N,)
+    n, correct = len(y), int((predicted == y).sum())
+    low, high = wilson_interval(correct, n)
+    return RobustnessRow(
+        shots=shots,
+        depolarizing=float(depolarizing),
+        amplitude_damping=float(amplitude_damping),
+        readout_error=float(readout_error),
+        n=n,
+        correct=correct,
+        accuracy=correct / n,
+        ci_low=low,
+        ci_high=high,
+        agreement=float((predicted == exact.argmax(axis=1)).mean()),
+        mean_abs_logit_shift=float(np.abs(ours.astype(np.float64) - exact).mean()),
+    )
+
+
+# ----------------------------------------------------------------------------- the plot
+
+
+def _figure(figsize: tuple[float, float], dpi: int):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: matplotlib is slow
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+@contextlib.contextmanager
+def _default_style() -> Iterator[None]:
+    """matplotlib's default style inside the block, whatever the user's matplotlibrc says."""
+    import matplotlib  # lazily: matplotlib takes a second to import
+    import matplotlib.style
+
+    with matplotlib.rc_context():
+        matplotlib.style.use("default")
+        yield
+
+
+def _rows(rows: Sequence[RobustnessRow | Mapping[str, Any]]) -> list[RobustnessRow]:
+    out = [row if isinstance(row, RobustnessRow) else RobustnessRow(**row) for row in rows]
+    if not out:
+        raise PipelineError("plot_robustness: expected at least one row; got none")
+    return out
+
+
+def _label(noise: tuple[float, float, float]) -> str:
+    depolarizing, damping, readout = noise
+    extras = [f"damping \N{GREEK SMALL LETTER GAMMA} = {damping:g}"] if damping else []
+    extras += [f"readout q = {readout:g}"] if readout else []
+    label = f"depolarizing p = {depolarizing:g}"
+    return label + "\n  " + ", ".join(extras) if extras else label
+
+
+def draw_robustness(
+    rows: Sequence[RobustnessRow | Mapping[str, Any]], exact_accuracy: float, dpi: int = 100
+):
+    """The figure of :func:`plot_robustness` (a matplotlib Figure of ROBUSTNESS_FIGSIZE)."""
+    rows = _rows(rows)
+    finite = sorted({r.shots for r in rows if r.shots is not None})
+    x_exact = finite[-1] * 10.0 if finite else 1.0  # one decade right of the largest count
+    groups = sorted({r.noise for r in rows})
+    fig = _figure(ROBUSTNESS_FIGSIZE, dpi)
+    ax = fig.subplots()
+    ax.set_xscale("log")
+    ax.axhline(exact_accuracy, color=FAINT, linestyle="--", linewidth=1.2, zorder=1)
+    ax.annotate(
+        f"exact noiseless {exact_accuracy:.1%}",
+        (0.01, exact_accuracy),
+        xycoords=("axes fraction", "data"),
+        xytext=(0, 4),
+        textcoords="offset points",
+        fontsize=9,
+        color=FAINT,
+        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1},
+    )
+    for i, noise in enumerate(groups):
+        color = f"C{i % 10}"
+        line = sorted(
+            (r for r in rows if r.noise == noise and r.shots is not None), key=lambda r: r.shots
+        )
+        if line:
+            xs = [r.shots for r in line]
+            lows, highs = [r.ci_low for r in line], [r.ci_high for r in line]
+            ax.fill_between(xs, lows, highs, color=color, alpha=0.08, linewidth=0)
+            for edge in (lows, highs):  # edges keep overlapping bands apart
+                ax.plot(xs, edge, color=color, linewidth=0.7, alpha=0.5)
+            ax.plot(xs, [r.accuracy for r in line], marker="o", color=color, label=_label(noise))
+        for r in (r for r in rows if r.noise == noise and r.shots is None):
+            # side by side around the "exact" tick, so that the error bars do not overlap
+            x = x_exact * 10 ** (0.06 * (i - (len(groups) - 1) / 2))
+            if line:
+                ax.plot([xs[-1], x], [line[-1].accuracy, r.accuracy], ":", color=color)
+            err = [[r.accuracy - r.ci_low], [r.ci_high - r.accuracy]]
+            label = None if line else _label(noise)
+            ax.errorbar([x], [r.accuracy], yerr=err, fmt="D", color=color, capsize=4, label=label)
+    _axes(ax, rows, finite, x_exact, exact_accuracy)
+    return fig
+
+
+def _axes(ax, rows: list[RobustnessRow], finite: list[int], x_exact: float, exact: float):
+    """Ticks at every shot count and at "exact", a break before it, limits, labels, legend."""
+    from matplotlib.ticker import NullLocator, PercentFormatter  # lazily, as the figure
+
+    ticks = [*finite, x_exact]
+    ax.set_xticks(ticks, [f"{s:,}" for s in finite] + ["exact\n(no shots)"])
+    ax.xaxis.set_minor_locator(NullLocator())
+    if finite:
+        ax.axvline(math.sqrt(finite[-1] * x_exact), color=FAINT, linewidth=0.8, linestyle=":")
+    ax.set_xlim(ticks[0] / 10**0.4, x_exact * 10**0.4)
+    low = min([exact, *(r.ci_low for r in rows)])
+    high = max([exact, *(r.ci_high for r in rows)])
+    pad = max(0.02, 0.08 * (high - low))
+    ax.set_ylim(max(0.0, low - pad), min(1.0, high + pad) + 0.005)
+    ax.set_xlabel("shots per sample")
+    ax.set_ylabel("accuracy")
+    ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))  # as many decimals as ticks need
+    ax.grid(alpha=0.3)
+    ax.figure.legend(loc="outside right upper", fontsize=9, title="gate noise")
+    n = sorted({r.n for r in rows})
+    samples = f"{n[0]}" if len(n) == 1 else f"{n[0]} to {n[-1]}"
+    ax.set_title(
+        "Accuracy under finite shots and gate noise\n"
+        f"{samples} samples; bands and bars: 95 % Wilson intervals",
+        fontsize=11,
+    )
+
+
+def plot_robustness(
+    rows: Sequence[RobustnessRow | Mapping[str, Any]],
+    exact_accuracy: float,
+    out_png: str | Path,
+    dpi: int = 100,
+) -> Path:
+    """Accuracy against shots, one line per noise level, written atomically as a PNG.
+
+    The x axis is logarithmic in the shot count. The exact (``shots=None``) setting of each
+    noise level is a diamond with its interval at an "exact" tick one decade right of the
+    largest shot count (past a dotted axis break), joined to its line by a dotted segment: it
+    is the limit the line tends to, and a marker keeps its interval readable where a
+    horizontal line per noise level would cross the others. Bands are the 95 % Wilson
+    intervals over the scored samples; the grey dashed line is the exact noiseless accuracy.
+
+    Args:
+        rows: :class:`RobustnessRow` (or their ``as_dict()``), any order.
+        exact_accuracy: accuracy of the exact noiseless head, the reference line.
+        out_png: where to write; its folder is created.
+        dpi: pixels per inch; the PNG is ROBUSTNESS_FIGSIZE * dpi pixels.
+
+    Returns:
+        ``out_png`` as a Path.
+
+    Raises:
+        PipelineError: no rows.
+    """
+    with _default_style():
+        fig = draw_robustness(rows, exact_accuracy, dpi)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    files.write_bytes(out_png, buf.getvalue())
+    return Path(out_png)
