@@ -1,0 +1,1 @@
+"""Simulators of quantum circuits in torch (batched, differentiable): see :mod:`.fock`."""
