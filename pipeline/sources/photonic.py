@@ -307,7 +307,8 @@ def qc_features(
     if bool(low.any()):
         log.warning(
             "QC states at cutoff %d: %d of %d (%.1f %%) keep less than %.2f of their norm "
-            "(min %.3f, mean %.3f); raise the cutoff for untruncated states",
+            "(min %.3f, mean %.3f); the paper's notebook truncated the same way at cutoff 11, "
+            "a larger cutoff gives untruncated states",
             cutoff,
             int(low.sum()),
             len(kept),
