@@ -78,6 +78,7 @@ PRETRAINED = {
 QC_CLASSES = ("L", "O", "T", "I", "S", "J", "Z")
 QC_ALPHA = 1.4 * np.array([1, -1, 1, -1, 1j, -1j, 1j])  # mode 0 amplitude of class j
 QC_BETA = 1.4 * np.array([1, 1, -1, -1, 1j, 1j, -1j])  # mode 1 amplitude of class j
+QC_ALPHA.flags.writeable = QC_BETA.flags.writeable = False
 QC_NOISE = 0.6
 QC_IMAGE = 4  # features: the |n0, n1> amplitudes with n0, n1 < 4
 QQ_CLASSES = ("gaussian", "non-gaussian")
@@ -218,7 +219,11 @@ def qc_amplitudes(
 def qc_input_states(alpha: np.ndarray, beta: np.ndarray, cutoff: int = 11) -> torch.Tensor:
     """Two-mode coherent states ``|alpha> ⊗ |beta>`` truncated: complex128 (N, c, c).
 
-    The displacements are passed in polar form ``(|z|, angle(z))``.
+    The displacements are passed to the simulator in polar form ``(|z|, angle(z))``.
+
+    Example:
+        >>> qc_input_states(QC_ALPHA, QC_BETA).shape  # the 7 clean inputs
+        torch.Size([7, 11, 11])
     """
     alpha, beta = np.asarray(alpha, np.complex128), np.asarray(beta, np.complex128)
     mode0 = fock.coherent_state(np.abs(alpha), np.angle(alpha), cutoff)  # (N, c)
@@ -240,6 +245,11 @@ def qc_layers(ket: torch.Tensor, params: torch.Tensor | np.ndarray) -> torch.Ten
 
     Returns:
         The kets after the L layers, (..., c, c).
+
+    Example:
+        >>> kets = qc_input_states(QC_ALPHA, QC_BETA)
+        >>> bool(torch.allclose(qc_layers(kets, np.zeros((16, 2))), kets))  # identity gates
+        True
     """
     p = torch.as_tensor(params, dtype=torch.float64)  # (16, L)
     if p.ndim != 2 or p.shape[0] != 16:
@@ -266,7 +276,12 @@ def qc_layers(ket: torch.Tensor, params: torch.Tensor | np.ndarray) -> torch.Ten
 
 
 def qc_image(ket: torch.Tensor) -> torch.Tensor:
-    """The renormalised 4 x 4 corner of two-mode kets (..., c, c): amplitudes (..., 4, 4)."""
+    """The renormalised 4 x 4 corner of two-mode kets (..., c, c): amplitudes (..., 4, 4).
+
+    Example:
+        >>> qc_image(qc_input_states(QC_ALPHA, QC_BETA)).abs().square().sum((-2, -1))[0].item()
+        1.0
+    """
     corner = ket[..., :QC_IMAGE, :QC_IMAGE]
     norm = torch.linalg.vector_norm(corner, dim=(-2, -1), keepdim=True)
     return corner / norm
@@ -306,7 +321,7 @@ def qc_features(
     low = kept < min_norm
     if bool(low.any()):
         log.warning(
-            "QC states at cutoff %d: %d of %d (%.1f %%) keep less than %.2f of their norm "
+            "QC states at cutoff %d: %d of %d (%.1f %%) keep a squared norm below %.2f "
             "(min %.3f, mean %.3f); the paper's notebook truncated the same way at cutoff 11, "
             "a larger cutoff gives untruncated states",
             cutoff,
@@ -398,7 +413,12 @@ def qq_draws(
 
 
 def qq_input_states(draws: QQDraws, cutoff: int = 15) -> torch.Tensor:
-    """``R(r2) S(sq, 0) R(r1) D(1 - label, 0) |label>`` truncated: complex128 (N, c)."""
+    """``R(r2) S(sq, 0) R(r1) D(1 - label, 0) |label>`` truncated: complex128 (N, c).
+
+    Example:
+        >>> qq_input_states(qq_draws(1, 0)["train"]).shape
+        torch.Size([8, 15])
+    """
     _check_cutoff(cutoff, 2)
     labels = torch.as_tensor(draws.labels)
     ket = fock.fock_state(labels, cutoff)  # (N, c)
@@ -451,6 +471,10 @@ def circuit_a_matrix(circuit_a: np.ndarray, cutoff: int = 15) -> torch.Tensor:
 
     R(r1) -> R(r2) -> D(clip(d), 0) -> R(r3) -> V(clip(κ)): no squeezing (see the module
     docstring).
+
+    Example:
+        >>> circuit_a_matrix(load_pretrained(folder, "circuit_A.npy")).shape
+        torch.Size([15, 15])
     """
     params = torch.as_tensor(np.asarray(circuit_a), dtype=torch.float64).T  # (1, 6)
     return one_mode_layers(params, cutoff, squeeze=False)
