@@ -249,7 +249,9 @@ def cubic_phase(
     return torch.linalg.matrix_exp(1j * generator)
 
 
-def fock_state(n: int | torch.Tensor, cutoff: int, *, dtype: torch.dtype = torch.complex128):
+def fock_state(
+    n: int | torch.Tensor, cutoff: int, *, dtype: torch.dtype = torch.complex128
+) -> torch.Tensor:
     """The Fock state ``|n>`` as a one-mode ket (..., c) for integer ``n`` of shape (...).
 
     Example:
@@ -272,7 +274,7 @@ def _check_gate(gate: torch.Tensor, n_modes: int) -> int:
     return cutoff
 
 
-def apply_one_mode(gate: torch.Tensor, ket: torch.Tensor, mode: int | None = None):
+def apply_one_mode(gate: torch.Tensor, ket: torch.Tensor, mode: int | None = None) -> torch.Tensor:
     """Apply a one-mode gate to a one-mode ket, or to mode 0 or 1 of a two-mode ket.
 
     Args:
