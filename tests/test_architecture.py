@@ -29,10 +29,10 @@ COMMANDS = {
 LAYERS = (
     "common",
     "store",
+    "simulators",
     "sources",
     "backbones",
     "extraction",
-    "simulators",
     "heads",
     "training",
     "reports",
@@ -126,6 +126,24 @@ def test_no_import_cycle():
     for module in sorted(graph):
         if module not in state:
             visit(module)
+
+
+def test_sub_packages_import_only_the_layers_below_them():
+    def layer(module: str) -> int | None:
+        part = module.split(".")[1] if module.count(".") else None
+        return LAYERS.index(part) if part in LAYERS else None
+
+    graph = import_graph()
+    upward = [
+        f"{source} -> {target}"
+        for source, targets in graph.items()
+        for target in targets
+        if layer(source) is not None and layer(target) is not None and layer(target) > layer(source)
+    ]
+    assert not upward, "imports of a higher layer: " + ", ".join(upward)
+    commands = {f"pipeline.{c}" for c in COMMANDS}
+    into = [f"{s} -> {t}" for s, ts in graph.items() for t in ts if t in commands]
+    assert not into, "machinery importing a command: " + ", ".join(into)
 
 
 def test_the_graph_sees_imports_inside_functions_and_relative_ones(tmp_path):
