@@ -51,6 +51,7 @@ def _run(args) -> None:
         scheduler=args.scheduler,
         dask_workers=args.dask_workers,
         force=args.force,
+        save_models=args.save_models,
     )
     if result.failed:
         raise sweep.SweepError(
@@ -91,6 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--force", action="store_true", help="rerun runs that are already in results.csv"
+    )
+    parser.add_argument(
+        "--save-models",
+        action="store_true",
+        help="write each run's model.pt to <out>/runs/<run_id>/model.pt",
     )
     return cli.main(parser, argv, _run, check=_check)
 

@@ -126,9 +126,11 @@ class TrainConfig:
     loss_reduction: Literal["mean", "sum"] = "mean"
     optimizer: Literal["adam", "pennylane_adam"] = "adam"
     checkpoint: Literal["best", "last"] = "best"
+    threads: int = 1  # torch threads while heads train (small ops: more threads cost time)
 
     def __post_init__(self) -> None:
         _check(self.n_qubits >= 1, "train.n_qubits", "an integer >= 1", self.n_qubits)
+        _check(self.threads >= 1, "train.threads", "an integer >= 1", self.threads)
         _check(self.q_depth >= 0, "train.q_depth", "an integer >= 0", self.q_depth)
         _check(self.q_delta >= 0, "train.q_delta", "a number >= 0", self.q_delta)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)

@@ -1,6 +1,9 @@
-"""Torch device selection shared by the stages: ``auto`` means CUDA when present."""
+"""Torch devices and threads shared by the stages: ``auto`` means CUDA when present."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
 
 import torch
 
@@ -16,3 +19,20 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise ConfigError(f"device: expected auto, cpu or cuda; got {name!r}")
     return torch.device(name)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block with ``n`` torch threads, then restore the previous count.
+
+    Small heads run many tiny operations, for which one thread is fastest and a busy core
+    does not stall (``train.threads``; measured in ``benchmarks/ensemble.py``).
+    """
+    previous = torch.get_num_threads()
+    if n != previous:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)

@@ -166,15 +166,22 @@ class TorchCircuit(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 2 or x.shape[1] != self.n_qubits:
-            raise ValueError(f"expected inputs of shape (B, {self.n_qubits}); got {tuple(x.shape)}")
-        if weights.shape != shape(self.n_qubits, self.q_depth):
-            raise ValueError(
-                f"expected weights of shape {shape(self.n_qubits, self.q_depth)}; "
-                f"got {tuple(weights.shape)}"
-            )
+        """``<Z_i>`` (B, n) for inputs ``x`` (B, n) and weights (q_depth, n).
+
+        With ``method="matrix"`` a stack of M circuits runs at once: weights (M, q_depth, n),
+        inputs (M, B, n), outputs (M, B, n); each member is exactly its own circuit.
+        """
+        d, n = shape(self.n_qubits, self.q_depth)
+        if weights.ndim < 2 or tuple(weights.shape[-2:]) != (d, n):
+            raise ValueError(f"expected weights of shape {(d, n)}; got {tuple(weights.shape)}")
+        lead = tuple(weights.shape[:-2])  # () for one circuit, (M,) for a stack
+        if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
+            expected = ", ".join([*map(str, lead), "B", str(n)])
+            raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
         if self.method == "matrix":
             return _MatrixCircuit.apply(x, weights, self)
+        if lead:
+            raise ValueError(f"stacked circuits need method 'matrix'; got {self.method!r}")
         state = self._apply_layers(self.product_state(x), weights)  # (B, 2^n)
         return (state * state) @ self.z_signs.to(state.dtype)  # (B, n)
 
@@ -212,43 +219,48 @@ class _MatrixCircuit(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, weights, circuit: TorchCircuit):
-        state = circuit.product_state(x)  # (B, N)
+        # x (*M, B, n), weights (*M, d, n): *M is () for one circuit, (M,) for a stack of M
+        state = circuit.product_state(x)  # (*M, B, N)
         states = [state]
         if circuit.q_depth:
-            ry_layers = circuit.layer_matrices(weights)  # (d, N, N)
-            layers = ry_layers @ circuit.cnot.to(x.dtype)  # (d, N, N)
-            for layer in layers:
-                state = state @ layer.T  # (B, N)
+            ry_layers = circuit.layer_matrices(weights)  # (*M, d, N, N)
+            layers = ry_layers @ circuit.cnot.to(x.dtype)  # (*M, d, N, N)
+            for layer in layers.unbind(-3):
+                state = state @ layer.transpose(-1, -2)  # (*M, B, N)
                 states.append(state)
         else:
             ry_layers = layers = x.new_empty(0)
         ctx.circuit = circuit
-        ctx.save_for_backward(torch.stack(states), ry_layers, layers)  # (d + 1, B, N)
-        return (state * state) @ circuit.z_signs.to(state.dtype)  # (B, n)
+        ctx.save_for_backward(torch.stack(states), ry_layers, layers)  # (d + 1, *M, B, N)
+        return (state * state) @ circuit.z_signs.to(state.dtype)  # (*M, B, n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):  # grad: (B, n)
+    def backward(ctx, grad):  # grad: (*M, B, n)
         states, ry_layers, layers = ctx.saved_tensors
         c: TorchCircuit = ctx.circuit
         n, dim, depth = c.n_qubits, 2**c.n_qubits, c.q_depth
-        batch = states.shape[1]
-        lam = 2 * states[-1] * (grad @ c.z_signs.to(states.dtype).T)  # dE/ds_d (B, N)
+        *lead, batch = states.shape[1:-1]
+        lam = 2 * states[-1] * (grad @ c.z_signs.to(states.dtype).T)  # dE/ds_d (*M, B, N)
         adjoints = []
+        per_layer = layers.unbind(-3) if depth else ()
         for layer in range(depth - 1, -1, -1):
             adjoints.append(lam)  # lam_{layer + 1}
-            lam = lam @ layers[layer]  # (B, N)
+            lam = lam @ per_layer[layer]  # (*M, B, N)
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            flipped = (states[0] @ c.flips.to(states.dtype).T).view(batch, n, dim)  # (B, n, N)
-            grad_x = 0.5 * (flipped @ lam.unsqueeze(-1)).squeeze(-1)  # (B, n)
+            flips = c.flips.to(states.dtype)
+            flipped = (states[0] @ flips.T).view(*lead, batch, n, dim)  # (*M, B, n, N)
+            grad_x = 0.5 * (flipped @ lam.unsqueeze(-1)).squeeze(-1)  # (*M, B, n)
         if ctx.needs_input_grad[1] and depth:
-            after = torch.stack(adjoints[::-1]) @ ry_layers  # lam_{l+1} R_l  (d, B, N)
+            # lam_{l+1} R_l  (d, *M, B, N)
+            after = torch.stack(adjoints[::-1]) @ ry_layers.movedim(-3, 0)
             flips = c.flips_after_cnot.to(states.dtype)  # flip_i(s C^T) = s (F C)^T
-            flipped = (states[:-1] @ flips.T).view(depth, batch, n, dim)  # (d, B, n, N)
-            grad_w = 0.5 * (flipped * after.unsqueeze(2)).sum((1, 3))  # (d, n)
+            flipped = (states[:-1] @ flips.T).view(depth, *lead, batch, n, dim)  # (d, *M, B, n, N)
+            grad_w = 0.5 * (flipped * after.unsqueeze(-2)).sum((-3, -1))  # (d, *M, n)
+            grad_w = grad_w.movedim(0, -2)  # (*M, d, n)
         elif ctx.needs_input_grad[1]:
-            grad_w = torch.zeros(0, n, dtype=states.dtype, device=states.device)
+            grad_w = torch.zeros(*lead, 0, n, dtype=states.dtype, device=states.device)
         return grad_x, grad_w, None
 
 

@@ -1,25 +1,33 @@
 """The compare table: mean ± std of best and last val accuracy per head over seeds.
 
-The ``compare`` stage of ``dvc.yaml`` trains every head in ``compare.heads`` with every seed
-in ``compare.seeds``, each into its own folder under ``compare.dir/runs/``.
-:func:`compare_summary` reads those runs (their settings from each ``model.pt``, their numbers
-from each ``metrics.json``), keeps exactly the heads x seeds asked for, and writes
-``compare.dir/summary.md`` and ``summary.json`` through :mod:`pipeline.training.summary`: the
-quantum-against-classical table of the paper, over seeds.
+:func:`compare` (the DVC ``compare`` stage, ``python -m pipeline.compare``) trains every head in
+``compare.heads`` with every seed in ``compare.seeds`` in one process, as stacks
+(:func:`pipeline.training.ensemble.fit_ensemble`: the same numbers as one ``train_head`` run
+each), and writes each run into its own folder ``compare.dir/runs/<head>-seed<seed>/``
+(:func:`pipeline.training.outputs.save`). :func:`compare_summary` then reads those runs (their
+settings from each ``model.pt``, their numbers from each ``metrics.json``), keeps exactly the
+heads x seeds asked for, and writes ``compare.dir/summary.md`` and ``summary.json`` through
+:mod:`pipeline.training.summary`: the quantum-against-classical table of the paper, over seeds.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.common.config import CompareConfig
+from pipeline.common.config import CompareConfig, Params
 from pipeline.common.errors import PipelineError
+from pipeline.extraction.loop import feature_store
 from pipeline.heads.checkpoint import read_checkpoint
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, is_random_init
 from pipeline.training import summary
+from pipeline.training.data import load_data
+from pipeline.training.ensemble import fit_ensemble
+from pipeline.training.loop import MemberFailure
+from pipeline.training.outputs import save
 
 log = logging.getLogger("pipeline")
 
@@ -28,6 +36,34 @@ PAPER_NOTE = (
     "ResNet18 + linear layer 0.9542. `best` selects the epoch on the validation split, as the "
     "paper and the demo do; `last` is the final epoch."
 )
+
+
+def run_dir(cfg: CompareConfig, head: str, seed: int) -> Path:
+    """The folder of one compare run."""
+    return Path(cfg.dir) / "runs" / f"{head}-seed{seed}"
+
+
+def compare(params: Params) -> list[dict[str, Any]]:
+    """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
+    run and the summary; return the summary's rows.
+
+    Raises:
+        PipelineError: a bad feature store, or runs that diverged (the others are written).
+    """
+    cfg = params.compare
+    data = load_data(feature_store(params))
+    cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
+    log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
+             list(cfg.seeds), data.path)  # fmt: skip
+    failed = []
+    for train, result in zip(cfgs, fit_ensemble(cfgs, data), strict=True):
+        if isinstance(result, MemberFailure):
+            failed.append(f"{train.head}/seed {train.seed}: {result.error}")
+            continue
+        save(result, run_dir(cfg, train.head, train.seed))
+    if failed:
+        raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
+    return compare_summary(cfg)
 
 
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
@@ -57,7 +93,7 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
     if missing:
         raise PipelineError(
             f"no finished run under {runs_dir} for {', '.join(missing)}; expected one per "
-            "compare.heads x compare.seeds (run `dvc repro compare`)"
+            "compare.heads x compare.seeds (run `python -m pipeline.compare`)"
         )
     return [found[k] for k in wanted], random_init
 

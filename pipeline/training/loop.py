@@ -1,16 +1,18 @@
-"""The training loop of one head: train one epoch, evaluate, repeat; then summarise.
+"""The training loop: train one epoch, evaluate, repeat; then summarise. One head or many.
 
-:func:`fit` reads top to bottom as the paper's protocol: build the head from the seeded RNG,
-then for every epoch shuffle (a generator seeded with ``train.seed``), train on batches
-(:func:`train_one_epoch`), step the StepLR schedule, evaluate on ``val`` (:func:`evaluate`),
-and keep the checkpoint with the best val accuracy (or the last one); finally
-:func:`summarise` the best and last epochs. Nothing is written here
-(:mod:`pipeline.training.outputs` does that).
+:func:`fit_stack` trains M heads of one shape as one stacked model
+(:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
+It reads top to bottom as the paper's protocol: build each head under its own seed, then for
+every epoch shuffle each member's rows (a generator seeded with its ``train.seed``), train on
+batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
+members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
+each member's best (or last) weights; finally :func:`summarise` each member's best and last
+epochs. Members never mix: a member's numbers are exactly those of its own stack of one.
+Nothing is written here (:mod:`pipeline.training.outputs` does that).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,20 +24,27 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.common.config import TrainConfig
-from pipeline.common.devices import resolve_device
+from pipeline.common.devices import resolve_device, torch_threads
+from pipeline.common.errors import PipelineError
 from pipeline.heads.dressed import build_head
+from pipeline.heads.stacked import StackedHeads, unstackable_reason
 from pipeline.training.data import HeadData
-from pipeline.training.optim import Adam, PennyLaneAdam, make_optimizer
+from pipeline.training.optim import StackedOptimizer
 
 log = logging.getLogger("pipeline")
 
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr")
-EVAL_CHUNK = 4096
+#: Gather each member's training rows once per epoch when they take at most this many bytes.
+GATHER_BYTES = 64 << 20
+
+
+class TrainingError(PipelineError):
+    """A head could not be trained (its loss diverged)."""
 
 
 @dataclass
 class TrainResult:
-    """What :func:`fit` produced; :func:`pipeline.training.outputs.save` writes it."""
+    """One trained head; :func:`pipeline.training.outputs.save` writes it."""
 
     config: TrainConfig
     data: HeadData
@@ -47,50 +56,76 @@ class TrainResult:
     timing: dict[str, float] = field(default_factory=dict)
 
 
-def evaluate(model, x: torch.Tensor, y: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """Mean cross entropy and class probabilities (N, C) of ``model`` on (x, y)."""
-    model.eval()
-    with torch.no_grad():
-        logits = torch.cat([model(x[i : i + EVAL_CHUNK]) for i in range(0, len(x), EVAL_CHUNK)])
-        loss = F.cross_entropy(logits, y).item()
-    model.train()
-    return loss, logits.softmax(dim=1)
+@dataclass(frozen=True)
+class MemberFailure:
+    """A member of a stack that could not be trained; the others were."""
+
+    config: TrainConfig
+    error: str
 
 
 def train_one_epoch(
-    model: torch.nn.Module,
-    optimizer: Adam | PennyLaneAdam,
-    xs: torch.Tensor,
-    ys: torch.Tensor,
-    cfg: TrainConfig,
-    n_classes: int,
-) -> tuple[float, float]:
-    """One pass over ``xs`` (N, D), ``ys`` (N,) in that order, in batches of ``cfg.batch_size``.
+    heads: StackedHeads,
+    optimizer: StackedOptimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    orders: torch.Tensor,
+    batch_size: int,
+    mean: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass of every member over its own order of the rows, in batches of ``batch_size``.
+
+    Args:
+        heads: the stack (M members).
+        optimizer: its optimizer.
+        x, y: the training rows (N, D) and labels (N,), shared by the members.
+        orders: (M, N) each member's order of the rows this epoch.
+        batch_size: rows per step.
+        mean: (M,) True where a member's loss is the batch mean (else the batch sum).
 
     Returns:
-        The epoch's training loss (per row: the batch losses summed, each weighted by its
-        batch size for a mean loss) and its accuracy, both from each batch's logits before
-        its update, as the demo reports them.
+        Per member (M,): the epoch's training loss per row (the batch losses summed, each
+        weighted by its batch size for a mean loss) and its accuracy, both from each batch's
+        logits before its update, as the demo reports them.
     """
-    n, size = len(ys), cfg.batch_size
-    n_steps = -(-n // size)
-    batch_sizes = torch.full((n_steps,), size, dtype=xs.dtype, device=xs.device)
-    batch_sizes[-1] = n - (n_steps - 1) * size
-    batch_losses = torch.empty(n_steps, dtype=xs.dtype, device=xs.device)  # each step's loss
-    train_logits = torch.empty(n, n_classes, dtype=xs.dtype, device=xs.device)  # (N, C)
-    for step, i in enumerate(range(0, n, size)):
-        xb, yb = xs[i : i + size], ys[i : i + size]  # (b, D), (b,)
-        logits = model(xb)  # (b, C)
-        # mean over the batch, as the demo; or the sum, as the paper's spiral notebook
-        loss = F.cross_entropy(logits, yb, reduction=cfg.loss_reduction)
+    m, n = orders.shape
+    losses, predicted = [], []  # each step's (M,) loss and (M, b) predictions
+    ys = y[orders]  # (M, N) each member's labels in its order
+    small = m * n * x.shape[1] * x.element_size() <= GATHER_BYTES
+    xs = _rows(x, orders) if small else None  # (M, N, D) once per epoch when it is small
+    all_mean, any_mean = bool(mean.all()), bool(mean.any())
+    for i in range(0, n, batch_size):
+        xb = xs[:, i : i + batch_size] if small else _rows(x, orders[:, i : i + batch_size])
+        yb = ys[:, i : i + batch_size]  # (M, b)
+        logits = heads(xb)  # (M, b, C)
+        per_row = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
+        loss = per_row.view(m, -1).sum(1)  # (M,) the batch sum, as the paper's spiral notebook
+        if any_mean:  # or the mean, as the demo
+            loss = loss / yb.shape[1] if all_mean else torch.where(mean, loss / yb.shape[1], loss)
         optimizer.zero_grad()
-        loss.backward()
+        loss.sum().backward()  # members never mix: each gets its own loss's gradient
         optimizer.step()
-        batch_losses[step] = loss.detach()
-        train_logits[i : i + size] = logits.detach()
-    total = batch_losses.sum() if cfg.loss_reduction == "sum" else batch_losses @ batch_sizes
-    accuracy = (train_logits.argmax(dim=1) == ys).double().mean().item()
-    return total.item() / n, accuracy
+        losses.append(loss.detach())
+        predicted.append(logits.detach().argmax(-1))
+    sizes = torch.tensor([p.shape[1] for p in predicted], dtype=x.dtype, device=x.device)
+    steps = torch.stack(losses, dim=1)  # (M, steps)
+    totals = torch.where(mean, steps @ sizes, steps.sum(1))  # (M,)
+    return totals / n, (torch.cat(predicted, dim=1) == ys).double().mean(1)
+
+
+def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Rows ``x[index]`` (M, b, D) for ``index`` (M, b), by one index_select."""
+    return x.index_select(0, index.reshape(-1)).view(*index.shape, x.shape[1])
+
+
+def evaluate(
+    heads: StackedHeads, x: torch.Tensor, y: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every member's mean cross entropy (M,) and class probabilities (M, V, C) on (x, y)."""
+    with torch.no_grad():
+        logits = heads(x)  # (M, V, C); x (V, D) is shared
+        per_row = F.cross_entropy(logits.flatten(0, 1), y.repeat(heads.members), reduction="none")
+    return per_row.view(heads.members, -1).mean(1), logits.softmax(-1)
 
 
 def class_summary(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) -> dict[str, Any]:
@@ -141,68 +176,139 @@ def summarise(
     }
 
 
+@dataclass
+class _Kept:
+    """Per member: the history, the best epoch's weights and probabilities, the failures."""
+
+    history: list[list[dict[str, float]]]
+    best_acc: torch.Tensor  # (M,)
+    best_flat: torch.Tensor  # (M, P)
+    probs: dict[str, torch.Tensor]  # "best", "last": (M, V, C)
+    failed: list[str | None]
+
+    def record(self, epoch: int, rows: dict[str, torch.Tensor], heads, val_probs) -> None:
+        for m, history in enumerate(self.history):
+            history.append({"epoch": epoch, **{k: float(v[m]) for k, v in rows.items()}})
+            loss = history[-1]["train_loss"]
+            if self.failed[m] is None and not np.isfinite(loss):
+                self.failed[m] = f"the training loss diverged ({loss}) in epoch {epoch}"
+        improved = rows["val_acc"] > self.best_acc  # (M,) strictly: the first best epoch
+        self.best_acc = torch.where(improved, rows["val_acc"], self.best_acc)
+        self.best_flat = torch.where(heads.per_element(improved), heads.flat, self.best_flat)
+        keep = improved.view(-1, 1, 1)
+        self.probs["best"] = torch.where(keep, val_probs, self.probs.get("best", val_probs))
+        self.probs["last"] = val_probs
+
+
+def _build(cfg: TrainConfig, data: HeadData, device, dtype) -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes)
+    return model.to(device=device, dtype=dtype)
+
+
+def fit_stack(
+    cfgs: Sequence[TrainConfig],
+    data: HeadData,
+    *,
+    on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
+) -> list[TrainResult | MemberFailure]:
+    """Train one head per config as one stack (see the module docstring); results in order.
+
+    Args:
+        cfgs: the members' ``train`` blocks, all of one shape
+            (:func:`pipeline.training.ensemble.group_key`).
+        data: the loaded feature store (:func:`pipeline.training.data.load_data`).
+        on_epoch: called after each epoch with every member's history row.
+
+    Returns:
+        Per member a :class:`TrainResult`, or a :class:`MemberFailure` when its loss diverged.
+    """
+    start, base = time.perf_counter(), cfgs[0]
+    device, dtype = resolve_device(base.device), getattr(torch, base.dtype)
+    models = [_build(cfg, data, device, dtype) for cfg in cfgs]
+    kind = base.head if unstackable_reason(base) is None else None
+    heads = StackedHeads(models, kind)
+    optimizer = StackedOptimizer(
+        heads.flat,
+        heads.grad,
+        heads.member_index,
+        base.optimizer,
+        lr=[c.lr for c in cfgs],
+        step_size=[c.step_size for c in cfgs],
+        gamma=[c.gamma for c in cfgs],
+    )
+    x_train = torch.as_tensor(data.train.features).to(device, dtype)  # (N, D)
+    y_train = torch.as_tensor(data.train.labels).to(device)  # (N,)
+    x_val = torch.as_tensor(data.val.features).to(device, dtype)  # (V, D)
+    y_val = torch.as_tensor(data.val.labels).to(device)  # (V,)
+    mean = torch.tensor([c.loss_reduction == "mean" for c in cfgs], device=device)
+    shuffles = [torch.Generator().manual_seed(c.seed) for c in cfgs]
+    kept = _Kept([[] for _ in cfgs], torch.full((len(cfgs),), -1.0, dtype=torch.float64,
+                 device=device), heads.flat.clone(), {}, [None] * len(cfgs))  # fmt: skip
+    train_seconds = 0.0
+    for epoch in range(1, base.epochs + 1):
+        epoch_start, lr = time.perf_counter(), optimizer.lr.clone()
+        orders = torch.stack([torch.randperm(len(y_train), generator=g) for g in shuffles])
+        train_loss, train_acc = train_one_epoch(
+            heads, optimizer, x_train, y_train, orders.to(device), base.batch_size, mean
+        )
+        optimizer.end_epoch()  # every member's StepLR
+        train_seconds += time.perf_counter() - epoch_start
+        val_loss, val_probs = evaluate(heads, x_val, y_val)
+        val_acc = (val_probs.argmax(-1) == y_val).double().mean(1)  # (M,)
+        rows = {"train_loss": train_loss, "train_acc": train_acc, "val_loss": val_loss}
+        kept.record(epoch, rows | {"val_acc": val_acc, "lr": lr}, heads, val_probs)
+        if on_epoch is not None:
+            on_epoch([h[-1] for h in kept.history])
+    timing = {
+        "wall_time_s": (time.perf_counter() - start) / len(cfgs),
+        "train_seconds_per_epoch": train_seconds / base.epochs / len(cfgs),
+        "stacked_heads": len(cfgs),
+    }
+    return [_result(m, cfgs, data, models, heads, kept, timing) for m in range(len(cfgs))]
+
+
+def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberFailure:
+    """Member ``m`` as a :class:`TrainResult` whose head holds its kept weights."""
+    cfg = cfgs[m]
+    if kept.failed[m] is not None:
+        return MemberFailure(cfg, kept.failed[m])
+    model = models[m]
+    model.load_state_dict(
+        heads.member_state(m, kept.best_flat if cfg.checkpoint == "best" else heads.flat)
+    )
+    model.eval()
+    probs = {k: v[m].cpu().double().numpy() for k, v in kept.probs.items()}
+    metrics = summarise(cfg, data, kept.history[m], probs, heads.n_params)
+    return TrainResult(
+        cfg, data, model, metrics["best"]["epoch"], kept.history[m], metrics,
+        probs[cfg.checkpoint], timing,
+    )  # fmt: skip
+
+
 def fit(
     cfg: TrainConfig, data: HeadData, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
-    """Train a head on cached features; return the kept checkpoint and the metrics.
+    """Train one head (a stack of one, :func:`fit_stack`) with ``cfg.threads`` torch threads.
 
     Args:
         cfg: the ``train`` block.
-        data: the loaded feature store (:func:`pipeline.training.data.load_data`).
+        data: the loaded feature store.
         on_epoch: called with each epoch's history row (default: one log line).
 
     Returns:
         A :class:`TrainResult`. Nothing is written; see :func:`pipeline.training.outputs.save`.
+
+    Raises:
+        TrainingError: the loss diverged (NaN or infinite).
     """
-    start = time.perf_counter()
-    on_epoch = on_epoch or log_epoch(cfg.epochs)
-    device, dtype = resolve_device(cfg.device), getattr(torch, cfg.dtype)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes)
-    model.to(device=device, dtype=dtype).train()
-    x_train = torch.as_tensor(data.train.features).to(device, dtype)  # (N, D)
-    y_train = torch.as_tensor(data.train.labels).to(device)  # (N,)
-    x_val = torch.as_tensor(data.val.features).to(device, dtype)  # (M, D)
-    y_val = torch.as_tensor(data.val.labels).to(device)  # (M,)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = make_optimizer(
-        cfg.optimizer, params, cfg.lr, step_size=cfg.step_size, gamma=cfg.gamma
-    )
-    shuffle = torch.Generator().manual_seed(cfg.seed)
-    history: list[dict[str, float]] = []
-    best_acc, best_state, probs = -1.0, None, {}
-    train_seconds = 0.0
-    for epoch in range(1, cfg.epochs + 1):
-        epoch_start, lr = time.perf_counter(), optimizer.lr
-        order = torch.randperm(len(y_train), generator=shuffle).to(device)
-        train_loss, train_acc = train_one_epoch(
-            model, optimizer, x_train[order], y_train[order], cfg, data.meta.n_classes
-        )
-        optimizer.end_epoch()  # StepLR
-        train_seconds += time.perf_counter() - epoch_start
-        val_loss, val_probs = evaluate(model, x_val, y_val)
-        val_acc = (val_probs.argmax(dim=1) == y_val).double().mean().item()
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": train_acc}
-        row |= {"val_loss": val_loss, "val_acc": val_acc, "lr": lr}
-        history.append(row)
-        on_epoch(row)
-        probs["last"] = val_probs.cpu().double().numpy()
-        if val_acc > best_acc:
-            best_acc, probs["best"] = val_acc, probs["last"]
-            best_state = copy.deepcopy(model.state_dict())
-    if cfg.checkpoint == "best":
-        model.load_state_dict(best_state)
-    model.eval()
-    metrics = summarise(cfg, data, history, probs, sum(p.numel() for p in params))
-    timing = {
-        "wall_time_s": time.perf_counter() - start,
-        "train_seconds_per_epoch": train_seconds / cfg.epochs,
-    }
-    best_epoch = metrics["best"]["epoch"]
-    return TrainResult(
-        cfg, data, model, best_epoch, history, metrics, probs[cfg.checkpoint], timing
-    )
+    emit = on_epoch or log_epoch(cfg.epochs)
+    with torch_threads(cfg.threads):
+        (result,) = fit_stack([cfg], data, on_epoch=lambda rows: emit(rows[0]))
+    if isinstance(result, MemberFailure):
+        raise TrainingError(f"{cfg.head} head, seed {cfg.seed}: {result.error}")
+    return result
 
 
 def log_epoch(epochs: int) -> Callable[[dict[str, float]], None]:

@@ -53,12 +53,18 @@ def _csv(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def save_model(result: TrainResult, path: str | Path) -> Path:
+    """Write the run's ``model.pt`` (:func:`checkpoint`) atomically."""
+    buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
+    torch.save(checkpoint(result), buf)
+    files.write_bytes(path, buf.getvalue())
+    return Path(path)
+
+
 def save(result: TrainResult, out_dir: str | Path) -> Path:
     """Write model.pt, metrics.json, history.csv and val_predictions.csv, each atomically."""
     out = Path(out_dir)
-    buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
-    torch.save(checkpoint(result), buf)
-    files.write_bytes(out / "model.pt", buf.getvalue())
+    save_model(result, out / "model.pt")
     metrics = {**result.metrics, "timing": result.timing}
     files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     files.write_text(

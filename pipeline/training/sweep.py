@@ -229,54 +229,74 @@ class Outcome:
     metrics: dict[str, Any] = field(default_factory=dict)  # METRIC_FIELDS
     wall_time_s: float = 0.0
     error: str = ""
-    loaded: bool = False  # this run read the feature file (the first run of its process)
+    loaded: bool = False  # its task read the feature file (the first task of its process)
     worker: str = ""  # host:pid
 
 
-def run_cell(cell: Cell, threads: int | None = None) -> Outcome:
-    """Train one run (:func:`pipeline.training.loop.fit`); never raises for a failed run.
+def run_group(cells: Sequence[Cell], save_dir: str | None = None) -> list[Outcome]:
+    """Train runs of one shape on one feature file as one stack; never raises for a failed run.
+
+    The runs are :func:`pipeline.training.ensemble.fit_ensemble`'s members, each with exactly
+    the numbers of its own ``train_head`` run. A member whose loss diverged, or a group that
+    cannot be trained at all (e.g. an unknown PennyLane device), is a failed outcome.
 
     Args:
-        cell: the run.
-        threads: set the process's torch threads to this (parallel workers: 1, so that N
-            workers on N cores do not oversubscribe them); None leaves them as they are.
+        cells: the runs; one features file.
+        save_dir: write each run's ``model.pt`` to ``<save_dir>/runs/<run_id>/model.pt``.
 
     Returns:
-        An :class:`Outcome` with the run's metrics, or its error as ``"Type: message"``.
+        One :class:`Outcome` per cell, in order.
     """
     import socket
 
     # torch: imported in the processes that train, not in the sweep's client
-    import torch
-
-    from pipeline.training.loop import fit
+    from pipeline.training.ensemble import fit_ensemble
+    from pipeline.training.loop import MemberFailure
+    from pipeline.training.outputs import save_model
 
     start = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     loaded = False
     try:
-        if threads is not None and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        data, loaded = _head_data(cell.features_file, cell.features_sha256)
-        result = fit(cell.config, data, on_epoch=lambda row: None)
-    except Exception as exc:  # a failed run is a result; the sweep goes on
-        return Outcome(
-            cell.index,
-            "failed",
-            wall_time_s=time.perf_counter() - start,
-            error=f"{type(exc).__name__}: {exc}",
-            loaded=loaded,
-            worker=worker,
-        )
-    record = summary.run_record({}, result.metrics)
-    return Outcome(
-        cell.index,
-        "ok",
-        {k: record[k] for k in METRIC_FIELDS},
-        result.timing["wall_time_s"],
-        loaded=loaded,
-        worker=worker,
-    )
+        data, loaded = _head_data(cells[0].features_file, cells[0].features_sha256)
+        results = fit_ensemble([c.config for c in cells], data)
+    except Exception as exc:  # a failed group is a result; the sweep goes on
+        error = f"{type(exc).__name__}: {exc}"
+        seconds = (time.perf_counter() - start) / len(cells)
+        return [Outcome(c.index, "failed", {}, seconds, error, loaded, worker) for c in cells]
+    outcomes = []
+    for cell, result in zip(cells, results, strict=True):
+        if isinstance(result, MemberFailure):
+            seconds = (time.perf_counter() - start) / len(cells)
+            outcomes.append(
+                Outcome(cell.index, "failed", {}, seconds, result.error, loaded, worker)
+            )
+            continue
+        if save_dir is not None:
+            save_model(result, Path(save_dir) / "runs" / cell.run_id / "model.pt")
+        record = summary.run_record({}, result.metrics)
+        metrics = {k: record[k] for k in METRIC_FIELDS}
+        seconds = result.timing["wall_time_s"]
+        outcomes.append(Outcome(cell.index, "ok", metrics, seconds, "", loaded, worker))
+        loaded = False  # one load per task, counted once
+    return outcomes
+
+
+def groups(cells: Sequence[Cell], parts: int = 1) -> list[list[Cell]]:
+    """The cells in stacks: grouped by features file and shape, each group cut into about
+    ``parts`` / (number of groups) near-equal chunks so that ``parts`` workers all have work."""
+    from pipeline.training.ensemble import group_key  # torch: only when a sweep runs
+
+    by_key: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        by_key.setdefault((cell.features_file, group_key(cell.config)), []).append(cell)
+    per_group = max(1, parts // max(1, len(by_key)))
+    chunks = []
+    for members in by_key.values():
+        n = min(per_group, len(members))
+        bounds = [len(members) * k // n for k in range(n + 1)]
+        chunks += [members[a:b] for a, b in itertools.pairwise(bounds)]
+    return chunks
 
 
 # --------------------------------------------------------------------------- results.csv
@@ -365,21 +385,22 @@ class SweepResult:
 @contextlib.contextmanager
 def _runner(
     jobs: int, scheduler: str | None, dask_workers: int | None
-) -> Iterator[tuple[Any, int | None, str]]:
-    """(joblib.Parallel, torch threads per run, description) for the chosen backend."""
-    from joblib import Parallel, parallel_config
+) -> Iterator[tuple[Any, int, str]]:
+    """(joblib.Parallel, how many tasks run at once, description) for the chosen backend."""
+    from joblib import Parallel, cpu_count, parallel_config
 
     if scheduler is None and dask_workers is None:
-        threads = None if jobs == 1 else 1
         where = "this process" if jobs == 1 else f"{jobs} local processes (loky)"
-        yield Parallel(n_jobs=jobs, return_as="generator_unordered"), threads, where
+        parallel = Parallel(n_jobs=jobs, return_as="generator_unordered")
+        yield parallel, cpu_count() if jobs == -1 else jobs, where
         return
     with (
         cluster.connect(scheduler, dask_workers) as client,
         parallel_config(backend="dask", client=client),
     ):
-        where = f"Dask at {client.scheduler.address} ({cluster.total_threads(client)} threads)"
-        yield Parallel(n_jobs=-1, return_as="generator_unordered"), 1, where
+        threads = cluster.total_threads(client)
+        where = f"Dask at {client.scheduler.address} ({threads} threads)"
+        yield Parallel(n_jobs=-1, return_as="generator_unordered"), threads, where
 
 
 class _Results:
@@ -413,18 +434,20 @@ def _execute(
     jobs: int,
     scheduler: str | None,
     dask_workers: int | None,
+    save_dir: str | None,
 ) -> tuple[int, set[str]]:
-    """Run ``todo`` on the chosen backend; return (feature-file loads, worker processes)."""
+    """Run ``todo`` as stacks on the chosen backend; return (feature-file loads, workers)."""
     from joblib import delayed  # joblib: only when there is something to run
 
     loads, workers, finished = 0, set(), 0
     by_index = {c.index: c for c in todo}
     try:
-        with _runner(jobs, scheduler, dask_workers) as (parallel, threads, where):
-            log.info("running %d runs on %s", len(todo), where)
-            tasks = (delayed(run_cell)(cell, threads) for cell in todo)
+        with _runner(jobs, scheduler, dask_workers) as (parallel, parts, where):
+            chunks = groups(todo, parts)
+            log.info("running %d runs as %d stacks on %s", len(todo), len(chunks), where)
+            tasks = (delayed(run_group)(chunk, save_dir) for chunk in chunks)
             with progress(len(todo), "sweep", unit="run") as bar:
-                for outcome in parallel(tasks):
+                for outcome in (o for outcomes in parallel(tasks) for o in outcomes):
                     cell = by_index[outcome.index]
                     results.record(cell, outcome)
                     loads += outcome.loaded
@@ -455,8 +478,12 @@ def sweep(
     scheduler: str | None = None,
     dask_workers: int | None = None,
     force: bool = False,
+    save_models: bool = False,
 ) -> SweepResult:
     """Run every combination of ``grid`` on ``params`` and write results.csv and summary.md.
+
+    Runs of one shape on one features file train together as stacks
+    (:func:`pipeline.training.ensemble.fit_ensemble`), spread over the workers.
 
     Args:
         params: the base params; each run replaces the grid's keys in ``params.train``.
@@ -466,6 +493,7 @@ def sweep(
         scheduler: run on this Dask cluster instead (``tcp://HOST:PORT``).
         dask_workers: run on a new local Dask cluster of this many workers instead.
         force: rerun runs already in results.csv.
+        save_models: write each run's ``model.pt`` to ``<out_dir>/runs/<run_id>/model.pt``.
 
     Returns:
         A :class:`SweepResult`; failed runs are in ``failed`` (and in results.csv), not raised.
@@ -481,23 +509,11 @@ def sweep(
     results = _Results(out / "results.csv", grid, cells)
     done = set() if force else results.done()
     todo = [c for c in cells if c.run_id not in done]
-    for path in sorted({c.config.features for c in cells}):
-        if read_meta(path).random_init:
-            log.warning("%s: %s", path, RANDOM_INIT_WARNING)
-    log.info(
-        "sweep of %d runs (%s) into %s: %d already in results.csv%s, %d to run",
-        len(cells),
-        " x ".join(f"{k} {len(v)}" for k, v in grid.items()),
-        out,
-        len(cells) - len(todo),
-        " (rerun: --force)" if len(todo) < len(cells) else "",
-        len(todo),
-    )
-    if results.earlier:
-        log.info("results.csv keeps %d rows of runs outside this grid", len(results.earlier))
+    _log_plan(grid, cells, todo, results, out)
     loads, workers = 0, set()
     if todo:
-        loads, workers = _execute(todo, results, jobs, scheduler, dask_workers)
+        save_dir = str(out.resolve()) if save_models else None
+        loads, workers = _execute(todo, results, jobs, scheduler, dask_workers, save_dir)
     else:
         results.write()
     rows_by_id = results.rows_by_id
@@ -522,6 +538,23 @@ def sweep(
     return SweepResult(
         out, cells, rows, len(todo), len(cells) - len(todo), failed, loads, len(workers), seconds
     )
+
+
+def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Results, out) -> None:
+    for path in sorted({c.config.features for c in cells}):
+        if read_meta(path).random_init:
+            log.warning("%s: %s", path, RANDOM_INIT_WARNING)
+    log.info(
+        "sweep of %d runs (%s) into %s: %d already in results.csv%s, %d to run",
+        len(cells),
+        " x ".join(f"{k} {len(v)}" for k, v in grid.items()),
+        out,
+        len(cells) - len(todo),
+        " (rerun: --force)" if len(todo) < len(cells) else "",
+        len(todo),
+    )
+    if results.earlier:
+        log.info("results.csv keeps %d rows of runs outside this grid", len(results.earlier))
 
 
 def _describe(cell: Cell) -> str:

@@ -229,7 +229,8 @@ def _notebook_run(turns: float, head: str) -> float:
     cross entropy summed over the batch; its optimizer: PennyLane's early Adam.
     """
     from pipeline.heads.dressed import build_head
-    from pipeline.training.optim import PennyLaneAdam
+    from pipeline.heads.stacked import StackedHeads
+    from pipeline.training.optim import StackedOptimizer
 
     s = generate(SpiralConfig(turns=turns))
     x, y = s.points[s.train_index], s.labels[s.train_index]
@@ -248,7 +249,9 @@ def _notebook_run(turns: float, head: str) -> float:
     else:
         state |= {"hidden.weight": hidden[:, :-1], "hidden.bias": hidden[:, -1]}
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-    opt = PennyLaneAdam(model.parameters(), 0.07)
+    heads = StackedHeads([model], head)  # a stack of one, as train_head trains
+    opt = StackedOptimizer(heads.flat, heads.grad, heads.member_index, "pennylane_adam",
+                           lr=[0.07], step_size=[1], gamma=[1.0])  # fmt: skip
     shuffle = np.random.RandomState(150)
     for it in range(1000):
         offset = it % 200 * 10
@@ -257,7 +260,7 @@ def _notebook_run(turns: float, head: str) -> float:
             shuffle.shuffle(order)
             x, y = x[order], y[order]
         loss = torch.nn.functional.cross_entropy(
-            model(torch.as_tensor(x[offset : offset + 10])),
+            heads(torch.as_tensor(x[offset : offset + 10]).unsqueeze(0))[0],
             torch.as_tensor(y[offset : offset + 10]),
             reduction="sum",
         )
@@ -265,7 +268,7 @@ def _notebook_run(turns: float, head: str) -> float:
         loss.backward()
         opt.step()
     with torch.no_grad():
-        pred = model(torch.as_tensor(s.points[s.val_index])).argmax(1).numpy()
+        pred = heads(torch.as_tensor(s.points[s.val_index]))[0].argmax(1).numpy()
     return float((pred == s.labels[s.val_index]).mean())
 
 

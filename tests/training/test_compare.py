@@ -40,6 +40,35 @@ def test_summary_of_heads_by_seed(synthetic_store, tmp_path):
         compare.compare_summary(dataclasses.replace(cfg, seeds=(0, 7)))
 
 
+def test_compare_trains_every_head_and_seed_in_one_process_as_single_runs_would(
+    synthetic_store, tmp_path
+):
+    store = synthetic_store(tmp_path / "blobs.h5")
+    params = Params(
+        train=TrainConfig(features=str(store), epochs=2),
+        compare=CompareConfig(heads=("quantum", "linear"), seeds=(0, 1), dir=str(tmp_path / "c")),
+    )
+    rows = compare.compare(params)
+    assert [(r["train.head"], r["n"]) for r in rows] == [("quantum", 2), ("linear", 2)]
+    for head in ("quantum", "linear"):
+        for seed in (0, 1):
+            run = compare.run_dir(params.compare, head, seed)
+            assert sorted(p.name for p in run.iterdir()) == [
+                "history.csv", "metrics.json", "model.pt", "val_predictions.csv"
+            ]  # fmt: skip
+            train_head(
+                dataclasses.replace(
+                    params,
+                    train=dataclasses.replace(
+                        params.train, head=head, seed=seed, out_dir=str(tmp_path / "alone")
+                    ),
+                )
+            )
+            assert (run / "history.csv").read_text() == (
+                tmp_path / "alone" / "history.csv"
+            ).read_text()
+
+
 def test_compare_config_checks():
     with pytest.raises(ConfigError, match=r"compare\.heads: expected a list of quantum"):
         CompareConfig(heads=("quantum", "svm"))

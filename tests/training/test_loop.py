@@ -67,7 +67,7 @@ def test_outputs_and_their_contents(synthetic_store, tmp_path):
     assert confusion.shape == (3, 3) and confusion.sum() == 32
     assert np.trace(confusion) / 32 == pytest.approx(metrics["best"]["val_acc"])
     assert metrics["n_params"] == 16 * 4 + 4 + 6 * 4 + 4 * 3 + 3
-    assert {"wall_time_s", "train_seconds_per_epoch"} == set(metrics["timing"])
+    assert {"wall_time_s", "train_seconds_per_epoch", "stacked_heads"} == set(metrics["timing"])
 
     # model.pt: the best checkpoint, its config, classes, and where its features came from
     model, ckpt = load_checkpoint(out / "model.pt")

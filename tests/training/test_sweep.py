@@ -288,23 +288,24 @@ def test_an_interrupted_sweep_keeps_its_finished_runs(
 ):
     store = synthetic_store(tmp_path / "blobs.h5")
     out = tmp_path / "sw"
-    grid = sweep.parse_grid(["train.seed=0,1,2,3"])
-    real = sweep.run_cell
+    grid = sweep.parse_grid(["train.head=quantum,linear", "train.seed=0,1"])  # two stacks
+    real = sweep.run_group
 
-    def dies_at_the_third(cell, threads=None):
-        if cell.index == 2:
+    def dies_at_the_second_stack(cells, save_dir=None):
+        if cells[0].config.head == "linear":
             raise error("injected")  # e.g. Ctrl-C, or a worker process that died
-        return real(cell, threads)
+        return real(cells, save_dir)
 
-    monkeypatch.setattr(sweep, "run_cell", dies_at_the_third)
+    monkeypatch.setattr(sweep, "run_group", dies_at_the_second_stack)
     with pytest.raises(raised, match="injected"):
         sweep.sweep(_params(store), grid, out_dir=out)
-    assert [(r["train.seed"], r["status"]) for r in _rows(out)] == [("0", "ok"), ("1", "ok")]
+    rows = [(r["train.head"], r["train.seed"], r["status"]) for r in _rows(out)]
+    assert rows == [("quantum", "0", "ok"), ("quantum", "1", "ok")]
 
     monkeypatch.undo()
     resumed = sweep.sweep(_params(store), grid, out_dir=out)
     assert (resumed.ran, resumed.skipped) == (2, 2)
-    assert [r["train.seed"] for r in _rows(out)] == ["0", "1", "2", "3"]
+    assert [r["train.head"] for r in _rows(out)] == ["quantum", "quantum", "linear", "linear"]
 
 
 def test_cli_options(tmp_path):

@@ -1,0 +1,144 @@
+"""Benchmark many heads in one pass (not a test; run by hand, on a quiet machine).
+
+    python benchmarks/ensemble.py [--features F.h5 | --data ../shared/data/hymenoptera_data]
+        [--sizes 1 10 100 1000] [--repeats 3] [--skip-commands]
+
+On the real set's features (extracted first with a random-init backbone unless --features is
+given: speed does not depend on the weights' values), at the paper's settings (30 epochs,
+batch 4, Adam 4e-4, StepLR(10, 0.1)), one torch thread:
+
+1. heads per second of :func:`pipeline.training.ensemble.fit_ensemble` against the number of
+   quantum heads M in one stack, and against M sequential :func:`pipeline.training.loop.fit`
+   runs (median of --repeats, in this process);
+2. whole commands, each in a fresh process: one ``python -m pipeline.train_head``; 100 quantum
+   heads as ``python -m pipeline.sweep --grid train.seed=0,...,99`` (wall time and peak
+   resident memory, VmHWM); the 40-run spiral table of the README; and ``train_head`` while
+   another process keeps one core busy, against its quiet wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Run ``python benchmarks/peak_rss.py ARGS`` in ``cwd``: (wall seconds, peak RSS MiB)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "peak_rss.py"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    peak = float(re.search(r"peak_rss_mib: (\d+)", proc.stderr).group(1))
+    return wall, peak
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def stacks(features: Path, sizes: list[int], repeats: int) -> None:
+    """Heads per second against the stack size, and against sequential single runs."""
+    import torch
+
+    from pipeline.common.config import TrainConfig
+    from pipeline.training.data import load_data
+    from pipeline.training.ensemble import fit_ensemble
+    from pipeline.training.loop import fit
+
+    torch.set_num_threads(1)
+    data = load_data(features)
+    quiet = {"on_epoch": lambda row: None}
+    single = _median_seconds(lambda: fit(TrainConfig(seed=0), data, **quiet), repeats)
+    print(f"sequential train_head fit, one quantum head: {single:.2f} s = {1 / single:.2f} heads/s")
+    print("| quantum heads in one stack (M) | seconds | heads/s | vs sequential |")
+    print("| --- | --- | --- | --- |")
+    for m in sizes:
+        cfgs = [TrainConfig(seed=s) for s in range(m)]
+        seconds = _median_seconds(lambda cfgs=cfgs: fit_ensemble(cfgs, data), repeats)
+        print(f"| {m} | {seconds:.2f} | {m / seconds:.1f} | {single * m / seconds:.1f}x |")
+
+
+def commands(features: Path, workdir: Path) -> None:
+    """Whole commands in fresh processes: wall time and peak memory."""
+    sets = ["--set", f"extract.out={features}", "--set", "extract.weights=none"]
+    one, one_rss = _command(["pipeline.train_head", *sets, "--set", "train.out_dir=one"], workdir)
+    print(
+        f"python -m pipeline.train_head (30 epochs): {one:.2f} s wall, peak RSS {one_rss:.0f} MiB"
+    )
+    seeds = ",".join(map(str, range(100)))
+    hundred, rss = _command(
+        ["pipeline.sweep", *sets, "--grid", f"train.seed={seeds}", "--out", "sweep100"], workdir
+    )
+    print(
+        f"100 quantum heads, python -m pipeline.sweep --grid train.seed=0,...,99: {hundred:.2f} s "
+        f"wall ({hundred / one:.2f}x one train_head process), peak RSS {rss:.0f} MiB"
+    )
+    spiral = [
+        "pipeline.sweep", "--params", str(REPO / "params-spiral.yaml"), "--grid",
+        "spiral.turns=1.52,2.0", "--grid", "train.head=classical,quantum", "--grid",
+        "train.seed=0,1,2,3,4,5,6,7,8,9", "--out", "spiral-sweep",
+    ]  # fmt: skip
+    _command(spiral, workdir)  # writes the two spiral stores first
+    for jobs in ("1", "2"):
+        wall, _ = _command([*spiral, "--jobs", jobs, "--force"], workdir)
+        print(f"40-run spiral table (README command, --jobs {jobs}): {wall:.2f} s wall")
+    busy = multiprocessing.get_context("spawn").Process(target=_spin, daemon=True)
+    busy.start()
+    try:
+        loaded, _ = _command(["pipeline.train_head", *sets, "--set", "train.out_dir=b"], workdir)
+    finally:
+        busy.terminate()
+    print(f"train_head with one core kept busy: {loaded:.2f} s wall ({loaded / one:.2f}x quiet)")
+
+
+def _spin() -> None:
+    while True:
+        pass
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=Path, help="a feature store (default: extract one)")
+    parser.add_argument("--data", default=str(REPO.parent / "shared/data/hymenoptera_data"))
+    parser.add_argument("--sizes", type=int, nargs="*", default=[1, 10, 100, 1000])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--skip-commands", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        features = args.features
+        if features is None:
+            features = workdir / "features.h5"
+            _command(
+                ["pipeline.extract", "--set", f"data.dir={args.data}", "--set",
+                 "extract.weights=none", "--set", f"extract.out={features}"], workdir,
+            )  # fmt: skip
+        (workdir / "params.yaml").write_text((REPO / "params.yaml").read_text())
+        print(f"{os.cpu_count()} CPUs; features {features}")
+        stacks(features.resolve(), args.sizes, args.repeats)
+        if not args.skip_commands:
+            commands(features.resolve(), workdir)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""M heads of one shape as one stacked model: every parameter gets a leading member dimension.
+
+:class:`StackedHeads` takes M built heads of the same kind and shape (each initialised from
+its own seed by :func:`pipeline.heads.dressed.build_head`) and keeps all their parameters in
+one flat buffer ``flat``: parameter ``name`` of every member is one contiguous block
+(M, *shape) of it, in the heads' ``state_dict`` order (the buffer padded with zeros to a
+multiple of :data:`PAD` elements), and each block is a leaf tensor whose gradient lands in the
+matching block of one flat ``grad`` buffer. A forward pass runs all
+members at once with batched matrix products, and the quantum circuit's analytic-gradient
+path batched over members (:class:`pipeline.simulators.qubit.TorchCircuit` with stacked
+weights); one backward pass gives every member its own gradient (members never mix), so one
+optimizer update serves all of them (:class:`pipeline.training.optim.StackedOptimizer`).
+
+Vectorised kinds: ``linear``, ``classical`` and ``quantum`` on the ``torch`` backend with the
+circuit's matrix method (up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits).
+Any other head (a PennyLane backend, a larger circuit) stacks as well, with ``kind=None``: its
+members then run one after the other inside the forward pass (``torch.func.functional_call``
+on their blocks), which keeps one training loop and one optimizer for every head.
+
+Example:
+    >>> heads = [build_head(TrainConfig(head="linear"), 512, 2) for _ in range(3)]
+    >>> StackedHeads(heads, "linear")(torch.zeros(3, 4, 512)).shape
+    torch.Size([3, 4, 2])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from pipeline.common.config import TrainConfig
+from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, TorchCircuit
+
+STACKABLE = ("linear", "classical", "quantum")
+#: The flat buffers' length is a multiple of this: no element falls in a kernel's scalar tail.
+PAD = 64
+
+
+def unstackable_reason(cfg: TrainConfig) -> str | None:
+    """Why heads of ``cfg`` have no vectorised stacked form (they run one after the other)."""
+    if cfg.head not in STACKABLE:
+        return f"head {cfg.head!r} has no vectorised stacked form"
+    if cfg.head == "quantum" and cfg.backend != "torch":
+        return f"backend {cfg.backend!r} is a PennyLane device"
+    if cfg.head == "quantum" and cfg.n_qubits > MATRIX_MAX_QUBITS:
+        return f"{cfg.n_qubits} qubits: the stacked circuit takes at most {MATRIX_MAX_QUBITS}"
+    return None
+
+
+class StackedHeads:
+    """M heads of one kind and shape, trained as one model (see the module docstring).
+
+    Args:
+        heads: the members, built and initialised, on one device and dtype; all of one shape.
+        kind: ``linear``, ``classical`` or ``quantum`` (``train.head``) for the vectorised
+            forward pass; None to run the members' own modules one after the other.
+
+    Call with inputs (M, B, D), each member's own rows, or (V, D) shared by all members;
+    returns logits (M, B, C) or (M, V, C).
+    """
+
+    def __init__(self, heads: Sequence[nn.Module], kind: str | None):
+        if kind is not None and kind not in STACKABLE:
+            raise ValueError(f"kind: expected one of {', '.join(STACKABLE)} or None; got {kind!r}")
+        if not heads:
+            raise ValueError("heads: expected at least one head; got none")
+        states = [h.state_dict() for h in heads]
+        self.kind, self.members, self.heads = kind, len(heads), list(heads)
+        self.layout: list[tuple[str, torch.Size, int, int]] = []  # name, shape, start, stop
+        start = 0
+        for name, value in states[0].items():
+            self.layout.append((name, value.shape, start, start + len(heads) * value.numel()))
+            start = self.layout[-1][3]
+        for i, state in enumerate(states):
+            shapes = [(k, tuple(v.shape)) for k, v in state.items()]
+            if shapes != [(k, tuple(s)) for k, s, _, _ in self.layout]:
+                raise ValueError(f"heads[{i}]: expected the parameters of heads[0]; got {shapes}")
+        # padded to whole vectors, so that elementwise kernels treat every element alike
+        size = -(-start // PAD) * PAD
+        self.flat = states[0][next(iter(states[0]))].new_zeros(size)
+        for name, _, a, b in self.layout:
+            self.flat[a:b] = torch.stack([s[name] for s in states]).reshape(-1)
+        self.grad = torch.zeros_like(self.flat)
+        self.params = self.blocks(self.flat)
+        for name, block in self.params.items():  # leaves whose gradients land in self.grad
+            block.requires_grad_(True)
+            block.grad = self.blocks(self.grad)[name]
+        # the member each element of flat belongs to (padding: member 0, whose update of zeros
+        # with zero gradients stays zero)
+        members = torch.arange(self.members, device=self.flat.device)
+        self.member_index = torch.zeros(size, dtype=torch.long, device=self.flat.device)
+        for _, shape, a, b in self.layout:
+            self.member_index[a:b] = members.repeat_interleave(shape.numel())
+        self.circuit = None
+        if kind == "quantum":
+            q_depth, n_qubits = states[0]["q_params"].shape
+            circuit = TorchCircuit(n_qubits, q_depth, method="matrix")
+            self.circuit = circuit.to(device=self.flat.device, dtype=self.flat.dtype)
+
+    @property
+    def n_params(self) -> int:
+        """Parameters per member."""
+        return self.layout[-1][3] // self.members
+
+    def blocks(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every parameter's block (M, *shape) of a flat buffer laid out as :attr:`flat`."""
+        return {name: flat[a:b].view(self.members, *shape) for name, shape, a, b in self.layout}
+
+    def per_element(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-member values (M,) spread over the elements of :attr:`flat` (M P,)."""
+        return values[self.member_index]
+
+    def member_state(self, member: int, flat: torch.Tensor | None = None) -> dict:
+        """Member ``member``'s state dict (of ``flat``, default: the current weights)."""
+        blocks = self.blocks(self.flat if flat is None else flat)
+        return {name: block[member].detach().clone() for name, block in blocks.items()}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.params
+        if self.kind is None:  # each member's own module on its own blocks
+            return torch.stack(
+                [
+                    torch.func.functional_call(
+                        head, {k: v[m] for k, v in p.items()}, (x if x.ndim == 2 else x[m],)
+                    )
+                    for m, head in enumerate(self.heads)
+                ]
+            )  # (M, B, C)
+        if self.kind == "linear":
+            return _linear(x, p["weight"], p["bias"])  # (M, B, C)
+        h = torch.tanh(_linear(x, p["pre_net.weight"], p["pre_net.bias"]))  # (M, B, n)
+        if self.kind == "classical":
+            h = torch.tanh(_linear(h, p["hidden.weight"], p["hidden.bias"]))  # (M, B, n)
+        else:
+            h = self.circuit(h * (math.pi / 2), p["q_params"])  # (M, B, n)
+        return _linear(h, p["post_net.weight"], p["post_net.bias"])  # (M, B, C)
+
+
+def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Each member's Linear: x (M, B, D) or shared (V, D), weight (M, K, D), bias (M, K).
+
+    One batched product per call; shared rows are expanded, not copied. A member's result is
+    the same whatever the number of members (measured; a stacked gemm over M K rows is not).
+    """
+    if x.ndim == 2:
+        x = x.expand(weight.shape[0], *x.shape)  # (M, V, D), a view
+    return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))  # (M, B, K)

@@ -1,0 +1,141 @@
+"""Many heads in one pass: every member of a stack equals its own train_head run."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.common.config import SpiralConfig, TrainConfig
+from pipeline.extraction.loop import extract
+from pipeline.heads.stacked import StackedHeads
+from pipeline.sources.spiral import SpiralSource
+from pipeline.training import ensemble
+from pipeline.training.data import load_data
+from pipeline.training.loop import MemberFailure, TrainingError, fit
+
+
+def _members(base: TrainConfig, n: int) -> list[TrainConfig]:
+    """n members that differ in every per-member setting the issue names."""
+    return [
+        dataclasses.replace(
+            base,
+            seed=s,
+            lr=base.lr * (1 + 0.5 * (s % 3)),
+            step_size=1 + s % 3,
+            gamma=(1.0, 0.5, 0.1)[s % 3],
+            q_delta=base.q_delta * (1 + s),
+            loss_reduction=("mean", "sum")[s % 2],
+            checkpoint=("best", "last")[(s // 2) % 2],
+        )
+        for s in range(n)
+    ]
+
+
+def _assert_equal_runs(together, configs, data):
+    for cfg, member in zip(configs, together, strict=True):
+        alone = fit(cfg, data, on_epoch=lambda row: None)
+        assert member.history == alone.history  # every loss, accuracy and lr, exactly
+        assert member.metrics == alone.metrics
+        assert member.best_epoch == alone.best_epoch
+        np.testing.assert_array_equal(member.val_probs, alone.val_probs)
+        for name, value in alone.model.state_dict().items():
+            assert torch.equal(member.model.state_dict()[name], value), name
+
+
+@pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
+def test_members_equal_their_own_runs_on_the_real_features(real_store, head):
+    data = load_data(real_store)
+    configs = _members(TrainConfig(head=head, epochs=4), 4)
+    _assert_equal_runs(ensemble.fit_ensemble(configs, data), configs, data)
+
+
+@pytest.fixture(scope="module")
+def spiral(tmp_path_factory):
+    path = tmp_path_factory.mktemp("spiral") / "spiral.h5"
+    extract(SpiralSource(SpiralConfig(n_per_class=300, n_train=500, n_val=100)), path)
+    return load_data(path)
+
+
+@pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
+@pytest.mark.parametrize("optimizer", ["adam", "pennylane_adam"])
+def test_members_equal_their_own_runs_on_the_spiral(spiral, head, optimizer):
+    """The paper's spiral settings: tiny initial weights and a large step make the training
+    chaotic, so that any rounding difference would grow; the members still match exactly."""
+    base = TrainConfig(
+        head=head, n_qubits=5, q_depth=5, init_std=0.001, lr=0.07, batch_size=10, epochs=2,
+        step_size=5, gamma=1.0, optimizer=optimizer,
+    )  # fmt: skip
+    configs = _members(base, 5)
+    _assert_equal_runs(ensemble.fit_ensemble(configs, spiral), configs, spiral)
+
+
+def test_a_stack_is_one_vectorised_model():
+    heads = [torch.nn.Linear(6, 3).double() for _ in range(4)]
+    stack = StackedHeads(heads, "linear")
+    x = torch.randn(4, 5, 6, dtype=torch.float64)
+    logits = stack(x)  # (M, B, C) in one batched product
+    assert logits.shape == (4, 5, 3)
+    for m, head in enumerate(heads):
+        torch.testing.assert_close(logits[m], head(x[m]), rtol=1e-12, atol=1e-12)
+    shared = stack(x[0])  # (V, D) rows shared by every member
+    torch.testing.assert_close(shared[2], heads[2](x[0]), rtol=1e-12, atol=1e-12)
+    logits.sum().backward()  # one backward: each member's own gradient in the flat buffer
+    weight_grads = stack.blocks(stack.grad)["weight"]
+    torch.testing.assert_close(weight_grads[1], x[1].sum(0).expand(3, 6))
+    assert weight_grads[0].abs().sum() > 0 and not torch.equal(weight_grads[0], weight_grads[1])
+
+
+def test_groups_and_chunks(synthetic_store, tmp_path, caplog):
+    data = load_data(synthetic_store(tmp_path / "blobs.h5"))
+    configs = [
+        TrainConfig(seed=0),
+        TrainConfig(head="linear", seed=0),
+        TrainConfig(seed=1, lr=0.01, gamma=0.5, q_delta=0.1),  # numbers only: same stack
+        TrainConfig(seed=2, q_depth=3),  # another circuit: another stack
+        TrainConfig(head="linear", seed=1, dtype="float32"),
+    ]
+    assert ensemble.plan(configs, data) == [[0, 2], [1], [3], [4]]
+    caplog.set_level(logging.INFO, logger="pipeline")
+    budget = 2 * ensemble.member_bytes(configs[0], data)
+    many = [TrainConfig(seed=s) for s in range(5)]
+    assert ensemble.plan(many, data, budget) == [[0, 1], [2, 3], [4]]
+    assert "5 quantum heads: chunks of 2" in caplog.text
+
+
+def test_chunks_and_mixed_shapes_give_the_same_runs(synthetic_store, tmp_path):
+    data = load_data(synthetic_store(tmp_path / "blobs.h5"))
+    configs = [TrainConfig(seed=s, epochs=3, head=("quantum", "linear")[s % 2]) for s in range(5)]
+    whole = ensemble.fit_ensemble(configs, data)
+    chunked = ensemble.fit_ensemble(configs, data, budget=1)  # one member per chunk
+    for a, b in zip(whole, chunked, strict=True):
+        assert a.history == b.history and a.config == b.config
+
+
+def test_a_diverging_member_fails_alone(synthetic_store, tmp_path):
+    data = load_data(synthetic_store(tmp_path / "blobs.h5"))
+    configs = [TrainConfig(seed=s, epochs=2, head="linear", lr=0.01) for s in range(3)]
+    configs[1] = dataclasses.replace(configs[1], lr=1e308)  # its weights overflow to inf, NaN
+    results = ensemble.fit_ensemble(configs, data)
+    assert isinstance(results[1], MemberFailure) and "diverged" in results[1].error
+    for i in (0, 2):
+        alone = fit(configs[i], data, on_epoch=lambda row: None)
+        assert results[i].history == alone.history
+    with pytest.raises(TrainingError, match=r"linear head, seed 1: the training loss diverged"):
+        fit(configs[1], data, on_epoch=lambda row: None)
+
+
+def test_pennylane_backends_stack_one_after_the_other(synthetic_store, tmp_path):
+    data = load_data(synthetic_store(tmp_path / "blobs.h5", n_train=12, n_val=8))
+    base = TrainConfig(epochs=1, n_qubits=2, q_depth=1, backend="default.qubit")
+    configs = [dataclasses.replace(base, seed=s) for s in range(2)]
+    together = ensemble.fit_ensemble(configs, data)
+    torch_runs = ensemble.fit_ensemble(
+        [dataclasses.replace(c, backend="torch") for c in configs], data
+    )
+    for a, b in zip(together, torch_runs, strict=True):
+        for x, y in zip(a.history, b.history, strict=True):
+            assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-9)
