@@ -405,26 +405,24 @@ def robustness_csv(scored: Sequence[Scored]) -> str:
 def robustness_json(result: EvaluationResult, cfg: EvaluateConfig) -> dict[str, Any]:
     """The JSON document: the rows as in the CSV, and an ``accuracy`` map for DVC.
 
-    ``dvc metrics show`` lists the numbers of nested mappings and skips lists, so the rows
-    (a list) stay out of its table, and ``exact_accuracy`` plus ``accuracy`` (setting label
-    -> accuracy, e.g. ``"p=0.01 1000 shots"``) make its columns.
+    ``dvc metrics show`` lists the values of nested mappings and skips lists, so the rows
+    (a list) stay out of its table, and ``exact_accuracy``, ``accuracy`` (setting label ->
+    accuracy, e.g. ``"p=0.01 1000 shots"``) and the short ``run`` facts make its columns.
+    ``run.random_init`` is true for features of a random-init backbone: their accuracies
+    mean nothing (the plot says so in red).
     """
     head = result.head
-    random_init = hdf5.is_random_init(head.ckpt["features"])
     return {
         "exact_accuracy": result.exact_accuracy,
         "accuracy": {s.setting.label: s.row.accuracy for s in result.scored},
-        "run": {
-            "model": str(head.path),
+        "run": {  # short values: DVC shows each in its table
             "head": head.kind,
             "checkpoint": head.which,
             "epoch": head.ckpt.get("epoch"),
-            "features": result.features,
-            "features_sha256": head.ckpt["features"]["sha256"],
             "metrics_val_acc": result.metrics_val_acc,
             "backend": cfg.backend,
             "seed": cfg.seed,
-            "warning": hdf5.RANDOM_INIT_WARNING if random_init else None,
+            "random_init": hdf5.is_random_init(head.ckpt["features"]),
         },
         "columns": list(CSV_COLUMNS),
         "rows": [s.as_dict() for s in result.scored],

@@ -117,7 +117,7 @@ def test_outputs_hold_one_row_per_setting_in_the_issues_columns(quantum_run):
             assert text == ("" if value is None else str(value)), key
     assert doc["accuracy"]["p=0.02 50 shots"] == float(rows[4]["accuracy"])
     assert doc["exact_accuracy"] == float(rows[0]["accuracy"])
-    assert doc["run"]["head"] == "quantum" and doc["run"]["warning"] is None
+    assert doc["run"]["head"] == "quantum" and doc["run"]["random_init"] is False
     for row in doc["rows"]:
         assert row["ci_low"] <= row["accuracy"] <= row["ci_high"]
     assert (quantum_run / "plots" / "robustness.png").read_bytes()[:4] == b"\x89PNG"
@@ -358,3 +358,16 @@ def test_a_noiseless_device_with_shots_scores(quantum_run):
     assert scored.backend == "default.qubit" and scored.row.mean_abs_logit_shift > 0
     again = _evaluate(quantum_run, cfg).scored[0]
     assert again.row == scored.row  # seeded
+
+
+@pytest.mark.slow
+def test_the_default_grid_on_the_real_set(real_store, tmp_path):
+    """The issue's grid (4 shot settings x 4 noise levels) on the 153 real val rows."""
+    run = _train(tmp_path, real_store, epochs=2, lr=0.01, batch_size=4)
+    result = _evaluate(run, EvaluateConfig())
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = _read_csv(run / "robustness.csv")
+    assert len(rows) == 16 and {r["n"] for r in rows} == {"153"}
+    assert float(rows[0]["accuracy"]) == metrics["best"]["val_acc"] == result.exact_accuracy
+    doc = json.loads((run / "robustness.json").read_text())
+    assert doc["run"]["random_init"] is True  # extract.weights: none, and the plot says so
