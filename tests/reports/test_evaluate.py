@@ -162,11 +162,12 @@ def test_the_exact_row_equals_the_heads_own_metrics(tmp_path, train, which):
 
 
 def test_the_same_seed_gives_the_same_table_and_another_seed_another(quantum_run, tmp_path):
-    csv_path = quantum_run / "robustness.csv"
+    csv_path, png = quantum_run / "robustness.csv", quantum_run / "plots" / "robustness.png"
     _evaluate(quantum_run)
-    first = _without_seconds(csv_path)
+    first, first_png = _without_seconds(csv_path), png.read_bytes()
     _evaluate(quantum_run)
     assert _without_seconds(csv_path) == first
+    assert png.read_bytes() == first_png
     _evaluate(quantum_run, replace(SMALL, seed=1))
     other = _without_seconds(csv_path)
     exact = [i for i, r in enumerate(first) if r["shots"] == ""]
