@@ -51,7 +51,7 @@ from torch import nn
 from pipeline.common import files
 from pipeline.common.config import EvaluateConfig, Params
 from pipeline.common.devices import resolve_device
-from pipeline.common.errors import FeatureStoreError, PipelineError
+from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256
 from pipeline.heads.checkpoint import load_checkpoint
 from pipeline.heads.dressed import DressedQuantumNet
@@ -170,22 +170,23 @@ def load_head(path: str | Path) -> Head:
         'quantum'
     """
     path = Path(path)
+    not_a_head = f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
     try:
         model, ckpt = load_checkpoint(path)
-    except PipelineError:
+    except ConfigError as exc:  # its train config (a head this version does not know, say)
+        raise PipelineError(f"{not_a_head}: {exc}") from exc
+    except PipelineError:  # missing, unreadable or of another format: the message names it
         raise
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a dict of another shape
-        raise PipelineError(
-            f"{str(path)!r} is not a head checkpoint written by pipeline.train_head: {exc}"
-        ) from exc
+        raise PipelineError(f"{not_a_head}: {exc}") from exc
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     record = ckpt.get("features")
     if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
         missing = ["features.path", "features.sha256"]
     if missing:
         raise PipelineError(
-            f"{str(path)!r} is not a head checkpoint written by pipeline.train_head: expected "
-            f"the keys {', '.join(CHECKPOINT_KEYS)}; it lacks {', '.join(missing)}"
+            f"{not_a_head}: expected the keys {', '.join(CHECKPOINT_KEYS)}; it lacks "
+            f"{', '.join(missing)}"
         )
     return Head(path, model, ckpt)
 
@@ -207,10 +208,17 @@ def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSpli
         head: from :func:`load_head`.
         features: the feature store to read (None: the path ``model.pt`` records).
 
+    Returns:
+        The val :class:`~pipeline.store.hdf5.FeatureSplit` (features (N, D), labels (N,)).
+
     Raises:
         FeatureStoreError: the file is missing, incomplete, has no val split, or its sha256
             differs from the one ``model.pt`` records (the message names both files, both
             hashes and the provenance fields that differ).
+
+    Example:
+        >>> len(load_val(load_head("runs/head/model.pt")))
+        153
     """
     record = head.ckpt["features"]
     path = Path(features if features is not None else record["path"])
@@ -297,6 +305,15 @@ def backend_of(head: Head, setting: Setting, backend: str) -> str:
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
     """The circuit of every setting (None: the head's own), built before anything runs.
 
+    Args:
+        head: the head (its ``n_qubits`` and ``q_depth`` size the circuits).
+        grid: the settings (:func:`settings`).
+        cfg: ``backend`` and ``seed`` are read.
+
+    Returns:
+        One module per setting, called as ``circuit(x (B, n), w (depth, n)) -> <Z> (B, n)``,
+        or None where :func:`backend_of` says the head's own circuit.
+
     Raises:
         ConfigError: an unknown device (the message lists the installed ones), or one that
             cannot simulate the noise (the message names one that can).
@@ -325,8 +342,20 @@ def score_grid(
     The head runs on the device and in the dtype it was trained with (``train.device``,
     ``train.dtype``), in ``cfg.threads`` torch threads.
 
+    Args:
+        head: from :func:`load_head`; split: from :func:`load_val`; cfg: the grid.
+
     Returns:
         ``(exact_logits (N, C) on the CPU, rows in grid order)``.
+
+    Raises:
+        ConfigError: see :func:`build_circuits`; raised before any setting runs.
+
+    Example:
+        >>> head = load_head("runs/head/model.pt")
+        >>> exact, scored = score_grid(head, load_val(head), EvaluateConfig(shots=(None, 100)))
+        >>> [s.setting.label for s in scored][:2], scored[0].backend
+        (['p=0 exact', 'p=0 100 shots'], 'head')
     """
     cfg_train = head.ckpt["config"]
     device = resolve_device(cfg_train.get("device", "cpu"))
@@ -392,7 +421,14 @@ def _csv_value(value: Any) -> str:
 
 
 def robustness_csv(scored: Sequence[Scored]) -> str:
-    """The CSV text: a header of :data:`CSV_COLUMNS`, one row per setting."""
+    """The CSV text: a header of :data:`CSV_COLUMNS`, one row per setting.
+
+    Floats are written as Python's shortest round-trip text, exact shots as an empty cell.
+
+    Example:
+        >>> robustness_csv(result.scored).splitlines()[1]
+        ',0.0,0.9281045751633987,0.8754...,...,1.0,0.0,0.000412,0.0,0.0,153,142,head'
+    """
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -433,6 +469,13 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
     """Write robustness.csv, robustness.json and plots/robustness.png, each atomically.
 
     The PNG is rendered before any file is written, so a failure leaves the folder as it was.
+
+    Returns:
+        The three paths, in that order.
+
+    Example:
+        >>> write_outputs(result, params.evaluate, Path("runs/head"))[0]
+        PosixPath('runs/head/robustness.csv')
     """
     note = None
     if hdf5.is_random_init(result.head.ckpt["features"]):

@@ -289,13 +289,16 @@ def test_a_model_file_that_is_not_a_head_is_refused(tmp_path, caplog, quantum_ru
     assert not list(run.rglob("robustness*"))
 
 
-def test_a_checkpoint_whose_state_does_not_fit_its_config_is_refused(tmp_path, quantum_run):
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [({"n_qubits": 3}, "size mismatch"), ({"head": "photonic"}, "train.head: expected one of")],
+)
+def test_a_checkpoint_whose_config_does_not_fit_is_refused(tmp_path, quantum_run, change, reason):
     good = torch.load(quantum_run / "model.pt", weights_only=True)
-    bad = {**good, "config": {**good["config"], "n_qubits": 3}}
-    torch.save(bad, tmp_path / "model.pt")
+    torch.save({**good, "config": {**good["config"], **change}}, tmp_path / "model.pt")
     with pytest.raises(PipelineError, match=r"model\.pt' is not a head checkpoint") as err:
         ev.load_head(tmp_path / "model.pt")
-    assert "size mismatch" in str(err.value)
+    assert reason in str(err.value)
 
 
 def test_features_of_another_provenance_are_refused(tmp_path, caplog):
