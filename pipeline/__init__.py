@@ -2,8 +2,9 @@
 
 The top of the package holds the commands, each a thin ``main(argv=None)`` run as
 ``python -m pipeline.<command>``: ``fetch_data``, ``extract``, ``train_head``, ``report``,
-``predict``, ``sweep``, ``compare``, ``features``, ``datasets`` and ``spiral_plot``. The
-machinery lives in sub-packages, each named for its part, from the bottom up:
+``predict``, ``evaluate``, ``sweep``, ``compare``, ``features``, ``datasets`` and
+``spiral_plot``. The machinery lives in sub-packages, each named for its part, from the
+bottom up:
 
 * :mod:`pipeline.common`: config, command-line helpers, errors, atomic files, progress,
   devices, the Dask connection;
@@ -16,7 +17,8 @@ machinery lives in sub-packages, each named for its part, from the bottom up:
 * :mod:`pipeline.extraction`: stage one, the one loop from a source to a store;
 * :mod:`pipeline.heads`: the heads trained on features, and their checkpoints;
 * :mod:`pipeline.training`: stage two, the training loop, optimisers, sweeps and summaries;
-* :mod:`pipeline.reports`: plots of a run, predictions on new images, the spiral figure.
+* :mod:`pipeline.reports`: plots of a run, predictions on new images, the spiral figure, a
+  head's robustness to shots and noise.
 """
 
 __version__ = "0.1.0"

@@ -16,6 +16,7 @@ MAX_FUNCTION_LINES = 80
 COMMANDS = {
     "compare",
     "datasets",
+    "evaluate",
     "extract",
     "features",
     "fetch_data",

@@ -100,6 +100,7 @@ def test_pipeline_end_to_end(project: Project):
         "train_head",
         "report",
         "compare",
+        "evaluate",
     }
     # 1. everything runs; fetch_data finds the data folder already there (no download)
     assert project.ran("repro") == stages
@@ -111,6 +112,9 @@ def test_pipeline_end_to_end(project: Project):
     plots = json.loads(project.dvc("plots", "show", "--json"))["data"]
     assert {"loss", "accuracy", "confusion"} <= set(plots)
     assert any(k.endswith("plots/predictions.png") for k in plots)
+    assert any(k.endswith("plots/robustness.png") for k in plots)
+    robustness = (project.root / "runs" / "head" / "robustness.csv").read_text().splitlines()
+    assert len(robustness) == 1 + 16  # the default grid: 4 shot settings x 4 noise levels
 
     # 2. a second repro runs nothing
     assert project.ran("repro") == set()
@@ -123,7 +127,7 @@ def test_pipeline_end_to_end(project: Project):
     assert lock["stages"]["train_head"]["params"]["params.yaml"]["train"]["lr"] == 0.001
     # train.head is set per run by compare: changing it re-runs train_head (and its report) alone
     project.set_params(train={"head": "linear"})
-    assert project.ran("repro") == {"train_head", "report"}
+    assert project.ran("repro") == {"train_head", "report", "evaluate"}
 
     # 4. an extract.* change that leaves the features byte-identical re-runs only extract
     before = store.read_bytes()
@@ -147,6 +151,7 @@ def test_pipeline_end_to_end(project: Project):
     # 6. metrics show prints the val accuracy; exp show lists the experiment
     shown = project.dvc("metrics", "show")
     assert "best.val_acc" in shown and "last.val_acc" in shown
+    assert "exact_accuracy" in shown and "accuracy.p=0.01 1000 shots" in shown
     header, *rows = csv.reader(io.StringIO(project.dvc("exp", "show", "--csv")))
     assert {"best.val_acc", "train.epochs"} <= set(header)
     epochs = [row[header.index("train.epochs")] for row in rows]

@@ -222,6 +222,60 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class EvaluateConfig:
+    """Scoring a trained head on noisy and finite-shot devices (block ``evaluate``).
+
+    Every combination of ``shots`` x ``depolarizing`` x ``amplitude_damping`` x
+    ``readout_error`` is one setting, scored on the val split of the head's features
+    (``python -m pipeline.evaluate``).
+    """
+
+    backend: str = "auto"  # auto | torch | a PennyLane device name
+    shots: tuple[int | None, ...] = (None, 100, 1000, 10000)  # null: exact expectation values
+    depolarizing: tuple[float, ...] = (0.0, 0.001, 0.01, 0.05)  # per gate, on every wire
+    amplitude_damping: tuple[float, ...] = (0.0,)  # per gate, after the depolarizing channel
+    readout_error: tuple[float, ...] = (0.0,)  # symmetric bit flip of each measured bit
+    seed: int = 0  # seeds the shot sampling
+    threads: int | None = 1  # torch threads while scoring; null: torch's default
+    dpi: int = 100  # pixels per inch of plots/robustness.png
+
+    def __post_init__(self) -> None:
+        _check(bool(self.backend), "evaluate.backend", "auto, torch or a PennyLane device", "")
+        _check(len(self.shots) > 0, "evaluate.shots", "a non-empty list", self.shots)
+        _check(
+            all(s is None or s >= 1 for s in self.shots),
+            "evaluate.shots",
+            "a list of null (exact) or integers >= 1",
+            list(self.shots),
+        )
+        _check(
+            len(set(self.shots)) == len(self.shots),
+            "evaluate.shots",
+            "distinct values",
+            list(self.shots),
+        )
+        for key in ("depolarizing", "amplitude_damping", "readout_error"):
+            values = getattr(self, key)
+            _check(len(values) > 0, f"evaluate.{key}", "a non-empty list", list(values))
+            _check(
+                all(0.0 <= p <= 1.0 for p in values),
+                f"evaluate.{key}",
+                "a list of probabilities in [0, 1]",
+                list(values),
+            )
+            _check(
+                len(set(values)) == len(values), f"evaluate.{key}", "distinct values", list(values)
+            )
+        _check(
+            self.threads is None or self.threads >= 1,
+            "evaluate.threads",
+            "null or an integer >= 1",
+            self.threads,
+        )
+        _check(20 <= self.dpi <= 600, "evaluate.dpi", "an integer in [20, 600]", self.dpi)
+
+
+@dataclass(frozen=True)
 class Params:
     """All blocks of a params file. Blocks missing from the file take their defaults."""
 
@@ -231,6 +285,7 @@ class Params:
     compare: CompareConfig = field(default_factory=CompareConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     spiral: SpiralConfig = field(default_factory=SpiralConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     def expand(self, template: str, key: str = "path") -> str:
         """Fill ``{block.key}`` placeholders of a path from these params.

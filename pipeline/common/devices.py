@@ -22,14 +22,14 @@ def resolve_device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` torch threads, then restore the previous count.
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch threads (None: as they are), then restore the count.
 
     Small heads run many tiny operations, for which one thread is fastest and a busy core
     does not stall (``train.threads``; measured in ``benchmarks/ensemble.py``).
     """
     previous = torch.get_num_threads()
-    if n != previous:
+    if n is not None and n != previous:
         torch.set_num_threads(n)
     try:
         yield

@@ -139,6 +139,18 @@ class StackedHeads:
         return _linear(h, p["post_net.weight"], p["post_net.bias"])  # (M, B, C)
 
 
+def head_logits(model: nn.Module, cfg: TrainConfig, x: torch.Tensor) -> torch.Tensor:
+    """One trained head's logits (N, C) on rows x (N, D), exactly as training evaluated it.
+
+    Training evaluates every head as a member of a stack (a single run is a stack of one),
+    whose arithmetic may differ from the module's own forward pass in the last bits; this
+    gives the numbers ``metrics.json`` was made from.
+    """
+    kind = cfg.head if unstackable_reason(cfg) is None else None
+    with torch.no_grad():
+        return StackedHeads([model], kind)(x)[0]
+
+
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Each member's Linear: x (M, B, D) or shared (V, D), weight (M, K, D), bias (M, K).
 

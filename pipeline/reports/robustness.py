@@ -7,7 +7,8 @@ Pure functions on logits; nothing here runs a circuit or decides where files go.
   accuracy with its interval, agreement of the predictions with the exact noiseless ones,
   and the mean absolute shift of the logits.
 * :func:`plot_robustness`: accuracy against shots, one line per noise level, written
-  atomically as a PNG of fixed pixel size with no version stamp (reproducible bytes).
+  atomically as a PNG of fixed pixel size with no version stamp (reproducible bytes);
+  :func:`robustness_png` gives its bytes.
 
 Example:
     >>> row = score_setting(exact_logits, labels, noisy_logits, shots=1000, depolarizing=0.01)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ Z95 = 1.959963984540054
 
 ROBUSTNESS_FIGSIZE = (10.0, 5.0)  # inches, the legend on the right included
 FAINT = "#6e7781"  # grey, as pipeline.report
+WARN = "#d62728"  # red, as pipeline.report's random-init line
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -206,7 +209,10 @@ def _label(noise: tuple[float, float, float]) -> str:
 
 
 def draw_robustness(
-    rows: Sequence[RobustnessRow | Mapping[str, Any]], exact_accuracy: float, dpi: int = 100
+    rows: Sequence[RobustnessRow | Mapping[str, Any]],
+    exact_accuracy: float,
+    dpi: int = 100,
+    note: str | None = None,
 ):
     """The figure of :func:`plot_robustness` (a matplotlib Figure of ROBUSTNESS_FIGSIZE)."""
     rows = _rows(rows)
@@ -248,6 +254,8 @@ def draw_robustness(
             label = None if line else _label(noise)
             ax.errorbar([x], [r.accuracy], yerr=err, fmt="D", color=color, capsize=4, label=label)
     _axes(ax, rows, finite, x_exact, exact_accuracy)
+    if note:  # e.g. the random-init warning: above the title, in red
+        fig.suptitle(textwrap.fill(note, 80), fontsize=8, color=WARN)
     return fig
 
 
@@ -279,11 +287,31 @@ def _axes(ax, rows: list[RobustnessRow], finite: list[int], x_exact: float, exac
     )
 
 
+def robustness_png(
+    rows: Sequence[RobustnessRow | Mapping[str, Any]],
+    exact_accuracy: float,
+    dpi: int = 100,
+    note: str | None = None,
+) -> bytes:
+    """The PNG bytes of :func:`plot_robustness`, for callers that write several files at once.
+
+    Example:
+        >>> robustness_png(rows, exact_accuracy=0.93)[:4]
+        b'\\x89PNG'
+    """
+    with _default_style():
+        fig = draw_robustness(rows, exact_accuracy, dpi, note)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
 def plot_robustness(
     rows: Sequence[RobustnessRow | Mapping[str, Any]],
     exact_accuracy: float,
     out_png: str | Path,
     dpi: int = 100,
+    note: str | None = None,
 ) -> Path:
     """Accuracy against shots, one line per noise level, written atomically as a PNG.
 
@@ -299,6 +327,7 @@ def plot_robustness(
         exact_accuracy: accuracy of the exact noiseless head, the reference line.
         out_png: where to write; its folder is created.
         dpi: pixels per inch; the PNG is ROBUSTNESS_FIGSIZE * dpi pixels.
+        note: a line in red above the title (the random-init warning, say), or None.
 
     Returns:
         ``out_png`` as a Path.
@@ -306,9 +335,5 @@ def plot_robustness(
     Raises:
         PipelineError: no rows.
     """
-    with _default_style():
-        fig = draw_robustness(rows, exact_accuracy, dpi)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    files.write_bytes(out_png, buf.getvalue())
+    files.write_bytes(out_png, robustness_png(rows, exact_accuracy, dpi, note))
     return Path(out_png)

@@ -1,0 +1,560 @@
+"""Score a trained head on noisy and finite-shot devices: the ``evaluate`` grid of settings.
+
+How does a head trained in seconds on the exact simulator hold up with 1,000 shots, or with
+1 % depolarizing noise per gate? :func:`evaluate` answers for every combination of the
+``evaluate`` block's ``shots`` x ``depolarizing`` x ``amplitude_damping`` x ``readout_error``:
+
+1. :func:`load_head` rebuilds the head from ``model.pt`` (refusing files that are not a head
+   checkpoint) and :func:`load_val` reads the val split of the features it was trained on,
+   refusing a file whose sha256 differs from the one the checkpoint records (naming both and
+   the provenance fields that differ).
+2. :func:`score_grid` runs the head exactly as training evaluated it (same device, dtype and
+   chunks): the reference logits, whose accuracy is the ``val_acc`` of ``metrics.json``
+   (best or last, whichever ``model.pt`` holds). Then, for each setting, it swaps the head's
+   circuit for :func:`pipeline.simulators.noise.make_noisy_circuit` of that setting and runs
+   the whole split as one batch. ``backend: auto`` keeps the head's own circuit for the exact
+   noiseless setting and uses the torch density-matrix simulator for the others (the same op
+   list as ``default.mixed``, to 1e-12, in a fraction of the time); ``torch`` or a PennyLane
+   device name runs every setting there. Classical and linear heads have no circuit: every
+   setting scores as the exact one, and the rows are written all the same.
+3. :func:`write_outputs` writes ``robustness.csv``, ``robustness.json`` and
+   ``plots/robustness.png`` into the run folder, each atomically, after all scoring is done.
+
+Shot sampling is seeded per setting from ``evaluate.seed`` and the setting itself
+(:meth:`Setting.seed`), so a row does not depend on which other settings are in the grid; the
+same params give the same table, apart from the ``seconds`` column.
+
+Example:
+    >>> result = evaluate(load_params("params.yaml"))
+    >>> [round(r.row.accuracy, 3) for r in result.scored][:2]
+    [0.928, 0.915]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import itertools
+import json
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from pipeline.common import files
+from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
+from pipeline.common.devices import resolve_device, torch_threads
+from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
+from pipeline.common.files import file_sha256
+from pipeline.heads.checkpoint import load_checkpoint
+from pipeline.heads.dressed import DressedQuantumNet
+from pipeline.heads.stacked import head_logits
+from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
+from pipeline.simulators.noise import NoiseModel, make_noisy_circuit
+from pipeline.store import hdf5
+
+log = logging.getLogger("pipeline")
+
+CSV_NAME, JSON_NAME, PNG_NAME = "robustness.csv", "robustness.json", "plots/robustness.png"
+#: The issue's columns first, in its order; the other channels and the counts after them.
+CSV_COLUMNS = (
+    "shots",
+    "depolarizing",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "agreement",
+    "mean_abs_logit_shift",
+    "seconds",
+    "amplitude_damping",
+    "readout_error",
+    "n",
+    "correct",
+    "backend",
+)
+#: ``backend`` of a row computed by the head's own circuit (as trained).
+HEAD = "head"
+CHUNK = 4096  # rows per forward pass with a replaced circuit
+#: What a checkpoint must hold to be rebuilt and scored.
+CHECKPOINT_KEYS = ("state_dict", "config", "class_names", "in_features", "features", "checkpoint")
+
+
+# ----------------------------------------------------------------------------- the grid
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One point of the grid: shots per sample (None: exact) and the noise."""
+
+    shots: int | None
+    noise: NoiseModel
+
+    @property
+    def exact_noiseless(self) -> bool:
+        return self.shots is None and self.noise.noiseless
+
+    @property
+    def label(self) -> str:
+        """``p=0.01 1000 shots``, ``p=0 exact``; damping and readout only when not 0."""
+        parts = [f"p={self.noise.depolarizing:g}"]
+        if self.noise.amplitude_damping:
+            parts.append(f"gamma={self.noise.amplitude_damping:g}")
+        if self.noise.readout_error:
+            parts.append(f"q={self.noise.readout_error:g}")
+        parts.append("exact" if self.shots is None else f"{self.shots} shots")
+        return " ".join(parts)
+
+    def seed(self, base: int) -> int:
+        """The sampling seed of this setting: a hash of ``base`` and the setting (< 2^63)."""
+        noise = self.noise
+        key = json.dumps(
+            [base, self.shots, noise.depolarizing, noise.amplitude_damping, noise.readout_error]
+        )
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
+
+
+def settings(cfg: EvaluateConfig) -> list[Setting]:
+    """Every combination, noise outer (depolarizing, damping, readout), shots inner.
+
+    Example:
+        >>> [s.label for s in settings(EvaluateConfig(shots=(None, 100), depolarizing=(0.0,)))]
+        ['p=0 exact', 'p=0 100 shots']
+    """
+    noises = itertools.product(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
+    return [
+        Setting(shots, NoiseModel(p, gamma, q)) for p, gamma, q in noises for shots in cfg.shots
+    ]
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class Head:
+    """A trained head rebuilt from its ``model.pt``."""
+
+    path: Path
+    model: nn.Module  # eval mode, in its training dtype, on the CPU
+    ckpt: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.ckpt["config"].get("head", "?"))
+
+    @property
+    def quantum(self) -> bool:
+        """Whether it has a qubit circuit that the settings can replace."""
+        return isinstance(self.model, DressedQuantumNet)
+
+    @property
+    def which(self) -> str:
+        """``best`` or ``last``: the epoch ``model.pt`` holds."""
+        return str(self.ckpt["checkpoint"])
+
+
+def load_head(path: str | Path) -> Head:
+    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
+
+    Raises:
+        PipelineError: missing, unreadable, or not a head checkpoint of this pipeline (the
+            message names the file and what it lacks).
+
+    Example:
+        >>> load_head("runs/head/model.pt").kind
+        'quantum'
+    """
+    path = Path(path)
+    not_a_head = f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
+    try:
+        model, ckpt = load_checkpoint(path)
+    except ConfigError as exc:  # its train config (a head this version does not know, say)
+        raise PipelineError(f"{not_a_head}: {exc}") from exc
+    except PipelineError:  # missing, unreadable or of another format: the message names it
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a dict of another shape
+        raise PipelineError(f"{not_a_head}: {exc}") from exc
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    record = ckpt.get("features")
+    if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
+        missing = ["features.path", "features.sha256"]
+    if missing:
+        raise PipelineError(
+            f"{not_a_head}: expected the keys {', '.join(CHECKPOINT_KEYS)}; it lacks "
+            f"{', '.join(missing)}"
+        )
+    return Head(path, model, ckpt)
+
+
+def _differences(record: dict[str, Any], provenance: dict[str, Any]) -> str:
+    keys = sorted(set(provenance) | (set(record) - {"path", "sha256"}))
+    diffs = [
+        f"{k} {record.get(k)!r} (model) against {provenance.get(k)!r} (file)"
+        for k in keys
+        if record.get(k) != provenance.get(k)
+    ]
+    return "; ".join(diffs) if diffs else "the same provenance, but other bytes"
+
+
+def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSplit:
+    """The val split of the features ``head`` was trained on.
+
+    Args:
+        head: from :func:`load_head`.
+        features: the feature store to read (None: the path ``model.pt`` records).
+
+    Returns:
+        The val :class:`~pipeline.store.hdf5.FeatureSplit` (features (N, D), labels (N,)).
+
+    Raises:
+        FeatureStoreError: the file is missing, incomplete, has no val split, or its sha256
+            differs from the one ``model.pt`` records (the message names both files, both
+            hashes and the provenance fields that differ).
+
+    Example:
+        >>> len(load_val(load_head("runs/head/model.pt")))
+        153
+    """
+    record = head.ckpt["features"]
+    path = Path(features if features is not None else record["path"])
+    if not path.is_file():
+        raise FeatureStoreError(
+            f"features file {str(path)!r} (the one {str(head.path)!r} was trained on) does not "
+            "exist; extract it again or pass --features FILE"
+        )
+    meta = hdf5.read_meta(path)
+    sha = file_sha256(path)
+    if sha != record["sha256"]:
+        raise FeatureStoreError(
+            f"features file {str(path)!r} is not the one {str(head.path)!r} was trained on: "
+            f"expected sha256 {record['sha256']} (recorded for {record['path']!r}); got "
+            f"{sha}; {_differences(record, meta.provenance())}"
+        )
+    split = hdf5.load(path, "val")
+    if len(split) == 0:
+        raise FeatureStoreError(f"features file {str(path)!r}: expected val rows; got none")
+    return split
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One setting's scores, the wall time of its forward pass and what computed it."""
+
+    setting: Setting
+    row: RobustnessRow
+    seconds: float
+    backend: str  # HEAD, "torch" or a PennyLane device name
+
+    def as_dict(self) -> dict[str, Any]:
+        seconds = round(self.seconds, 6)
+        values = {**self.row.as_dict(), "seconds": seconds, "backend": self.backend}
+        return {k: values[k] for k in CSV_COLUMNS}
+
+
+@contextlib.contextmanager
+def _circuit(model: nn.Module, circuit: nn.Module | None) -> Iterator[None]:
+    """``model.circuit`` replaced by ``circuit`` inside the block (None: left as it is)."""
+    if circuit is None:
+        yield
+        return
+    own = model.circuit
+    model.circuit = circuit
+    try:
+        yield
+    finally:
+        model.circuit = own
+
+
+def logits_of(head: Head, model: nn.Module, x: torch.Tensor, circuit) -> torch.Tensor:
+    """Logits (N, C) on x (N, D): the head's own as training computed them
+    (:func:`pipeline.heads.stacked.head_logits`), or with ``circuit`` in place of its own."""
+    if circuit is None:
+        return head_logits(model, build_section("train", TrainConfig, head.ckpt["config"]), x)
+    with _circuit(model, circuit), torch.no_grad():
+        return torch.cat([model(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+
+
+def backend_of(head: Head, setting: Setting, backend: str) -> str:
+    """What computes a setting: the head itself (no circuit, or auto's exact noiseless
+    setting), the torch density matrix (auto's other settings, or ``torch``), or a device."""
+    if not head.quantum or (backend == "auto" and setting.exact_noiseless):
+        return HEAD
+    return "torch" if backend == "auto" else backend
+
+
+def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
+    """The circuit of every setting (None: the head's own), built before anything runs.
+
+    Args:
+        head: the head (its ``n_qubits`` and ``q_depth`` size the circuits).
+        grid: the settings (:func:`settings`).
+        cfg: ``backend`` and ``seed`` are read.
+
+    Returns:
+        One module per setting, called as ``circuit(x (B, n), w (depth, n)) -> <Z> (B, n)``,
+        or None where :func:`backend_of` says the head's own circuit.
+
+    Raises:
+        ConfigError: an unknown device (the message lists the installed ones), or one that
+            cannot simulate the noise (the message names one that can).
+    """
+    circuits = []
+    for setting in grid:
+        backend = backend_of(head, setting, cfg.backend)
+        if backend == HEAD:
+            circuits.append(None)
+            continue
+        seed = None if setting.shots is None else setting.seed(cfg.seed)
+        n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
+        circuits.append(
+            make_noisy_circuit(
+                backend, n_qubits, q_depth, setting.noise, shots=setting.shots, seed=seed
+            )
+        )
+    return circuits
+
+
+def score_grid(
+    head: Head, split: hdf5.FeatureSplit, cfg: EvaluateConfig
+) -> tuple[torch.Tensor, list[Scored]]:
+    """The reference logits and one :class:`Scored` per setting of :func:`settings`.
+
+    The head runs on the device and in the dtype it was trained with (``train.device``,
+    ``train.dtype``), in ``cfg.threads`` torch threads.
+
+    Args:
+        head: from :func:`load_head`; split: from :func:`load_val`; cfg: the grid.
+
+    Returns:
+        ``(exact_logits (N, C) on the CPU, rows in grid order)``.
+
+    Raises:
+        ConfigError: see :func:`build_circuits`; raised before any setting runs.
+
+    Example:
+        >>> head = load_head("runs/head/model.pt")
+        >>> exact, scored = score_grid(head, load_val(head), EvaluateConfig(shots=(None, 100)))
+        >>> [s.setting.label for s in scored][:2], scored[0].backend
+        (['p=0 exact', 'p=0 100 shots'], 'head')
+    """
+    cfg_train = head.ckpt["config"]
+    device = resolve_device(cfg_train.get("device", "cpu"))
+    dtype = next(head.model.parameters()).dtype
+    model = head.model.to(device)
+    x = torch.as_tensor(split.features).to(device, dtype)  # (N, D)
+    labels = split.labels  # (N,)
+    grid = settings(cfg)
+    circuits = build_circuits(head, grid, cfg)
+    scored = []
+    with torch_threads(cfg.threads):
+        exact = logits_of(head, model, x, None).cpu()  # (N, C)
+        for setting, circuit in zip(grid, circuits, strict=True):
+            start = time.perf_counter()
+            logits = logits_of(head, model, x, circuit).cpu()  # (N, C)
+            seconds = time.perf_counter() - start
+            row = score_setting(
+                exact,
+                labels,
+                logits,
+                shots=setting.shots,
+                depolarizing=setting.noise.depolarizing,
+                amplitude_damping=setting.noise.amplitude_damping,
+                readout_error=setting.noise.readout_error,
+            )
+            scored.append(Scored(setting, row, seconds, backend_of(head, setting, cfg.backend)))
+            log.info(
+                "%-28s %-8s accuracy %.4f [%.4f, %.4f]  agreement %.4f  |shift| %.2e  %.3f s",
+                setting.label,
+                scored[-1].backend,
+                row.accuracy,
+                row.ci_low,
+                row.ci_high,
+                row.agreement,
+                row.mean_abs_logit_shift,
+                seconds,
+            )
+    return exact, scored
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+@dataclass
+class EvaluationResult:
+    """What :func:`evaluate` scored and wrote."""
+
+    head: Head
+    features: str
+    exact_accuracy: float  # of the head's own exact logits
+    metrics_val_acc: float | None  # metrics.json's val_acc of the kept epoch, if found
+    scored: list[Scored]
+    written: list[Path] = field(default_factory=list)
+
+
+def _csv_value(value: Any) -> str:
+    if value is None:
+        return ""  # shots: exact
+    if isinstance(value, float):
+        return repr(value)  # the shortest text that reads back as the same float
+    return str(value)
+
+
+def robustness_csv(scored: Sequence[Scored]) -> str:
+    """The CSV text: a header of :data:`CSV_COLUMNS`, one row per setting.
+
+    Floats are written as Python's shortest round-trip text, exact shots as an empty cell.
+
+    Example:
+        >>> robustness_csv(result.scored).splitlines()[1]
+        ',0.0,0.9281045751633987,0.8754...,...,1.0,0.0,0.000412,0.0,0.0,153,142,head'
+    """
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in scored:
+        row = s.as_dict()
+        writer.writerow([_csv_value(row[k]) for k in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def robustness_json(result: EvaluationResult, cfg: EvaluateConfig) -> dict[str, Any]:
+    """The JSON document: the rows as in the CSV, and an ``accuracy`` map for DVC.
+
+    ``dvc metrics show`` lists the values of nested mappings and skips lists, so the rows
+    (a list) stay out of its table, and ``exact_accuracy``, ``accuracy`` (setting label ->
+    accuracy, e.g. ``"p=0.01 1000 shots"``) and the short ``run`` facts make its columns.
+    ``run.random_init`` is true for features of a random-init backbone: their accuracies
+    mean nothing (the plot says so in red).
+    """
+    head = result.head
+    return {
+        "exact_accuracy": result.exact_accuracy,
+        "accuracy": {s.setting.label: s.row.accuracy for s in result.scored},
+        "run": {  # short values: DVC shows each in its table
+            "head": head.kind,
+            "checkpoint": head.which,
+            "epoch": head.ckpt.get("epoch"),
+            "metrics_val_acc": result.metrics_val_acc,
+            "backend": cfg.backend,
+            "seed": cfg.seed,
+            "random_init": hdf5.is_random_init(head.ckpt["features"]),
+        },
+        "columns": list(CSV_COLUMNS),
+        "rows": [s.as_dict() for s in result.scored],
+    }
+
+
+def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) -> list[Path]:
+    """Write robustness.csv, robustness.json and plots/robustness.png, each atomically.
+
+    The PNG is rendered before any file is written, so a failure leaves the folder as it was.
+
+    Returns:
+        The three paths, in that order.
+
+    Example:
+        >>> write_outputs(result, params.evaluate, Path("runs/head"))[0]
+        PosixPath('runs/head/robustness.csv')
+    """
+    note = None
+    if hdf5.is_random_init(result.head.ckpt["features"]):
+        note = hdf5.RANDOM_INIT_WARNING
+    png = robustness_png([s.row for s in result.scored], result.exact_accuracy, cfg.dpi, note)
+    doc = robustness_json(result, cfg)
+    outputs = {
+        run_dir / CSV_NAME: robustness_csv(result.scored).encode(),
+        run_dir / JSON_NAME: (json.dumps(doc, indent=2) + "\n").encode(),
+        run_dir / PNG_NAME: png,
+    }
+    for path, data in outputs.items():
+        files.write_bytes(path, data)
+    return list(outputs)
+
+
+def _metrics_val_acc(head: Head) -> float | None:
+    """``val_acc`` of the kept epoch in the ``metrics.json`` beside ``model.pt``, if any."""
+    path = head.path.parent / "metrics.json"
+    try:
+        return float(json.loads(path.read_text(encoding="utf-8"))[head.which]["val_acc"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _check_exact(result: EvaluationResult) -> None:
+    acc, recorded = result.exact_accuracy, result.metrics_val_acc
+    if recorded is None:
+        log.warning(
+            "no metrics.json with %s.val_acc beside %s", result.head.which, result.head.path
+        )
+    elif acc != recorded:
+        log.warning(
+            "exact accuracy %r differs from metrics.json's %s.val_acc %r (another device or "
+            "library version than training?)",
+            acc,
+            result.head.which,
+            recorded,
+        )
+    else:
+        log.info("exact accuracy %.4f equals metrics.json's %s.val_acc", acc, result.head.which)
+
+
+def evaluate(
+    params: Params, model: str | Path | None = None, features: str | Path | None = None
+) -> EvaluationResult:
+    """Score the head of ``model`` over the ``evaluate`` grid; write the outputs beside it.
+
+    Args:
+        params: the ``evaluate`` block is read, and ``train.out_dir`` for the default model.
+        model: a ``model.pt`` (None: ``<train.out_dir>/model.pt``, placeholders filled in).
+        features: the feature store to read (None: the one ``model.pt`` records).
+
+    Returns:
+        An :class:`EvaluationResult`; ``written`` lists the three files.
+
+    Raises:
+        PipelineError: not a head checkpoint, features other than the head's, an unknown
+            device or one that cannot simulate the noise; nothing is written then.
+    """
+    cfg = params.evaluate
+    head = load_head(model if model is not None else Path(params.out_dir) / "model.pt")
+    split = load_val(head, features)
+    if split.meta.random_init:
+        log.warning("%s", hdf5.RANDOM_INIT_WARNING)
+    grid = settings(cfg)
+    log.info(
+        "%s head %s (%s epoch %s) on %d val rows of %s: %d settings, backend %s",
+        head.kind,
+        head.path,
+        head.which,
+        head.ckpt.get("epoch"),
+        len(split),
+        split.meta.path,
+        len(grid),
+        cfg.backend,
+    )
+    if not head.quantum:
+        log.info("the %s head has no quantum circuit: every setting scores exactly", head.kind)
+    elif head.ckpt["config"].get("shots") is not None:
+        log.warning(
+            "the head samples %s shots in its own circuit (train.shots): its reference logits "
+            "are not exact",
+            head.ckpt["config"]["shots"],
+        )
+    exact, scored = score_grid(head, split, cfg)
+    correct = int((exact.argmax(dim=1).numpy() == split.labels).sum())
+    result = EvaluationResult(
+        head, split.meta.path, correct / len(split), _metrics_val_acc(head), scored
+    )
+    _check_exact(result)
+    result.written = write_outputs(result, cfg, head.path.parent)
+    log.info("wrote %s", ", ".join(str(p) for p in result.written))
+    return result
