@@ -204,3 +204,32 @@ def test_the_deps_check_runs_the_command_for_real():
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout.split()
     assert set(out) <= _closure(import_graph(), "pipeline.train_head")
+
+
+def test_the_one_import_by_name_is_covered_where_it_can_run():
+    """``sources.catalog`` imports the photonic sources by name (``importlib``) only when a
+    store path is ``qc.out`` or ``qq.out``: ``fetch_data`` and ``extract`` load the catalog for
+    image sources and never reach them, so they need not list ``pipeline/simulators``. The
+    stages that train (``train_head``, ``compare@...``) write a missing QC/QQ store first and
+    must cover that module and everything it imports. No other module imports by name."""
+    from pipeline.sources import catalog
+
+    by_name = sorted(
+        str(p.relative_to(REPO))
+        for p in PACKAGE.rglob("*.py")
+        if "import_module(" in p.read_text(encoding="utf-8")
+    )
+    assert by_name == ["pipeline/sources/catalog.py"]
+    graph = import_graph()
+    assert catalog.PHOTONIC_SOURCES in graph
+    files = {
+        _modules()[m].relative_to(REPO).as_posix()
+        for m in _closure(graph, catalog.PHOTONIC_SOURCES)
+    }
+    training = {s: v for s, v in _stage_commands().items() if v[0] == "pipeline.train_head"}
+    assert training, "no stage runs pipeline.train_head"
+    for stage, (_, deps) in training.items():
+        uncovered = sorted(
+            f for f in files if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)
+        )
+        assert not uncovered, f"dvc.yaml stage {stage!r} lacks deps for {uncovered}"

@@ -3,13 +3,14 @@
 * :func:`image_source`: ``data.source`` ``folder`` (:mod:`pipeline.sources.folder`) or
   ``cifar10`` (:mod:`pipeline.sources.cifar10`), read by a backbone into ``extract.out``;
 * :func:`generated_source`: the source whose store is the given path when that path is a
-  generated data set's output (``spiral.out``): stage two writes such a store itself when it
-  is missing (:func:`pipeline.extraction.loop.feature_store`);
+  generated data set's output (``spiral.out``, ``qc.out``, ``qq.out``): stage two writes such
+  a store itself when it is missing (:func:`pipeline.extraction.loop.feature_store`);
 * :func:`fetch`: put the images of ``data`` on disk.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 from pipeline.common.config import DataConfig, Params
@@ -31,15 +32,29 @@ def image_source(data: DataConfig) -> Source:
     return FolderSource(data.dir, data.splits)
 
 
+#: The photonic data sets' sources, imported by name only when a path is one of their stores:
+#: they need :mod:`pipeline.simulators`, which the DVC stages that load this module for image
+#: sources (``fetch_data``, ``extract``) neither run nor list among their deps.
+PHOTONIC_SOURCES = "pipeline.sources.photonic_sources"
+
+
 def generated_source(params: Params, path: str | Path) -> Source | None:
-    """The generated data set whose store is ``path`` (``spiral.out``), or None.
+    """The generated data set whose store is ``path`` (``spiral.out``, ``qc.out``,
+    ``qq.out``, placeholders filled in), or None.
 
     Example:
         >>> generated_source(load_params("params-spiral.yaml"), "features/spiral-1.52.h5").kind
         'spiral'
+        >>> generated_source(load_params("params-qq.yaml"), "features/qq.h5").kind
+        'qq'
     """
-    if Path(path) == Path(params.spiral_out):
+    path = Path(path)
+    if path == Path(params.spiral_out):
         return SpiralSource(params.spiral)
+    if path == Path(params.qc_out):
+        return importlib.import_module(PHOTONIC_SOURCES).QCSource(params.qc)
+    if path == Path(params.qq_out):
+        return importlib.import_module(PHOTONIC_SOURCES).QQSource(params.qq)
     return None
 
 
