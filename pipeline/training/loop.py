@@ -1,7 +1,8 @@
 """The training loop of one head: train one epoch, evaluate, repeat; then summarise.
 
 :func:`fit` reads top to bottom as the paper's protocol: build the head from the seeded RNG,
-then for every epoch shuffle (a generator seeded with ``train.seed``), train on batches
+then for every epoch shuffle (a generator seeded with ``train.seed``; with ``train.shuffle``
+false the rows keep their stored order), train on batches
 (:func:`train_one_epoch`), step the StepLR schedule, evaluate on ``val`` (:func:`evaluate`),
 and keep the checkpoint with the best val accuracy (or the last one); finally
 :func:`summarise` the best and last epochs. Nothing is written here
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import resolve_device
+from pipeline.heads import inputs
 from pipeline.heads.dressed import build_head
 from pipeline.training.data import HeadData
 from pipeline.training.optim import Adam, PennyLaneAdam, make_optimizer
@@ -159,11 +161,11 @@ def fit(
     device, dtype = resolve_device(cfg.device), getattr(torch, cfg.dtype)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes)
+        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes, store=data.meta)
     model.to(device=device, dtype=dtype).train()
-    x_train = torch.as_tensor(data.train.features).to(device, dtype)  # (N, D)
+    x_train = inputs.as_tensor(data.train.features, device, dtype)  # (N, D); kets (N, 2D)
     y_train = torch.as_tensor(data.train.labels).to(device)  # (N,)
-    x_val = torch.as_tensor(data.val.features).to(device, dtype)  # (M, D)
+    x_val = inputs.as_tensor(data.val.features, device, dtype)  # (M, D); kets (M, 2D)
     y_val = torch.as_tensor(data.val.labels).to(device)  # (M,)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = make_optimizer(
@@ -175,7 +177,11 @@ def fit(
     train_seconds = 0.0
     for epoch in range(1, cfg.epochs + 1):
         epoch_start, lr = time.perf_counter(), optimizer.lr
-        order = torch.randperm(len(y_train), generator=shuffle).to(device)
+        order = (  # train.shuffle false: the stored order, as the paper's QC/QQ notebooks
+            torch.randperm(len(y_train), generator=shuffle)
+            if cfg.shuffle
+            else torch.arange(len(y_train))
+        ).to(device)
         train_loss, train_acc = train_one_epoch(
             model, optimizer, x_train[order], y_train[order], cfg, data.meta.n_classes
         )
