@@ -434,11 +434,13 @@ def _displacement_table(cutoff: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _squeezing_table(cutoff: int) -> torch.Tensor:
-    """``Q`` (c², c²): ``S(r, 0)[m, n] = sqrt(sech r) sum_{a,b} Q[(a, b), (m, n)] sech^a tanh^b``.
+def _squeezing_table(cutoff: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The monomials' exponents ``a``, ``b`` (K,) and coefficients ``Q`` (K, c²) with
+    ``S(r, 0)[m, n] = sqrt(sech r) sum_k Q[k, (m, n)] sech^a[k] tanh^b[k]``, float64.
 
     The coefficients come from :func:`squeezing`'s recurrence at θ = 0, run once on
-    polynomials in ``sech r`` and ``tanh r`` instead of numbers (float64).
+    polynomials in ``sech r`` and ``tanh r`` instead of numbers. Entry ``(m, n)`` has degree
+    ``a + b = (m + n) / 2``, so only the ``K`` monomials with ``a + b < c`` are kept.
     """
     c = cutoff
     q = np.zeros((c, c, c, c))  # [m, n, a, b]: coefficient of sech^a tanh^b in S[m, n]
@@ -451,7 +453,9 @@ def _squeezing_table(cutoff: int) -> torch.Tensor:
                 q[m, n, 1:, :] += math.sqrt(m / n) * q[m - 1, n - 1, :-1, :]
             if n >= 2:  # + sqrt((n-1)/n) tanh S[m, n-2]
                 q[m, n, :, 1:] += math.sqrt((n - 1) / n) * q[m, n - 2, :, :-1]
-    return torch.from_numpy(q.reshape(c * c, c * c).T.copy())
+    a, b = np.nonzero(np.add.outer(np.arange(c), np.arange(c)) < c)  # the monomials kept
+    table = q[:, :, a, b].reshape(c * c, len(a)).T  # (K, c²)
+    return torch.from_numpy(a * 1.0), torch.from_numpy(b * 1.0), torch.from_numpy(table.copy())
 
 
 @functools.lru_cache(maxsize=16)
@@ -500,9 +504,9 @@ def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
     _check_cutoff(cutoff)
     r = torch.as_tensor(r, dtype=torch.float64)
     sech = 1.0 / torch.cosh(r)  # (...)
-    monomials = _powers(sech, cutoff)[..., :, None] * _powers(torch.tanh(r), cutoff)[..., None, :]
-    table = _squeezing_table(cutoff).to(r.device)  # (c², c²)
-    poly = monomials.reshape(*r.shape, cutoff * cutoff) @ table  # (..., c²)
+    a, b, table = (t.to(r.device) for t in _squeezing_table(cutoff))  # (K,), (K,), (K, c²)
+    monomials = sech[..., None] ** a * torch.tanh(r)[..., None] ** b  # (..., K)
+    poly = monomials @ table  # (..., c²)
     return (sech.sqrt()[..., None] * poly).reshape(*r.shape, cutoff, cutoff)
 
 
