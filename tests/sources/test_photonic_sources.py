@@ -8,11 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline import datasets, train_head
 from pipeline.common.config import load_params
 from pipeline.common.errors import ConfigError, DataError
 from pipeline.extraction.loop import extract, feature_store
+from pipeline.heads import inputs
+from pipeline.heads.checkpoint import load_checkpoint
 from pipeline.sources import catalog, photonic
 from pipeline.sources.photonic_sources import QCSource, QQSource, fetch_pretrained
 from pipeline.store import hdf5
@@ -216,6 +219,11 @@ def test_train_head_writes_the_missing_store_and_trains(tmp_path, pretrained_dir
         # the stored order: train accuracy comes from the batches in the notebook's order
         again = fit(p.train, load_data(p.features_path), on_epoch=lambda row: None)
         assert again.history == result.history
+        model, ckpt = load_checkpoint(tmp_path / f"run-{block}" / "model.pt")  # rebuilt
+        x = inputs.as_tensor(load_data(p.features_path).val.features, "cpu", torch.float64)
+        with torch.no_grad():
+            assert torch.equal(model(x), result.model(x))
+        assert ckpt["in_features"] == (16 if block == "qc" else 15)
 
 
 def test_heads_that_do_not_fit_the_store_are_refused(tmp_path, pretrained_dir, capsys):
