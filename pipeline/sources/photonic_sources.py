@@ -98,7 +98,14 @@ def fetch_pretrained(file: str | Path, url: str, name: str) -> np.ndarray:
         expected = photonic.PRETRAINED[name].sha256
         log.info("pretrained file %s is missing: downloading %s", file, url)
         with atomic_path(file, suffix=".download") as tmp:
-            got = download.download(url, tmp)
+            try:
+                got = download.download(url, tmp)
+            except DataError as exc:  # its advice is about image archives: say what fits here
+                raise DataError(
+                    f"pretrained file {file} is missing and cannot be downloaded from {url} "
+                    f"({exc.__cause__ or exc}); put the paper's {name} (its pre_trained/ "
+                    "folder) there, or point the block's pretrained at a copy"
+                ) from exc
             if got != expected:
                 raise DataError(
                     f"download of {url} for {file} ({name}): expected sha256 {expected}; "

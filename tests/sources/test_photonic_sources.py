@@ -144,7 +144,9 @@ def test_missing_and_altered_pretrained_files(tmp_path, pretrained_dir, capsys):
     gone = tmp_path / "nowhere" / "circuit_A.npy"
     p = _params("qq", tmp_path, pretrained_dir, f"qq.pretrained={gone}")
     assert datasets.main(["qq", "--params", str(REPO / "params-qq.yaml"), *_set(p)]) == 1
-    assert "cannot download file:///nonexistent/circuit_A.npy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"pretrained file {gone} is missing and cannot be downloaded from " in err
+    assert "file:///nonexistent/circuit_A.npy" in err and "data.url" not in err
     assert not gone.exists() and list(gone.parent.iterdir()) == []  # nothing half-written
     altered = tmp_path / "altered" / "circuit_A.npy"
     altered.parent.mkdir()
