@@ -1,103 +1,51 @@
-"""Benchmark the photonic QC/QQ data sets and check the paper's accuracies (not a test).
+"""Benchmark the paper's QC and QQ transfer through the pipeline's own commands (not a test).
 
     python benchmarks/photonic.py [--pretrained ../shared/data/paper-pretrained]
-        [--seeds 10] [--repeats 3] [--threads 1] [--orders shuffled stored]
-        [--skip-qc] [--skip-qq]
+        [--seeds 10] [--repeats 3] [--steps 300] [--skip-sweeps] [--skip-orders]
 
-1. Stage one (:mod:`pipeline.sources.photonic`): the seconds ``qc_dataset`` (14000 states,
-   2 modes, cutoff 11, 15 layers) and ``qq_dataset`` (8000 states, 1 mode, cutoff 15) take,
-   best of ``--repeats``, with one torch thread (their default) and with all of the
-   machine's, and the notebook's random draws alone; also whether both thread counts give
-   bitwise the same arrays.
-2. QC (Mari et al. 2020, ``q2c_transfer_learning.ipynb``, test accuracy 0.8067): per seed,
-   ``nn.Linear(16, 7)`` initialised under ``torch.manual_seed(seed)``, Adam lr 0.01, batch 7,
-   one epoch over the 7000 training rows shuffled by ``torch.randperm`` with a generator
-   seeded ``seed`` (``shuffled``), or in their stored order (``stored``: the notebook's
-   batches, one noisy state of each class per batch), mean cross entropy; accuracy on the
-   7000 val rows.
-3. QQ (``q2q_transfer_learning.ipynb``, test accuracy 0.8755): per seed, ``CVHead(3, 15)``
-   initialised under ``torch.manual_seed(seed)``, Adam lr 0.01, batch 8, 500 steps (one
-   epoch over the 4000 training rows, same two orders), mean cross entropy of its logits;
-   accuracy on the 4000 val rows.
+Everything runs on the presets ``params-qc.yaml`` and ``params-qq.yaml`` with
+``qc.pretrained``/``qq.pretrained`` pointed at ``--pretrained`` (never downloaded) and every
+output in a temporary folder.
 
-Prints the tables, the per-seed accuracies and their mean ± sample std (ddof 1), and the
-seconds per training run. Training runs with ``--threads`` torch threads (default 1: the
-steps are small).
+1. ``python -m pipeline.datasets qc|qq --force``: wall seconds of the whole command (imports
+   included), median of ``--repeats`` fresh processes; the stores are checked to come out
+   byte-identical every time.
+2. ``python -m pipeline.sweep --params params-qc.yaml --grid train.seed=0,...,9`` (and qq):
+   wall seconds of the whole command with ``--jobs 1`` (in-process, torch's default threads),
+   ``--jobs 1`` with ``OMP_NUM_THREADS=1``, and ``--jobs 2`` (one thread per worker); the
+   mean ± sample std of the last val accuracy from its ``summary.json``, against the paper.
+3. One QQ training step (batch 8, cross entropy, backward, the pipeline's Adam) of the ``cv``
+   head, one torch thread, median milliseconds over ``--steps`` steps: the reference (the
+   layers multiplied into the full circuit matrix, gate by gate, as before
+   :func:`pipeline.heads.cv.cv_logits`), ``cv_logits`` with one member, and ``cv_logits`` with
+   M = 10 stacked members (weights (10, 3, 6), one optimiser over all): the per-step cost of a
+   stacked ensemble. Also the seconds per epoch that :func:`pipeline.training.loop.fit`
+   itself reports for one head (``metrics.json`` timing).
+4. Shuffled against stored order: per seed, :func:`pipeline.training.loop.fit` on the stores
+   with ``train.shuffle`` false (the presets: the notebooks' batches in their order) and true
+   (a permutation per epoch seeded by ``train.seed``); last val accuracy per seed and
+   mean ± sample std, one torch thread.
 
-What it showed (see the report of issue 14): in the ``stored`` order both notebooks' numbers
-come back (QC 0.8067 ± 0.0009, QQ 0.872 ± 0.002; the QQ running loss and accuracy match the
-notebook's log to about 3 decimals), in the ``shuffled`` order they do not (QC about 0.788:
-the notebook's batches hold one state of each class; QQ bimodal, most seeds stay on the
-initial plateau near 0.36: the notebook's success depends on its data stream).
+Prints the tables and the load average at the start of each part (the machine is shared).
 """
 
 from __future__ import annotations
 
 import argparse
-import logging
+import dataclasses
+import hashlib
+import json
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from pipeline.sources import photonic
-
 REPO = Path(__file__).resolve().parents[1]
-QC_PAPER, QQ_PAPER = 0.8067, 0.8755
-
-
-def cv_head_class() -> type[nn.Module]:
-    """``pipeline.heads.cv.CVHead``."""
-    from pipeline.heads.cv import CVHead
-
-    return CVHead
-
-
-def best_of(repeats: int, fn: Callable[[], object]) -> tuple[float, object]:
-    """(fastest wall seconds of ``repeats`` calls, the last result)."""
-    times, result = [], None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), result
-
-
-def same(a: dict[str, photonic.PhotonicSplit], b: dict[str, photonic.PhotonicSplit]) -> bool:
-    return all(
-        np.array_equal(a[s].features, b[s].features) and np.array_equal(a[s].labels, b[s].labels)
-        for s in a
-    )
-
-
-def time_stage_one(params, circuit_a, repeats: int):
-    """Print the data-generation table; return the QC and QQ data sets."""
-    cores = torch.get_num_threads()
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
-    photonic.qc_dataset(params, n_val_batches=0)  # warm-up, showing the truncation warning once
-    logging.getLogger("pipeline").setLevel(logging.ERROR)
-    rows, data = [], {}
-    for name, build, draws, n in (
-        ("QC", lambda t: photonic.qc_dataset(params, threads=t), photonic.qc_amplitudes, 14000),
-        ("QQ", lambda t: photonic.qq_dataset(circuit_a, threads=t), photonic.qq_draws, 8000),
-    ):
-        one, data[name] = best_of(repeats, lambda b=build: b(1))
-        many, other = best_of(repeats, lambda b=build: b(cores))
-        rng, _ = best_of(repeats, draws)
-        rows.append((name, n, one, many, rng, same(data[name], other)))
-    print(f"\nstage one: data generation, best of {repeats} (load avg {_load()})")
-    print(
-        f"{'set':4} {'states':>7} {'1 thread s':>11} {f'{cores} threads s':>12} "
-        f"{'draws s':>8}  bitwise equal"
-    )
-    for name, n, one, many, rng, equal in rows:
-        print(f"{name:4} {n:7d} {one:11.3f} {many:12.3f} {rng:8.3f}  {equal}")
-    return data["QC"], data["QQ"]
+PAPER = {"qc": 0.8067, "qq": 0.8755}  # the notebooks' test accuracies
+FILES = {"qc": "trained_params.npy", "qq": "circuit_A.npy"}
 
 
 def _load() -> str:
@@ -107,78 +55,168 @@ def _load() -> str:
         return "?"
 
 
-def train_one_epoch(model: nn.Module, x, y, batch: int, seed: int, order: str) -> None:
-    """Adam lr 0.01, one epoch, mean cross entropy per batch.
-
-    ``order``: ``shuffled``: rows in the order of ``randperm(n)`` seeded ``seed``; ``stored``:
-    rows in the stored order, i.e. the notebooks' batches as drawn (for QC one noisy state of
-    each of the 7 classes per batch).
-    """
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    if order == "shuffled":
-        rows_order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
-    else:
-        rows_order = torch.arange(len(y))
-    for rows in rows_order.split(batch):
-        opt.zero_grad()
-        F.cross_entropy(model(x[rows]), y[rows]).backward()
-        opt.step()
+def _overrides(block: str, pretrained: Path, work: Path) -> list[str]:
+    """``--set`` values: the shared pretrained file, every output under ``work``."""
+    store = work / f"{block}.h5"
+    return [
+        f"{block}.pretrained={pretrained / FILES[block]}",
+        f"{block}.out={store}",
+        f"train.features={store}",
+        f"train.out_dir={work}/runs/{block}-seed{{train.seed}}",
+    ]
 
 
-def accuracy(model: nn.Module, x, y) -> float:
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).double().mean())
+def _command(args: list[str], *, threads: int | None = None) -> float:
+    """Run ``python -m ARGS`` in this checkout; its wall seconds (exit on failure)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return wall
 
 
-def run_seeds(name: str, data, make_model: Callable[[], nn.Module], batch: int, args) -> None:
-    """Train one model per seed and order; print per-seed accuracies and mean ± std."""
-    x, y = (torch.as_tensor(data["train"].features), torch.as_tensor(data["train"].labels))
-    xv, yv = (torch.as_tensor(data["val"].features), torch.as_tensor(data["val"].labels))
-    paper = QC_PAPER if name == "QC" else QQ_PAPER
-    print(f"\n{name}: {len(y)} train rows, batch {batch}, {len(y) // batch} steps; val {len(yv)}")
-    results = {}
-    for order in args.orders:
-        accs, secs = [], []
-        for seed in range(args.seeds):
+def _set(block: str, pretrained: Path, work: Path) -> list[str]:
+    out = ["--params", str(REPO / f"params-{block}.yaml")]
+    for value in _overrides(block, pretrained, work):
+        out += ["--set", value]
+    return out
+
+
+def time_datasets(pretrained: Path, work: Path, repeats: int) -> None:
+    print(f"\n1. python -m pipeline.datasets qc|qq --force (median of {repeats}; load {_load()})")
+    print(f"{'set':4} {'rows':>6} {'wall s':>7}  byte-identical")
+    for block, rows in (("qc", 14000), ("qq", 8000)):
+        walls, digests = [], set()
+        for _ in range(repeats):
+            walls.append(
+                _command(["pipeline.datasets", block, *_set(block, pretrained, work), "--force"])
+            )
+            digests.add(hashlib.sha256((work / f"{block}.h5").read_bytes()).hexdigest())
+        print(f"{block:4} {rows:6d} {statistics.median(walls):7.2f}  {len(digests) == 1}")
+
+
+def time_sweeps(pretrained: Path, work: Path, seeds: int) -> None:
+    grid = "train.seed=" + ",".join(str(s) for s in range(seeds))
+    modes = (
+        ("--jobs 1", ["--jobs", "1"], None),
+        ("--jobs 1, OMP_NUM_THREADS=1", ["--jobs", "1"], 1),
+        ("--jobs 2", ["--jobs", "2"], None),
+    )
+    print(f"\n2. python -m pipeline.sweep --grid {grid} (stores exist; load {_load()})")
+    print(f"{'set':4} {'mode':28} {'wall s':>7}  last val acc (mean ± std)  paper")
+    for block in ("qc", "qq"):
+        for name, extra, threads in modes:
+            out = work / f"sweep-{block}-{len(extra)}-{threads}"
+            args = ["pipeline.sweep", *_set(block, pretrained, work), "--grid", grid]
+            wall = _command([*args, "--out", str(out), "--force", *extra], threads=threads)
+            row = json.loads((out / "summary.json").read_text())[0]["last_val_acc"]
+            acc = f"{row['mean']:.4f} ± {row['std']:.4f}"
+            print(f"{block:4} {name:28} {wall:7.2f}  {acc:25}  {PAPER[block]}")
+
+
+def time_steps(work: Path, steps: int) -> None:
+    import torch
+    import torch.nn.functional as F
+
+    from pipeline.common.config import load_params
+    from pipeline.heads import cv
+    from pipeline.simulators import fock
+    from pipeline.training.data import load_data
+    from pipeline.training.loop import fit
+    from pipeline.training.optim import Adam
+
+    data = load_data(work / "qq.h5")
+    kets = torch.as_tensor(data.train.features)  # (4000, 15) complex128
+    labels = torch.as_tensor(data.train.labels)
+
+    def reference(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        p0 = (x @ fock.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
+        return torch.stack([torch.log(1 - p0 + cv.EPS), torch.log(p0 + cv.EPS)], dim=-1)
+
+    def per_step(logits, members: int) -> float:
+        torch.manual_seed(0)
+        shape = (members, 3, 6) if members > 1 else (3, 6)
+        weights = (cv.INIT_STD * torch.randn(shape, dtype=torch.float64)).requires_grad_()
+        optimizer = Adam([weights], 0.01)
+        times = []
+        for step in range(steps):
+            rows = slice(8 * (step % 500), 8 * (step % 500) + 8)
             start = time.perf_counter()
-            torch.manual_seed(seed)
-            model = make_model()
-            train_one_epoch(model, x, y, batch, seed, order)
-            accs.append(accuracy(model, xv, yv))
-            secs.append(time.perf_counter() - start)
-        results[order] = (accs, secs)
-    print("seed  " + "  ".join(f"{order:>8} acc" for order in args.orders))
-    for seed in range(args.seeds):
-        print(f"{seed:4d}  " + "  ".join(f"{results[o][0][seed]:12.4f}" for o in args.orders))
-    for order, (accs, secs) in results.items():
-        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        print(
-            f"{order:>8}: mean {statistics.mean(accs):.4f} ± {std:.4f} (sample std), "
-            f"paper {paper}; {statistics.mean(secs):.2f} s per training run"
-        )
+            out = logits(weights, kets[rows]).reshape(-1, 2)  # (M B, 2)
+            loss = F.cross_entropy(out, labels[rows].repeat(members), reduction="sum") / 8
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            times.append(time.perf_counter() - start)
+        return 1000 * statistics.median(times[10:])
+
+    torch.set_num_threads(1)
+    print(f"\n3. one QQ training step, batch 8, one thread (median of {steps}; load {_load()})")
+    print(f"{'implementation':52} {'ms/step':>8}")
+    print(
+        f"{'reference: full circuit matrix, gate by gate, M = 1':52} {per_step(reference, 1):8.2f}"
+    )
+    print(f"{'cv_logits, M = 1':52} {per_step(cv.cv_logits, 1):8.2f}")
+    print(
+        f"{'cv_logits, M = 10 stacked members (all 10 heads)':52} {per_step(cv.cv_logits, 10):8.2f}"
+    )
+    params = load_params(REPO / "params-qq.yaml", [f"train.features={work / 'qq.h5'}"])
+    result = fit(params.train, data, on_epoch=lambda row: None)
+    seconds = result.timing["train_seconds_per_epoch"]
+    print(f"fit(params-qq.yaml): {seconds:.2f} s per 500-step epoch ({2 * seconds:.2f} ms/step)")
+
+
+def compare_orders(work: Path, seeds: int) -> None:
+    import torch
+
+    from pipeline.common.config import load_params
+    from pipeline.training.data import load_data
+    from pipeline.training.loop import fit
+
+    torch.set_num_threads(1)
+    print(f"\n4. stored order (the presets) against shuffled, fit per seed (load {_load()})")
+    for block in ("qc", "qq"):
+        params = load_params(REPO / f"params-{block}.yaml")
+        data = load_data(work / f"{block}.h5")
+        accs: dict[str, list[float]] = {"stored": [], "shuffled": []}
+        for seed in range(seeds):
+            for order, shuffle in (("stored", False), ("shuffled", True)):
+                cfg = dataclasses.replace(params.train, seed=seed, shuffle=shuffle)
+                result = fit(cfg, data, on_epoch=lambda row: None)
+                accs[order].append(result.metrics["last"]["val_acc"])
+        print(f"{block}: seed  " + "  ".join(f"{s:>4}" for s in range(seeds)))
+        for order, values in accs.items():
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells = "  ".join(f"{v:.2f}"[1:] for v in values)
+            print(f"  {order:8}  {cells}   {statistics.mean(values):.4f} ± {std:.4f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pretrained", default=str(REPO.parent / "shared/data/paper-pretrained"))
+    parser.add_argument(
+        "--pretrained", type=Path, default=REPO.parent / "shared/data/paper-pretrained"
+    )
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads for training")
-    parser.add_argument(
-        "--orders", nargs="+", choices=["shuffled", "stored"], default=["shuffled", "stored"]
-    )
-    parser.add_argument("--skip-qc", action="store_true")
-    parser.add_argument("--skip-qq", action="store_true")
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--skip-sweeps", action="store_true")
+    parser.add_argument("--skip-orders", action="store_true")
     args = parser.parse_args()
-    params = photonic.load_pretrained(args.pretrained, "trained_params.npy")
-    circuit_a = photonic.load_pretrained(args.pretrained, "circuit_A.npy")
-    qc, qq = time_stage_one(params, circuit_a, args.repeats)
-    torch.set_num_threads(args.threads)
-    if not args.skip_qc:
-        run_seeds("QC", qc, lambda: nn.Linear(16, 7), batch=7, args=args)
-    if not args.skip_qq:
-        cv_head = cv_head_class()
-        run_seeds("QQ", qq, lambda: cv_head(n_layers=3, cutoff=15), batch=8, args=args)
+    pretrained = args.pretrained.resolve()
+    with tempfile.TemporaryDirectory(prefix="photonic-bench-") as tmp:
+        work = Path(tmp)
+        time_datasets(pretrained, work, args.repeats)
+        if not args.skip_sweeps:
+            time_sweeps(pretrained, work, args.seeds)
+        time_steps(work, args.steps)
+        if not args.skip_orders:
+            compare_orders(work, args.seeds)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,10 @@ def _run(args) -> None:
         print(f"{args.out}: merged {len(args.shards)} shards ({', '.join(meta.splits)})")
     else:
         meta = hdf5.verify(args.file)
-        print(f"{args.file}: OK (format {meta.format_version}; splits {', '.join(meta.splits)})")
+        print(
+            f"{args.file}: OK (format {meta.format_version}, {meta.feature_dtype} features; "
+            f"splits {', '.join(meta.splits)})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

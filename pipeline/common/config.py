@@ -106,7 +106,7 @@ class TrainConfig:
     """
 
     features: str | None = None  # null: use extract.out
-    head: Literal["quantum", "classical", "linear"] = "quantum"
+    head: Literal["quantum", "classical", "linear", "cv"] = "quantum"
     n_qubits: int = 4
     q_depth: int = 6
     q_delta: float = 0.01
@@ -127,10 +127,13 @@ class TrainConfig:
     optimizer: Literal["adam", "pennylane_adam"] = "adam"
     checkpoint: Literal["best", "last"] = "best"
     threads: int = 1  # torch threads while heads train (small ops: more threads cost time)
+    shuffle: bool = True  # false: every epoch in the stored order (the paper's QC/QQ notebooks)
+    cv_layers: int = 3  # head cv: trainable photonic layers (its cutoff is the store's width)
 
     def __post_init__(self) -> None:
         _check(self.n_qubits >= 1, "train.n_qubits", "an integer >= 1", self.n_qubits)
         _check(self.threads >= 1, "train.threads", "an integer >= 1", self.threads)
+        _check(self.cv_layers >= 1, "train.cv_layers", "an integer >= 1", self.cv_layers)
         _check(self.q_depth >= 0, "train.q_depth", "an integer >= 0", self.q_depth)
         _check(self.q_delta >= 0, "train.q_delta", "a number >= 0", self.q_delta)
         _check(self.lr > 0, "train.lr", "a number > 0", self.lr)
@@ -183,6 +186,71 @@ class SpiralConfig:
             self.n_val + self.n_train,
         )
         _check(bool(self.out), "spiral.out", "a file path", self.out)
+
+
+_PAPER_FILES = (
+    "https://raw.githubusercontent.com/XanaduAI/quantum-transfer-learning/"
+    "890c73eaf401c1a1ffa4c55484726b5efc35828b/pre_trained/"
+)
+
+
+def _check_generated(block: str, cfg: Any) -> None:
+    _check(cfg.cutoff >= 2, f"{block}.cutoff", "an integer >= 2", cfg.cutoff)
+    _check(bool(cfg.pretrained), f"{block}.pretrained", "a file path", cfg.pretrained)
+    _check(
+        cfg.n_train_batches >= 1, f"{block}.n_train_batches", "an integer >= 1", cfg.n_train_batches
+    )
+    _check(cfg.n_val_batches >= 1, f"{block}.n_val_batches", "an integer >= 1", cfg.n_val_batches)
+    _check(bool(cfg.out), f"{block}.out", "a file path", cfg.out)
+
+
+@dataclass(frozen=True)
+class QCConfig:
+    """The paper's quantum-to-classical data set, written as a feature store (block ``qc``).
+
+    Defaults are those of ``q2c_transfer_learning.ipynb``: A' is the first 15 of the 25
+    pretrained layers of Killoran et al.'s tetromino network at cutoff 11; 1000 batches of the
+    7 classes for ``train`` and the next 1000 for ``val``, noise from ``RandomState(100)``.
+    ``pretrained`` is downloaded from ``url`` when missing and checked by its SHA-256.
+    """
+
+    pretrained: str = "data/paper-pretrained/trained_params.npy"
+    url: str = _PAPER_FILES + "trained_params.npy"
+    layers: int = 15
+    cutoff: int = 11
+    seed: int = 100
+    n_train_batches: int = 1000
+    n_val_batches: int = 1000
+    min_norm: float = 0.99
+    out: str = "features/qc.h5"
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.layers <= 25, "qc.layers", "an integer in [0, 25]", self.layers)
+        _check(self.cutoff >= 4, "qc.cutoff", "an integer >= 4 (the 4 x 4 image)", self.cutoff)
+        _check(0 <= self.min_norm <= 1, "qc.min_norm", "a number in [0, 1]", self.min_norm)
+        _check_generated("qc", self)
+
+
+@dataclass(frozen=True)
+class QQConfig:
+    """The paper's quantum-to-quantum data set, written as a feature store (block ``qq``).
+
+    Defaults are those of ``q2q_transfer_learning.ipynb``: circuit A (one pretrained layer)
+    at cutoff 15; 500 batches of 8 for ``train`` and the next 500 for ``val``, drawn from
+    ``RandomState(1)``. ``pretrained`` is downloaded from ``url`` when missing and checked by
+    its SHA-256.
+    """
+
+    pretrained: str = "data/paper-pretrained/circuit_A.npy"
+    url: str = _PAPER_FILES + "circuit_A.npy"
+    cutoff: int = 15
+    seed: int = 1
+    n_train_batches: int = 500
+    n_val_batches: int = 500
+    out: str = "features/qq.h5"
+
+    def __post_init__(self) -> None:
+        _check_generated("qq", self)
 
 
 @dataclass(frozen=True)
@@ -286,6 +354,8 @@ class Params:
     report: ReportConfig = field(default_factory=ReportConfig)
     spiral: SpiralConfig = field(default_factory=SpiralConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    qc: QCConfig = field(default_factory=QCConfig)
+    qq: QQConfig = field(default_factory=QQConfig)
 
     def expand(self, template: str, key: str = "path") -> str:
         """Fill ``{block.key}`` placeholders of a path from these params.
@@ -325,6 +395,16 @@ class Params:
     def spiral_out(self) -> str:
         """``spiral.out`` with its placeholders filled in."""
         return self.expand(self.spiral.out, "spiral.out")
+
+    @property
+    def qc_out(self) -> str:
+        """``qc.out`` with its placeholders filled in."""
+        return self.expand(self.qc.out, "qc.out")
+
+    @property
+    def qq_out(self) -> str:
+        """``qq.out`` with its placeholders filled in."""
+        return self.expand(self.qq.out, "qq.out")
 
     @property
     def out_dir(self) -> str:

@@ -177,7 +177,9 @@ def _extract_split(
                 chunks.append((batch.indices, batch.features))
             bar.update(len(batch.indices) + len(batch.failed))
     dim = getattr(encoder, "feature_dim", None) or (chunks[0][1].shape[1] if chunks else 0)
-    feats = np.empty((len(rows), dim), np.float32)
+    # float32, or complex128 when a source yields complex features (the QQ data set's kets)
+    dtype = np.complex128 if any(np.iscomplexobj(f) for _, f in chunks) else np.float32
+    feats = np.empty((len(rows), dim), dtype)
     ok = np.zeros(len(rows), dtype=bool)
     for indices, values in chunks:
         feats[indices] = values

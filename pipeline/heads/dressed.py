@@ -5,6 +5,8 @@
 * ``classical``: the same dressed bottleneck with the circuit and its pi/2 scaling replaced by
   tanh(Linear(n -> n)), the paper's classical comparison.
 * ``linear``: Linear(in -> classes), the paper's ResNet18 + linear-layer baseline.
+* ``cv``: trainable photonic layers on stored kets (:mod:`pipeline.heads.cv`), the paper's
+  quantum-to-quantum head B; ``in_features`` is the kets' cutoff.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ import torch
 from torch import nn
 
 from pipeline.common.config import TrainConfig
+from pipeline.heads import inputs
+from pipeline.heads.cv import CVHead
 from pipeline.simulators.qubit import Method, make_circuit, shape
+from pipeline.store.hdf5 import StoreMeta
 
 
 class DressedQuantumNet(nn.Module):
@@ -107,26 +112,35 @@ class ClassicalDressedNet(nn.Module):
         return self.post_net(h)  # (B, n_classes)
 
 
-def build_head(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
+def build_head(
+    cfg: TrainConfig, in_features: int, n_classes: int, *, store: StoreMeta | None = None
+) -> nn.Module:
     """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
 
     Args:
         cfg: ``head``, ``n_qubits``, ``q_depth``, ``q_delta``, ``backend``, ``diff_method``,
-            ``shots``, ``seed`` and ``init_std`` are read. With ``init_std`` set, every
-            parameter (weights, biases and circuit angles) is drawn afresh from
+            ``shots``, ``seed``, ``init_std`` and ``cv_layers`` are read. With ``init_std``
+            set, every parameter (weights, biases and circuit angles) is drawn afresh from
             N(0, init_std), after the layers' own initialisation, in parameter order: the
             paper's spiral benchmark starts all parameters at 0.001 * N(0, 1).
-        in_features: width of the cached features.
+        in_features: width of the cached features (for ``cv``: the kets' cutoff).
         n_classes: number of classes in the feature store.
+        store: the store's metadata, when training on it: a head that does not fit its
+            features is refused first (:func:`pipeline.heads.inputs.check`).
 
     Returns:
-        A float32 module; callers move it to their device and dtype.
+        A float32 module (``cv``: float64); callers move it to their device and dtype.
+
+    Raises:
+        ConfigError: the head does not fit ``store``.
 
     Example:
         >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
         >>> all(bool((p == 0).all()) for p in head.parameters())
         True
     """
+    if store is not None:
+        inputs.check(cfg, store)
     model = _build(cfg, in_features, n_classes)
     if cfg.init_std is not None:
         with torch.no_grad():
@@ -152,4 +166,6 @@ def _build(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
         return ClassicalDressedNet(in_features, cfg.n_qubits, n_classes)
     if cfg.head == "linear":
         return nn.Linear(in_features, n_classes)
-    raise ValueError(f"train.head: expected quantum, classical or linear; got {cfg.head!r}")
+    if cfg.head == "cv":
+        return CVHead(n_layers=cfg.cv_layers, cutoff=in_features)
+    raise ValueError(f"train.head: expected quantum, classical, linear or cv; got {cfg.head!r}")

@@ -11,8 +11,9 @@ path batched over members (:class:`pipeline.simulators.qubit.TorchCircuit` with 
 weights); one backward pass gives every member its own gradient (members never mix), so one
 optimizer update serves all of them (:class:`pipeline.training.optim.StackedOptimizer`).
 
-Vectorised kinds: ``linear``, ``classical`` and ``quantum`` on the ``torch`` backend with the
-circuit's matrix method (up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits).
+Vectorised kinds: ``linear``, ``classical``, ``quantum`` on the ``torch`` backend with the
+circuit's matrix method (up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits), and
+``cv`` (the photonic layers batched over members, :func:`pipeline.heads.cv.cv_logits`).
 Any other head (a PennyLane backend, a larger circuit) stacks as well, with ``kind=None``: its
 members then run one after the other inside the forward pass (``torch.func.functional_call``
 on their blocks), which keeps one training loop and one optimizer for every head.
@@ -32,9 +33,10 @@ import torch
 from torch import nn
 
 from pipeline.common.config import TrainConfig
+from pipeline.heads.cv import as_kets, cv_logits
 from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, TorchCircuit
 
-STACKABLE = ("linear", "classical", "quantum")
+STACKABLE = ("linear", "classical", "quantum", "cv")
 #: The flat buffers' length is a multiple of this: no element falls in a kernel's scalar tail.
 PAD = 64
 
@@ -55,7 +57,7 @@ class StackedHeads:
 
     Args:
         heads: the members, built and initialised, on one device and dtype; all of one shape.
-        kind: ``linear``, ``classical`` or ``quantum`` (``train.head``) for the vectorised
+        kind: ``linear``, ``classical``, ``quantum`` or ``cv`` (``train.head``) for the vectorised
             forward pass; None to run the members' own modules one after the other.
 
     Call with inputs (M, B, D), each member's own rows, or (V, D) shared by all members;
@@ -131,6 +133,9 @@ class StackedHeads:
             )  # (M, B, C)
         if self.kind == "linear":
             return _linear(x, p["weight"], p["bias"])  # (M, B, C)
+        if self.kind == "cv":  # kets as real/imaginary pairs (M, B, 2c) or shared (V, 2c)
+            x = x.expand(self.members, *x.shape) if x.ndim == 2 else x
+            return cv_logits(p["params"], as_kets(x, x.shape[-1] // 2))  # (M, B, 2)
         h = torch.tanh(_linear(x, p["pre_net.weight"], p["pre_net.bias"]))  # (M, B, n)
         if self.kind == "classical":
             h = torch.tanh(_linear(h, p["hidden.weight"], p["hidden.bias"]))  # (M, B, n)

@@ -62,7 +62,7 @@ class Batch:
     """Features of some rows of one split, and the rows that could not be read."""
 
     indices: list[int]  # positions in the iterated rows that gave features
-    features: np.ndarray  # (len(indices), feature_dim) float32
+    features: np.ndarray  # (len(indices), feature_dim) float32, or complex128 (QQ kets)
     failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
 
 

@@ -3,8 +3,8 @@
 * :func:`image_source`: ``data.source`` ``folder`` (:mod:`pipeline.sources.folder`) or
   ``cifar10`` (:mod:`pipeline.sources.cifar10`), read by a backbone into ``extract.out``;
 * :func:`generated_source`: the source whose store is the given path when that path is a
-  generated data set's output (``spiral.out``): stage two writes such a store itself when it
-  is missing (:func:`pipeline.extraction.loop.feature_store`);
+  generated data set's output (``spiral.out``, ``qc.out``, ``qq.out``): stage two writes such
+  a store itself when it is missing (:func:`pipeline.extraction.loop.feature_store`);
 * :func:`fetch`: put the images of ``data`` on disk.
 """
 
@@ -32,15 +32,27 @@ def image_source(data: DataConfig) -> Source:
 
 
 def generated_source(params: Params, path: str | Path) -> Source | None:
-    """The generated data set whose store is ``path`` (``spiral.out``), or None.
+    """The generated data set whose store is ``path`` (``spiral.out``, ``qc.out``,
+    ``qq.out``, placeholders filled in), or None.
 
     Example:
         >>> generated_source(load_params("params-spiral.yaml"), "features/spiral-1.52.h5").kind
         'spiral'
+        >>> generated_source(load_params("params-qq.yaml"), "features/qq.h5").kind
+        'qq'
     """
-    if Path(path) == Path(params.spiral_out):
+    path = Path(path)
+    if path == Path(params.spiral_out):
         return SpiralSource(params.spiral)
-    return None
+    if path not in (Path(params.qc_out), Path(params.qq_out)):
+        return None
+    # torch and the photonic simulator: imported only for these stores, so that stage one's
+    # up-to-date check of an image store stays free of torch
+    from pipeline.sources import photonic_sources
+
+    if path == Path(params.qc_out):
+        return photonic_sources.QCSource(params.qc)
+    return photonic_sources.QQSource(params.qq)
 
 
 def fetch(data: DataConfig) -> Path:

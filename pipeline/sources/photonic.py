@@ -39,14 +39,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
 from pipeline.simulators import fock
 
@@ -84,7 +83,7 @@ QC_IMAGE = 4  # features: the |n0, n1> amplitudes with n0, n1 < 4
 QQ_CLASSES = ("gaussian", "non-gaussian")
 QQ_BATCH = 8
 #: Clip of squeezing, displacement and non-linear (Kerr, cubic) parameters in both notebooks.
-CLIP = 1.0
+CLIP = fock.CLIP
 
 
 @dataclass(frozen=True)
@@ -121,10 +120,31 @@ def load_pretrained(path: str | Path, name: str) -> np.ndarray:
         >>> load_pretrained("../shared/data/paper-pretrained", "circuit_A.npy").shape
         (6, 1)
     """
+    return load_pretrained_file(Path(path) / name, name)
+
+
+def load_pretrained_file(file: str | Path, name: str) -> np.ndarray:
+    """The pretrained file ``file``, checked as the paper's ``name`` (any file name).
+
+    Args:
+        file: the file's path (e.g. ``qc.pretrained``).
+        name: which of :data:`PRETRAINED` it must be: ``trained_params.npy`` or
+            ``circuit_A.npy``.
+
+    Returns:
+        The array (float32), after checking its SHA-256 and its shape.
+
+    Raises:
+        DataError: as :func:`load_pretrained`.
+
+    Example:
+        >>> load_pretrained_file("data/paper-pretrained/circuit_A.npy", "circuit_A.npy").shape
+        (6, 1)
+    """
     if name not in PRETRAINED:
         raise DataError(f"unknown pretrained file {name!r}; expected one of {sorted(PRETRAINED)}")
     spec = PRETRAINED[name]
-    file = Path(path) / name
+    file = Path(file)
     if not file.is_file():
         raise DataError(f"pretrained file {file} does not exist (expected sha256 {spec.sha256})")
     got = _sha256(file)
@@ -142,32 +162,6 @@ def load_pretrained(path: str | Path, name: str) -> np.ndarray:
             f"got {array.dtype} {array.shape}"
         )
     return array
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch intra-op threads (None: unchanged), restored after.
-
-    The data sets here are many small matrix operations (c² <= 121 rows), for which one
-    thread is fastest, and much faster than two when the cores are shared: see
-    ``benchmarks/photonic.py``.
-
-    Example:
-        >>> with torch_threads(1):
-        ...     torch.get_num_threads()
-        1
-    """
-    if n is None:
-        yield
-        return
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads: expected an integer >= 1 or None; got {n!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _split_counts(n_train_batches: int, n_val_batches: int) -> dict[str, int]:
@@ -312,12 +306,33 @@ def qc_features(
     Returns:
         float32 (N, 16), row-major over ``(n0, n1)``.
     """
+    kets = _qc_kets(alpha, beta, params, n_layers, cutoff)  # (N, c, c)
+    warn_truncation(kets.abs().square().sum(dim=(-2, -1)), cutoff, min_norm)
+    return _qc_image_features(kets)
+
+
+def _qc_kets(
+    alpha: np.ndarray, beta: np.ndarray, params: np.ndarray, n_layers: int, cutoff: int
+) -> torch.Tensor:
+    """The states after A': complex128 (N, c, c)."""
     _check_cutoff(cutoff, QC_IMAGE)
     if not 0 <= n_layers <= params.shape[1]:
         raise ValueError(f"n_layers: expected 0..{params.shape[1]}; got {n_layers!r}")
     gate = fock.circuit_matrix(lambda k: qc_layers(k, params[:, :n_layers]), cutoff, 2)
-    kets = fock.apply_two_mode(gate, qc_input_states(alpha, beta, cutoff))  # (N, c, c)
-    kept = kets.abs().square().sum(dim=(-2, -1))  # (N,)
+    return fock.apply_two_mode(gate, qc_input_states(alpha, beta, cutoff))  # (N, c, c)
+
+
+def _qc_image_features(kets: torch.Tensor) -> np.ndarray:
+    image = qc_image(kets).abs()  # (N, 4, 4)
+    return image.reshape(len(image), QC_IMAGE**2).numpy().astype(np.float32)
+
+
+def warn_truncation(kept: torch.Tensor, cutoff: int, min_norm: float) -> None:
+    """Log one warning line when some of the squared norms ``kept`` (N,) are below ``min_norm``.
+
+    Example:
+        >>> warn_truncation(torch.tensor([1.0, 0.5]), 5, 0.99)  # logs "1 of 2 (50.0 %) ..."
+    """
     low = kept < min_norm
     if bool(low.any()):
         log.warning(
@@ -332,8 +347,6 @@ def qc_features(
             float(kept.min()),
             float(kept.mean()),
         )
-    image = qc_image(kets).abs()  # (N, 4, 4)
-    return image.reshape(len(image), QC_IMAGE**2).numpy().astype(np.float32)
 
 
 def qc_dataset(
@@ -353,7 +366,8 @@ def qc_dataset(
         params: ``trained_params.npy`` (:func:`load_pretrained`).
         n_layers, cutoff, min_norm: see :func:`qc_features`.
         n_train_batches, n_val_batches, seed: see :func:`qc_amplitudes`.
-        threads: torch threads while computing (:func:`torch_threads`).
+        threads: torch threads while computing
+            (:func:`pipeline.common.devices.torch_threads`).
 
     Returns:
         ``{"train": PhotonicSplit, "val": PhotonicSplit}``; the same arguments give bitwise
@@ -364,13 +378,13 @@ def qc_dataset(
         (7, 16)
     """
     amplitudes = qc_amplitudes(n_train_batches, n_val_batches, seed=seed)
-    out = {}
+    out, kept = {}, []
     with torch_threads(threads):
         for split, (alpha, beta, labels) in amplitudes.items():
-            feats = qc_features(
-                alpha, beta, params, n_layers=n_layers, cutoff=cutoff, min_norm=min_norm
-            )
-            out[split] = PhotonicSplit(feats, labels)
+            kets = _qc_kets(alpha, beta, params, n_layers, cutoff)  # (N, c, c)
+            kept.append(kets.abs().square().sum(dim=(-2, -1)))  # (N,)
+            out[split] = PhotonicSplit(_qc_image_features(kets), labels)
+    warn_truncation(torch.cat(kept), cutoff, min_norm)  # one line for all splits
     return out
 
 
@@ -428,44 +442,6 @@ def qq_input_states(draws: QQDraws, cutoff: int = 15) -> torch.Tensor:
     return fock.apply_one_mode(fock.rotation(torch.as_tensor(draws.r2), cutoff), ket)
 
 
-def one_mode_layers(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
-    """The QQ notebook's one-mode layers multiplied into one gate (c, c).
-
-    Layer ``l`` (row ``l`` of ``params``, columns sq, d, r1, r2, r3, κ): R(r1) -> S(clip(sq),
-    0) -> R(r2) -> D(clip(d), 0) -> R(r3) -> V(clip(κ)), clip to ±1; without the squeezing
-    when ``squeeze`` is False (circuit A as the notebook ran it).
-
-    Args:
-        params: real (L, 6); differentiable.
-        cutoff: Fock cutoff.
-        squeeze: apply the squeezing gates.
-
-    Returns:
-        complex (c, c) in the complex dtype matching ``params`` (float32 -> complex64, else
-        complex128).
-
-    Example:
-        >>> one_mode_layers(torch.zeros(3, 6), 15).shape
-        torch.Size([15, 15])
-    """
-    if params.ndim != 2 or params.shape[1] != 6:
-        raise ValueError(f"params: expected shape (L, 6); got {tuple(params.shape)}")
-    dtype = torch.complex64 if params.dtype == torch.float32 else torch.complex128
-    sq, d, r1, r2, r3, kappa = params.T  # each (L,)
-    gates = [fock.rotation(r1, cutoff, dtype=dtype)]  # each (L, c, c), in order
-    if squeeze:
-        gates.append(fock.squeezing(sq.clamp(-CLIP, CLIP), 0.0, cutoff, dtype=dtype))
-    gates.append(fock.rotation(r2, cutoff, dtype=dtype))
-    gates.append(fock.displacement(d.clamp(-CLIP, CLIP), 0.0, cutoff, dtype=dtype))
-    gates.append(fock.rotation(r3, cutoff, dtype=dtype))
-    gates.append(fock.cubic_phase(kappa.clamp(-CLIP, CLIP), cutoff, dtype=dtype))
-    matrix = torch.eye(cutoff, dtype=dtype, device=params.device)
-    for layer in range(params.shape[0]):
-        for gate in gates:
-            matrix = gate[layer] @ matrix
-    return matrix
-
-
 def circuit_a_matrix(circuit_a: np.ndarray, cutoff: int = 15) -> torch.Tensor:
     """The frozen circuit A (``circuit_A.npy``, (6, 1)) as a complex128 gate (c, c).
 
@@ -477,7 +453,7 @@ def circuit_a_matrix(circuit_a: np.ndarray, cutoff: int = 15) -> torch.Tensor:
         torch.Size([15, 15])
     """
     params = torch.as_tensor(np.asarray(circuit_a), dtype=torch.float64).T  # (1, 6)
-    return one_mode_layers(params, cutoff, squeeze=False)
+    return fock.one_mode_layers(params, cutoff, squeeze=False)
 
 
 def qq_dataset(
@@ -495,7 +471,8 @@ def qq_dataset(
         circuit_a: ``circuit_A.npy`` (:func:`load_pretrained`).
         cutoff: Fock cutoff (the notebook's 15), >= 2.
         n_train_batches, n_val_batches, seed: see :func:`qq_draws`.
-        threads: torch threads while computing (:func:`torch_threads`).
+        threads: torch threads while computing
+            (:func:`pipeline.common.devices.torch_threads`).
 
     Returns:
         ``{"train": PhotonicSplit, "val": PhotonicSplit}``, features unnormalised (at cutoff

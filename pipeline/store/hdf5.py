@@ -7,6 +7,12 @@ Layout (``FORMAT_VERSION`` 1)::
     /<split>/labels        int64   (N,)     index into ``class_names``
     /<split>/paths         utf-8   (N,)     image path relative to the data folder (or a row id)
 
+Features of another dtype (:data:`FEATURE_DTYPES`: complex128, the QQ data set's kets, held
+exactly) are written as ``FORMAT_VERSION`` 2: the same layout plus a root attribute
+``feature_dtype`` naming the dtype of every ``/<split>/features``. A float32 store is still
+written as version 1 without that attribute, so its bytes do not change; readers take a
+version-1 store as float32.
+
 Files are written to a temporary file beside the target and ``os.replace``d, without
 timestamps, so the same inputs give byte-identical files. Everything that reads a store goes
 through :func:`load` (or :func:`load_splits`, :func:`read_meta`), which refuses incomplete,
@@ -32,8 +38,12 @@ import numpy as np
 from pipeline.common.errors import FeatureStoreError
 from pipeline.common.files import atomic_path
 
-FORMAT_VERSION = 1
-SUPPORTED_VERSIONS = (1,)
+FORMAT_VERSION = 1  # float32 features
+SUPPORTED_VERSIONS = (1, 2)
+#: The format version of stores whose features are not float32 (they carry ``feature_dtype``).
+TYPED_FORMAT_VERSION = 2
+#: Feature dtypes a store may hold: float32 (version 1) and complex128 (version 2).
+FEATURE_DTYPES = ("float32", "complex128")
 
 #: Root attributes every complete store carries (``complete`` is written last).
 REQUIRED_ATTRS = (
@@ -87,6 +97,7 @@ class StoreMeta:
     skipped: tuple[dict[str, str], ...]
     versions: dict[str, str]
     extra: dict[str, Any] = field(default_factory=dict)
+    feature_dtype: str = "float32"  # one of FEATURE_DTYPES
 
     @property
     def n_classes(self) -> int:
@@ -134,7 +145,7 @@ class StoreMeta:
 class FeatureSplit:
     """One split of a store, as :func:`load` returns it."""
 
-    features: np.ndarray  # (N, feature_dim) float32
+    features: np.ndarray  # (N, feature_dim) meta.feature_dtype: float32 or complex128
     labels: np.ndarray  # (N,) int64
     paths: list[str]
     meta: StoreMeta
@@ -163,6 +174,17 @@ def _attr_str(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def _feature_dtype(path: str | Path, splits: Mapping[str, SplitArrays]) -> str:
+    """complex128 when the splits' features are complex, else float32 (what is written)."""
+    kinds = {name: np.iscomplexobj(s.features) for name, s in splits.items()}
+    if len(set(kinds.values())) > 1:
+        raise FeatureStoreError(
+            f"{path}: expected the features of every split to be all real or all complex; got "
+            + ", ".join(f"{n} {'complex' if c else 'real'}" for n, c in kinds.items())
+        )
+    return "complex128" if any(kinds.values()) else "float32"
 
 
 def _feature_dim(path: str | Path, splits: Mapping[str, SplitArrays]) -> int:
@@ -206,6 +228,8 @@ def write(
     Args:
         path: the target file; its folder is created.
         splits: split name -> :class:`SplitArrays` (features (N, D), labels (N,), paths (N,)).
+            Real features are stored as float32 (format version 1), complex ones exactly as
+            complex128 (format version 2, ``feature_dtype``); all splits must agree.
         class_names: label index -> class name.
         source, backbone, weights, weights_sha256, transform, dataset_fingerprint: provenance.
         skipped: ``{"path": ..., "error": ...}`` for each image left out.
@@ -217,8 +241,10 @@ def write(
     """
     h5py = _h5py()
     feature_dim = _feature_dim(path, splits)
+    feature_dtype = _feature_dtype(path, splits)
+    typed = feature_dtype != "float32"
     attrs: dict[str, Any] = {
-        "format_version": FORMAT_VERSION,
+        "format_version": TYPED_FORMAT_VERSION if typed else FORMAT_VERSION,
         "class_names": list(class_names),
         "source": source,
         "backbone": backbone,
@@ -232,6 +258,8 @@ def write(
         "versions": dict(versions if versions is not None else library_versions()),
         "extra": dict(extra or {}),
     }
+    if typed:  # only then: a float32 store keeps the bytes of format version 1
+        attrs["feature_dtype"] = feature_dtype
     str_dtype = h5py.string_dtype("utf-8")
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w", libver="earliest", track_order=False) as f:
@@ -239,7 +267,7 @@ def write(
                 group = f.create_group(name)
                 group.create_dataset(
                     "features",
-                    data=np.ascontiguousarray(s.features, dtype=np.float32),
+                    data=np.ascontiguousarray(s.features, dtype=feature_dtype),
                     track_times=False,
                 )
                 group.create_dataset(
@@ -303,6 +331,7 @@ def _meta_from(f, path: str | Path) -> StoreMeta:
     missing = [k for k in REQUIRED_ATTRS if k not in attrs]
     if missing:
         raise FeatureStoreError(f"feature store {str(path)!r} lacks attributes {missing}")
+    feature_dtype = _declared_dtype(attrs, version, path)
     values = {
         k: (json.loads(_attr_str(attrs[k])) if k in _JSON_ATTRS else attrs[k])
         for k in (*REQUIRED_ATTRS, "extra")
@@ -323,7 +352,26 @@ def _meta_from(f, path: str | Path) -> StoreMeta:
         skipped=tuple(values["skipped"]),
         versions=dict(values["versions"]),
         extra=dict(values.get("extra", {})),
+        feature_dtype=feature_dtype,
     )
+
+
+def _declared_dtype(attrs, version: int, path: str | Path) -> str:
+    """The features' dtype: float32 for version 1, the ``feature_dtype`` attribute for 2."""
+    if version == 1:
+        if "feature_dtype" in attrs:
+            raise FeatureStoreError(
+                f"feature store {str(path)!r}: format_version 1 stores are float32 and carry no "
+                f"feature_dtype; got feature_dtype {_attr_str(attrs['feature_dtype'])!r}"
+            )
+        return "float32"
+    declared = _attr_str(attrs.get("feature_dtype", ""))
+    if declared not in FEATURE_DTYPES:
+        raise FeatureStoreError(
+            f"feature store {str(path)!r}: format_version {version} needs a feature_dtype "
+            f"attribute, one of {', '.join(FEATURE_DTYPES)}; got {declared or 'none'!r}"
+        )
+    return declared
 
 
 def read_meta(path: str | Path) -> StoreMeta:
@@ -350,9 +398,9 @@ def _read_split(f, meta: StoreMeta, split: str) -> FeatureSplit:
     labels = group["labels"][()]
     paths = [_attr_str(p) for p in group["paths"][()]]
     n = len(labels)
-    if features.dtype != np.float32 or features.shape != (n, meta.feature_dim):
+    if features.dtype != np.dtype(meta.feature_dtype) or features.shape != (n, meta.feature_dim):
         raise FeatureStoreError(
-            f"feature store {path!r}: {split}/features: expected float32 of shape "
+            f"feature store {path!r}: {split}/features: expected {meta.feature_dtype} of shape "
             f"({n}, {meta.feature_dim}); got {features.dtype} {features.shape}"
         )
     if labels.dtype != np.int64 or labels.ndim != 1 or len(paths) != n:
@@ -384,7 +432,9 @@ def load(path: str | Path, split: str) -> FeatureSplit:
         split: e.g. ``"train"`` or ``"val"``.
 
     Returns:
-        A :class:`FeatureSplit` with features (N, D) float32, labels (N,) int64, paths, meta.
+        A :class:`FeatureSplit` with features (N, D) of the store's dtype (float32, or
+        complex128 for a format-version-2 store that declares it), labels (N,) int64, paths,
+        meta.
 
     Raises:
         FeatureStoreError: the file is missing, incomplete, of an unknown format version,
@@ -432,7 +482,11 @@ def describe(path: str | Path) -> str:
     parts = load_splits(path, read_meta(path).splits)
     meta = next(iter(parts.values())).meta
     width = max(len(c) for c in meta.class_names)
-    lines = [f"{path}", f"  format_version {meta.format_version}, feature_dim {meta.feature_dim}"]
+    lines = [
+        f"{path}",
+        f"  format_version {meta.format_version}, feature_dim {meta.feature_dim}, "
+        f"feature_dtype {meta.feature_dtype}",
+    ]
     for split, part in parts.items():
         counts = np.bincount(part.labels, minlength=meta.n_classes)
         lines.append(f"  {split}: {len(part)} rows")

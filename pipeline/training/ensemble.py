@@ -1,12 +1,12 @@
 """Many heads in one pass: a list of runs grouped into stacks that train as one model.
 
-:func:`fit_ensemble` takes the ``train`` configs of many runs on one feature store, groups
-those that share a shape (:func:`group_key`: head kind, widths, qubits and depth, batch size,
-epochs, dtype, device, optimizer kind, backend and threads), cuts each group into chunks that
-fit a memory budget (:func:`plan`; the chunk size is logged), and trains each chunk as one
-stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ only in numbers
-(seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint train
-together; each gets exactly the numbers its own ``train_head`` run gets (a single run is a
+:func:`fit_ensemble` takes the ``train`` configs of many runs on one feature store, groups those
+that share a shape (:func:`group_key`: head kind, widths, qubits and depth or photonic layers,
+batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each group into
+chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains each chunk
+as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ only in
+numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
+train together; each gets exactly the numbers its own ``train_head`` run gets (a single run is a
 stack of one, and members never mix). Heads without a vectorised stacked form (a PennyLane
 backend, more qubits than the matrix method takes) stack too, one after the other inside the
 forward pass.
@@ -38,8 +38,10 @@ DEFAULT_BUDGET = 1 << 30
 def group_key(cfg: TrainConfig) -> tuple:
     """What the members of one stack share: everything that is not a number of one member."""
     shape: tuple = ()
-    if cfg.head != "linear":
+    if cfg.head in ("quantum", "classical"):
         shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
+    elif cfg.head == "cv":
+        shape = (cfg.cv_layers,)
     backend = () if cfg.head != "quantum" else (cfg.backend, cfg.diff_method, cfg.shots)
     return (cfg.head, shape, backend, cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
             cfg.optimizer, cfg.threads)  # fmt: skip
@@ -50,6 +52,8 @@ def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
     d, c, n = data.meta.feature_dim, data.meta.n_classes, cfg.n_qubits
     params = d * c + c if cfg.head == "linear" else d * n + n + n * c + c + n * (n + 1)
     states = 0
+    if cfg.head == "cv":  # its layers' gate matrices, built once per step
+        params, states = 6 * cfg.cv_layers, 8 * cfg.cv_layers * d * d
     if cfg.head == "quantum":  # circuit layers and the saved states of a batch
         params += cfg.q_depth * n
         states = (cfg.q_depth + 2) * (2**n) * (cfg.batch_size + 3 * 2**n + len(data.val))

@@ -3,7 +3,8 @@
 :func:`fit_stack` trains M heads of one shape as one stacked model
 (:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
 It reads top to bottom as the paper's protocol: build each head under its own seed, then for
-every epoch shuffle each member's rows (a generator seeded with its ``train.seed``), train on
+every epoch shuffle each member's rows (a generator seeded with its ``train.seed``; with
+``train.shuffle`` false the rows keep their stored order, as the paper's QC/QQ notebooks), train on
 batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
 members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
 each member's best (or last) weights; finally :func:`summarise` each member's best and last
@@ -26,6 +27,7 @@ import torch.nn.functional as F
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import PipelineError
+from pipeline.heads import inputs
 from pipeline.heads.dressed import build_head
 from pipeline.heads.stacked import StackedHeads, unstackable_reason
 from pipeline.training.data import HeadData
@@ -203,7 +205,7 @@ class _Kept:
 def _build(cfg: TrainConfig, data: HeadData, device, dtype) -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes)
+        model = build_head(cfg, data.meta.feature_dim, data.meta.n_classes, store=data.meta)
     return model.to(device=device, dtype=dtype)
 
 
@@ -238,9 +240,9 @@ def fit_stack(
         step_size=[c.step_size for c in cfgs],
         gamma=[c.gamma for c in cfgs],
     )
-    x_train = torch.as_tensor(data.train.features).to(device, dtype)  # (N, D)
+    x_train = inputs.as_tensor(data.train.features, device, dtype)  # (N, D); kets (N, 2D)
     y_train = torch.as_tensor(data.train.labels).to(device)  # (N,)
-    x_val = torch.as_tensor(data.val.features).to(device, dtype)  # (V, D)
+    x_val = inputs.as_tensor(data.val.features, device, dtype)  # (V, D); kets (V, 2D)
     y_val = torch.as_tensor(data.val.labels).to(device)  # (V,)
     mean = torch.tensor([c.loss_reduction == "mean" for c in cfgs], device=device)
     shuffles = [torch.Generator().manual_seed(c.seed) for c in cfgs]
@@ -249,7 +251,14 @@ def fit_stack(
     train_seconds = 0.0
     for epoch in range(1, base.epochs + 1):
         epoch_start, lr = time.perf_counter(), optimizer.lr.clone()
-        orders = torch.stack([torch.randperm(len(y_train), generator=g) for g in shuffles])
+        orders = torch.stack(  # train.shuffle false: the stored order, every epoch
+            [
+                torch.randperm(len(y_train), generator=g)
+                if c.shuffle
+                else torch.arange(len(y_train))
+                for c, g in zip(cfgs, shuffles, strict=True)
+            ]
+        )
         train_loss, train_acc = train_one_epoch(
             heads, optimizer, x_train, y_train, orders.to(device), base.batch_size, mean
         )

@@ -194,3 +194,35 @@ def test_spiral_block_and_path_placeholders(tmp_path):
 def test_wrong_values_of_the_new_keys(tmp_path, override, pattern):
     with pytest.raises(ConfigError, match=pattern):
         load_params(_empty(tmp_path), [override])
+
+
+@pytest.mark.parametrize(
+    ("override", "pattern"),
+    [
+        ("train.head=cvv", r"train.head: expected one of 'quantum', 'classical', 'linear', 'cv'"),
+        ("train.shuffle=no_thanks", r"train.shuffle: expected bool; got 'no_thanks'"),
+        ("train.cv_layers=0", r"train.cv_layers: expected an integer >= 1; got 0"),
+        ("qc.layers=26", r"qc.layers: expected an integer in \[0, 25\]; got 26"),
+        ("qc.cutoff=3", r"qc.cutoff: expected an integer >= 4 \(the 4 x 4 image\); got 3"),
+        ("qc.min_norm=1.5", r"qc.min_norm: expected a number in \[0, 1\]"),
+        ("qq.cutoff=1", r"qq.cutoff: expected an integer >= 2; got 1"),
+        ("qq.n_val_batches=0", r"qq.n_val_batches: expected an integer >= 1; got 0"),
+        ("qq.pretrained=''", r"qq.pretrained: expected a file path"),
+    ],
+)
+def test_wrong_values_of_the_photonic_keys(tmp_path, override, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        load_params(_empty(tmp_path), [override])
+
+
+def test_photonic_blocks_and_train_keys_default_to_the_papers(tmp_path):
+    p = load_params(REPO / "params.yaml")
+    assert p.train.shuffle is True and p.train.cv_layers == 3  # default: unchanged behaviour
+    assert (p.qc.layers, p.qc.cutoff, p.qc.seed, p.qc.out) == (15, 11, 100, "features/qc.h5")
+    assert (p.qq.cutoff, p.qq.seed, p.qq.out) == (15, 1, "features/qq.h5")
+    assert p.qc.pretrained == "data/paper-pretrained/trained_params.npy"
+    assert p.qq.url.startswith("https://raw.githubusercontent.com/XanaduAI/quantum-transfer")
+    assert [f.name for f in dataclasses.fields(Params)][-2:] == ["qc", "qq"]
+    assert [f.name for f in dataclasses.fields(TrainConfig)][-2:] == ["shuffle", "cv_layers"]
+    q = load_params(_empty(tmp_path), ["qq.out=features/qq-{qq.cutoff}.h5"])
+    assert q.qq_out == "features/qq-15.h5"

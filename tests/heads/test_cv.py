@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.heads.cv import EPS, CVHead
+from pipeline.heads.cv import EPS, CVHead, as_kets, cv_logits
 from pipeline.simulators import fock
-from pipeline.sources.photonic import one_mode_layers
+from pipeline.simulators.fock import one_mode_layers
 
 
 def random_kets(n: int, cutoff: int, seed: int = 0) -> torch.Tensor:
@@ -138,3 +138,59 @@ def test_training_separates_fock_from_coherent_states():
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
     assert head(kets).argmax(1).tolist() == [1, 0]
+
+
+def _reference_logits(params: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
+    """The head's logits from the full circuit matrix (the gates multiplied one by one)."""
+    circuit = one_mode_layers(params, kets.shape[-1])  # (c, c)
+    p0 = (kets @ circuit[0]).abs().square()  # (B,)
+    return torch.stack([torch.log(1 - p0 + EPS), torch.log(p0 + EPS)], dim=1)
+
+
+@pytest.mark.parametrize("scale", [0.001, 0.5, 2.0])
+def test_logits_and_gradients_equal_the_full_circuit_to_1e_12(scale):
+    kets = random_kets(16, 15, seed=2)
+    labels = torch.arange(16) % 2
+    params = scale * torch.randn(
+        3, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(5)
+    )
+    fast = params.clone().requires_grad_()
+    slow = params.clone().requires_grad_()
+    got, want = cv_logits(fast, kets), _reference_logits(slow, kets)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    nn.functional.cross_entropy(got, labels).backward()
+    nn.functional.cross_entropy(want, labels).backward()
+    torch.testing.assert_close(fast.grad, slow.grad, rtol=0, atol=1e-12)
+
+
+def test_stacked_members_equal_separate_heads():
+    g = torch.Generator().manual_seed(1)
+    weights = 0.3 * torch.randn(5, 2, 6, dtype=torch.float64, generator=g)  # M = 5 heads
+    kets = random_kets(7, 9, seed=3)  # shared (B, c)
+    per_member = torch.stack([random_kets(7, 9, seed=10 + i) for i in range(5)])  # (M, B, c)
+    shared, own = cv_logits(weights, kets), cv_logits(weights, per_member)
+    assert shared.shape == own.shape == (5, 7, 2)
+    labels = torch.arange(7) % 2
+    for i in range(5):
+        head = CVHead(n_layers=2, cutoff=9)
+        with torch.no_grad():
+            head.params.copy_(weights[i])
+        torch.testing.assert_close(shared[i], head(kets), rtol=0, atol=1e-12)
+        torch.testing.assert_close(own[i], head(per_member[i]), rtol=0, atol=1e-12)
+        stacked = weights.clone().requires_grad_()
+        loss = nn.functional.cross_entropy(cv_logits(stacked, kets)[i], labels)
+        loss.backward()
+        nn.functional.cross_entropy(head(kets), labels).backward()
+        torch.testing.assert_close(stacked.grad[i], head.params.grad, rtol=0, atol=1e-12)
+        assert stacked.grad[torch.arange(5) != i].abs().max() == 0  # members are independent
+    one = cv_logits(weights[0], per_member)  # one head on (M, B, c) kets: broadcast the other way
+    torch.testing.assert_close(one[3], cv_logits(weights[0], per_member[3]), rtol=0, atol=0)
+
+
+def test_as_kets_and_cv_logits_input_errors():
+    pairs = torch.tensor([[[0.6, 0.0, 0.0, 0.8]]], dtype=torch.float64)  # (1, 1, 2c), c = 2
+    assert as_kets(pairs, 2).tolist() == [[[0.6 + 0j, 0.8j]]]
+    with pytest.raises(ValueError, match=r"\(B, 3\).*\(B, 6\); got torch.float64 \(1, 1, 4\)"):
+        as_kets(pairs, 3)
+    with pytest.raises(ValueError, match=r"kets: expected complex \(\.\.\., B, c\); got"):
+        cv_logits(torch.zeros(1, 6, dtype=torch.float64), pairs)

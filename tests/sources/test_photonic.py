@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
 from pipeline.simulators import fock
 from pipeline.sources import photonic
@@ -141,31 +142,6 @@ def test_qq_input_states():
         assert not torch.allclose(kets[row], swapped)
 
 
-def test_one_mode_layers_order_and_clipping():
-    c = 8
-    params = torch.tensor([[1.5, -2.0, 0.1, 0.2, 0.3, 3.0], [0.2, 0.4, -0.1, 0.5, 0.0, -0.2]])
-    params = params.double()
-    expected = torch.eye(c, dtype=torch.complex128)
-
-    def clip(x: float) -> float:
-        return max(-1.0, min(1.0, x))
-
-    for sq, d, r1, r2, r3, kappa in params.tolist():
-        for gate in (
-            fock.rotation(r1, c),
-            fock.squeezing(clip(sq), 0.0, c),
-            fock.rotation(r2, c),
-            fock.displacement(clip(d), 0.0, c),
-            fock.rotation(r3, c),
-            fock.cubic_phase(clip(kappa), c),
-        ):
-            expected = gate @ expected
-    torch.testing.assert_close(photonic.one_mode_layers(params, c), expected)
-    identity = photonic.one_mode_layers(torch.zeros(2, 6, dtype=torch.float64), c)
-    torch.testing.assert_close(identity, torch.eye(c, dtype=torch.complex128))
-    assert photonic.one_mode_layers(params.float(), c).dtype == torch.complex64
-
-
 def test_circuit_a_has_no_squeezing(circuit_a):
     sq, d, r1, r2, r3, kappa = circuit_a[:, 0].astype(np.float64).tolist()
     c = 15
@@ -198,11 +174,11 @@ def test_qq_dataset(circuit_a):
 
 def test_torch_threads_is_scoped():
     before = torch.get_num_threads()
-    with photonic.torch_threads(1):
+    with torch_threads(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
-    with photonic.torch_threads(None):
+    with torch_threads(None):
         assert torch.get_num_threads() == before
     with pytest.raises(ValueError, match="threads: expected an integer >= 1 or None; got 0"):
-        with photonic.torch_threads(0):
+        with torch_threads(0):
             pass

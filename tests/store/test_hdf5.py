@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+
 import h5py
 import numpy as np
 import pytest
@@ -166,3 +168,127 @@ def test_outputs_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "s.h5").stat().st_mode & 0o777 == 0o644
+
+
+def _complex_store(path, *, seed=0, **overrides):
+    rng = np.random.default_rng(seed)
+
+    def split(name, n):
+        kets = rng.standard_normal((n, 5)) + 1j * rng.standard_normal((n, 5))  # complex128
+        return hdf5.SplitArrays(kets, np.arange(n) % 2, [f"{name}/{i}" for i in range(n)])
+
+    kwargs = dict(
+        class_names=["g", "ng"],
+        source="qq",
+        backbone="cv-circuit-A",
+        weights="circuit_A.npy",
+        weights_sha256="0" * 64,
+        transform="A",
+        dataset_fingerprint="f" * 64,
+    )
+    kwargs.update(overrides)
+    return hdf5.write(path, {"train": split("train", 6), "val": split("val", 4)}, **kwargs)
+
+
+def test_a_float32_store_keeps_its_bytes(tmp_path):
+    # The digest of this exact store as the writer made it before complex stores existed
+    # (format version 1, no feature_dtype attribute): float32 stores must not change. An
+    # upgrade of h5py/HDF5 may legitimately change it; then check the layout and update.
+    rng = np.random.default_rng(7)
+
+    def split(name, n):
+        feats = rng.standard_normal((n, 5)).astype(np.float32)
+        return hdf5.SplitArrays(feats, np.arange(n) % 3, [f"{name}/{i}" for i in range(n)])
+
+    path = tmp_path / "s.h5"
+    meta = hdf5.write(
+        path,
+        {"train": split("train", 9), "val": split("val", 4)},
+        class_names=["a", "b", "c"],
+        source="synthetic",
+        backbone="none",
+        weights="none",
+        weights_sha256="",
+        transform="none",
+        dataset_fingerprint="fp",
+        versions={"python": "3", "h5py": "x"},
+        extra={"k": 1},
+    )
+    assert meta.format_version == 1 and meta.feature_dtype == "float32"
+    with h5py.File(path, "r") as f:
+        assert "feature_dtype" not in f.attrs
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert digest == "0c20b3f6a128914518257e1cce429726bc2e022f91c6f730fbbbfaa279c48fc3"
+
+
+def test_complex_features_are_stored_exactly(tmp_path):
+    path = tmp_path / "q.h5"
+    meta = _complex_store(path)
+    assert (meta.format_version, meta.feature_dtype, meta.feature_dim) == (2, "complex128", 5)
+    with h5py.File(path, "r") as f:
+        assert f.attrs["format_version"] == 2 and f.attrs["feature_dtype"] == "complex128"
+    rng = np.random.default_rng(0)
+    expected = rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
+    train = hdf5.load(path, "train")
+    assert train.features.dtype == np.complex128
+    assert np.array_equal(train.features, expected)  # bitwise: no cast to float32
+    assert hdf5.verify(path).feature_dtype == "complex128"
+    _complex_store(tmp_path / "again.h5")
+    assert path.read_bytes() == (tmp_path / "again.h5").read_bytes()
+    text = hdf5.describe(path)
+    assert "format_version 2, feature_dim 5, feature_dtype complex128" in text
+
+
+def test_declared_feature_dtype_is_checked(tmp_path):
+    path = tmp_path / "q.h5"
+    _complex_store(path)
+    with h5py.File(path, "a") as f:
+        f.attrs["feature_dtype"] = "complex64"
+    with pytest.raises(FeatureStoreError, match=r"needs a feature_dtype attribute, one of "):
+        hdf5.read_meta(path)
+    with h5py.File(path, "a") as f:
+        del f.attrs["feature_dtype"]
+    with pytest.raises(FeatureStoreError, match=r"format_version 2 needs .*got 'none'"):
+        hdf5.load(path, "train")
+    with h5py.File(path, "a") as f:  # a complex store that declares float32
+        f.attrs["feature_dtype"] = "float32"
+    with pytest.raises(
+        FeatureStoreError, match=r"train/features: expected float32 of shape \(6, 5\).*complex128"
+    ):
+        hdf5.load(path, "train")
+    one = tmp_path / "s.h5"
+    _store(one)
+    with h5py.File(one, "a") as f:  # version 1 is float32 and says nothing
+        f.attrs["feature_dtype"] = "complex128"
+    with pytest.raises(FeatureStoreError, match=r"format_version 1 stores are float32"):
+        hdf5.read_meta(one)
+
+
+def test_complex_nan_and_mixed_splits_are_refused(tmp_path):
+    path = tmp_path / "q.h5"
+    _complex_store(path)
+    with h5py.File(path, "a") as f:
+        f["val/features"][1, 2] = complex(0.0, np.inf)
+    with pytest.raises(FeatureStoreError, match=r"val/features has NaN or inf in 1 rows"):
+        hdf5.load(path, "val")
+    real = hdf5.SplitArrays(np.zeros((2, 3), np.float32), np.zeros(2, np.int64), ["a", "b"])
+    kets = hdf5.SplitArrays(np.zeros((2, 3), np.complex128), np.zeros(2, np.int64), ["c", "d"])
+    with pytest.raises(FeatureStoreError, match="all real or all complex; got train real, val"):
+        hdf5.write(
+            tmp_path / "x.h5",
+            {"train": real, "val": kets},
+            class_names=["a"],
+            source="s",
+            backbone="b",
+            weights="w",
+            weights_sha256="",
+            transform="",
+            dataset_fingerprint="",
+        )
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_cli_verify_names_the_dtype(tmp_path, capsys):
+    _complex_store(tmp_path / "q.h5")
+    assert features_command.main(["verify", str(tmp_path / "q.h5")]) == 0
+    assert "OK (format 2, complex128 features; splits train, val)" in capsys.readouterr().out

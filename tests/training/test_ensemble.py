@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pipeline.common.config import SpiralConfig, TrainConfig
-from pipeline.extraction.loop import extract
+from pipeline.common.config import SpiralConfig, TrainConfig, load_params
+from pipeline.extraction.loop import extract, feature_store
 from pipeline.heads.stacked import StackedHeads
 from pipeline.sources.spiral import SpiralSource
 from pipeline.training import ensemble
@@ -139,3 +140,37 @@ def test_pennylane_backends_stack_one_after_the_other(synthetic_store, tmp_path)
     for a, b in zip(together, torch_runs, strict=True):
         for x, y in zip(a.history, b.history, strict=True):
             assert x["train_loss"] == pytest.approx(y["train_loss"], abs=1e-9)
+
+
+REPO = Path(__file__).resolve().parents[2]
+PRETRAINED = REPO.parent / "shared/data/paper-pretrained"
+
+
+def test_cv_members_match_their_own_runs_on_qq_kets(tmp_path):
+    """The photonic head stacks too (its layers batched over members), on complex kets.
+
+    Its complex kernels' backward passes round a member's gradient in the last bit depending
+    on the stack's size, so members match their own runs to 1e-12 (accuracies exactly)
+    rather than bitwise.
+    """
+    if not (PRETRAINED / "circuit_A.npy").is_file():
+        pytest.skip(f"the paper's pretrained circuit A is not at {PRETRAINED}")
+    params = load_params(
+        REPO / "params-qq.yaml",
+        [f"qq.pretrained={PRETRAINED / 'circuit_A.npy'}", f"qq.out={tmp_path / 'qq.h5'}",
+         "qq.n_train_batches=6", "qq.n_val_batches=4", f"train.features={tmp_path / 'qq.h5'}"],
+    )  # fmt: skip
+    data = load_data(feature_store(params))
+    configs = _members(dataclasses.replace(params.train, epochs=3, shuffle=True), 3)
+    for cfg, member in zip(configs, ensemble.fit_ensemble(configs, data), strict=True):
+        alone = fit(cfg, data, on_epoch=lambda row: None)
+        for a, b in zip(member.history, alone.history, strict=True):
+            assert (a["train_acc"], a["val_acc"], a["lr"]) == (
+                b["train_acc"],
+                b["val_acc"],
+                b["lr"],
+            )
+            assert a["train_loss"] == pytest.approx(b["train_loss"], abs=1e-12)
+            assert a["val_loss"] == pytest.approx(b["val_loss"], abs=1e-12)
+        for name, value in alone.model.state_dict().items():
+            torch.testing.assert_close(member.model.state_dict()[name], value, rtol=0, atol=1e-12)

@@ -1,0 +1,263 @@
+"""The paper's QC and QQ data sets as sources of a feature store (no backbone).
+
+Mari et al. (2020), examples 4 and 5: a frozen, pretrained photonic network A' computes the
+features once; stage two trains only head B on them. The data sets are computed by
+:mod:`pipeline.sources.photonic` (see there for the protocols); these sources hand them to
+the one extraction loop (:func:`pipeline.extraction.loop.extract`), which writes them in the
+stage-one format:
+
+* ``qc`` (:class:`QCSource`, block ``qc``): 7 classes ``L O T I S J Z``, features float32
+  (N, 16), the renormalised amplitude magnitudes of the 4 x 4 corner of the two-mode state;
+  ``train`` 7000 rows, ``val`` 7000.
+* ``qq`` (:class:`QQSource`, block ``qq``): 2 classes ``gaussian``, ``non-gaussian``,
+  features complex128 (N, cutoff), circuit A's output kets, unnormalised and exact (a store
+  of format version 2, :mod:`pipeline.store.hdf5`); ``train`` 4000 rows, ``val`` 4000.
+
+Rows are named ``<split>/<index>`` in the notebooks' order: QC one noisy state of each class
+per batch of 7, QQ the batches of 8 as drawn.
+
+The pretrained file (``qc.pretrained``, ``qq.pretrained``) is read only when the store is
+written: it is downloaded from ``url`` when missing (:func:`fetch_pretrained`) and always
+checked by its SHA-256 and shape. The fingerprint that the up-to-date check compares is over
+the settings, the protocol version and the file's expected SHA-256, not over the generated
+arrays (which cost seconds), so an up-to-date store is recognised without the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common.config import QCConfig, QQConfig
+from pipeline.common.errors import DataError
+from pipeline.common.files import atomic_path
+from pipeline.sources import download, photonic
+from pipeline.sources.base import Batch, Encoder, Listing, Provenance
+
+log = logging.getLogger("pipeline")
+
+#: Bumped when the generated features for the same settings change.
+QC_PROTOCOL = 1
+QQ_PROTOCOL = 1
+QC_FILE, QQ_FILE = "trained_params.npy", "circuit_A.npy"
+QC_TRANSFORM = (
+    "QC (Mari et al. 2020, q2c_transfer_learning.ipynb): "
+    "D(alpha_j + delta) (x) D(beta_j + eps)|0,0> with alpha = 1.4 [1,-1,1,-1,i,-i,i], "
+    "beta = 1.4 [1,1,-1,-1,i,i,-i], complex noise N(0, 0.6) "
+    "from numpy RandomState(qc.seed); A' = the first qc.layers of Killoran et al.'s 25 tetromino "
+    "layers (BS, R, S, S, BS, R, D, D, K, K; clip 1) in truncated Fock space at qc.cutoff; "
+    "features |ket[:4, :4]| / ||ket[:4, :4]||, 16 amplitude magnitudes"
+)
+QQ_TRANSFORM = (
+    "QQ (Mari et al. 2020, q2q_transfer_learning.ipynb): R(r2) S(sq, 0) R(r1) D(1 - label, 0)"
+    "|label> from numpy RandomState(qq.seed), batches of 8; circuit A = R(r1) R(r2) D(clip(d), 0) "
+    "R(r3) V(clip(kappa)) (the notebook's squeezing never acted) in truncated Fock space at "
+    "qq.cutoff; features: A's output kets, complex128, unnormalised"
+)
+
+
+def fetch_pretrained(file: str | Path, url: str, name: str) -> np.ndarray:
+    """The pretrained array ``file``, downloaded from ``url`` first when it is missing.
+
+    A download is checked against the expected SHA-256 of ``name`` before it is moved into
+    place (atomically: a failed or altered download leaves nothing at ``file``); then the
+    file is read and checked by :func:`pipeline.sources.photonic.load_pretrained_file`.
+
+    Args:
+        file: where the file is (``qc.pretrained``, ``qq.pretrained``).
+        url: where to get it when missing (http(s) or file://).
+        name: which of the paper's files it must be (``trained_params.npy``,
+            ``circuit_A.npy``).
+
+    Returns:
+        The checked float32 array.
+
+    Raises:
+        DataError: the download failed or its SHA-256 differs, or the file is altered,
+            unreadable or of the wrong shape (the message names the file, expected and got).
+
+    Example:
+        >>> fetch_pretrained("data/paper-pretrained/circuit_A.npy", QQConfig().url,
+        ...                  "circuit_A.npy").shape
+        (6, 1)
+    """
+    file = Path(file)
+    if name not in photonic.PRETRAINED:
+        raise DataError(
+            f"unknown pretrained file {name!r}; expected one of {sorted(photonic.PRETRAINED)}"
+        )
+    if not file.exists():
+        expected = photonic.PRETRAINED[name].sha256
+        log.info("pretrained file %s is missing: downloading %s", file, url)
+        with atomic_path(file, suffix=".download") as tmp:
+            try:
+                got = download.download(url, tmp)
+            except DataError as exc:  # its advice is about image archives: say what fits here
+                raise DataError(
+                    f"pretrained file {file} is missing and cannot be downloaded from {url} "
+                    f"({exc.__cause__ or exc}); put the paper's {name} (its pre_trained/ "
+                    "folder) there, or point the block's pretrained at a copy"
+                ) from exc
+            if got != expected:
+                raise DataError(
+                    f"download of {url} for {file} ({name}): expected sha256 {expected}; "
+                    f"got {got}; nothing was written"
+                )
+    return photonic.load_pretrained_file(file, name)
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _rows(labels: dict[str, np.ndarray]) -> dict[str, list[str]]:
+    return {split: [f"{split}/{i}" for i in range(len(y))] for split, y in labels.items()}
+
+
+def _batch(data: dict[str, photonic.PhotonicSplit], split: str, rows: Sequence[str]) -> Batch:
+    index = [int(row.rpartition("/")[2]) for row in rows]
+    return Batch(list(range(len(rows))), data[split].features[index], [])
+
+
+class QCSource:
+    """The QC store's rows (``<split>/<i>``), features (16 magnitudes) and metadata.
+
+    Example:
+        >>> QCSource(QCConfig()).list().total
+        14000
+    """
+
+    kind = "qc"
+    needs_backbone = False
+
+    def __init__(self, cfg: QCConfig):
+        self.cfg = cfg
+
+    @property
+    def provenance(self) -> Provenance:
+        spec = photonic.PRETRAINED[QC_FILE]
+        return Provenance(f"cv-tetromino-{self.cfg.layers}of25", QC_FILE, spec.sha256, QC_TRANSFORM)
+
+    def settings(self) -> dict[str, Any]:
+        """What the features depend on (not the file's path, its url or ``min_norm``)."""
+        keep = ("layers", "cutoff", "seed", "n_train_batches", "n_val_batches")
+        return {"protocol": QC_PROTOCOL, **{k: v for k, v in asdict(self.cfg).items() if k in keep}}
+
+    @cached_property
+    def data(self) -> dict[str, photonic.PhotonicSplit]:
+        params = fetch_pretrained(self.cfg.pretrained, self.cfg.url, QC_FILE)
+        return photonic.qc_dataset(
+            params,
+            n_layers=self.cfg.layers,
+            cutoff=self.cfg.cutoff,
+            n_train_batches=self.cfg.n_train_batches,
+            n_val_batches=self.cfg.n_val_batches,
+            seed=self.cfg.seed,
+            min_norm=self.cfg.min_norm,
+        )
+
+    def list(self) -> Listing:
+        n = len(photonic.QC_CLASSES)
+        counts = {"train": self.cfg.n_train_batches, "val": self.cfg.n_val_batches}
+        labels = {s: np.tile(np.arange(n, dtype=np.int64), b) for s, b in counts.items()}
+        return Listing(photonic.QC_CLASSES, _rows(labels), labels)
+
+    def fingerprint(self, listing: Listing) -> str:
+        return _digest({"qc": self.settings(), "sha256": self.provenance.weights_sha256})
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "qc": self.settings(),
+            "rng": "numpy.random.RandomState (legacy MT19937), normal()",
+            "paths": "<split>/<row>: one noisy state of each class per batch of 7, in order",
+        }
+
+    def location(self, row: str) -> str:
+        return f"QC state {row}"
+
+    def iterate(
+        self,
+        split: str,
+        rows: Sequence[str],
+        encoder: Encoder | None,
+        *,
+        batch_size: int,
+        workers: int,
+    ) -> Iterator[Batch]:
+        yield _batch(self.data, split, rows)
+
+
+class QQSource:
+    """The QQ store's rows (``<split>/<i>``), features (complex kets) and metadata.
+
+    Example:
+        >>> QQSource(QQConfig()).list().total
+        8000
+    """
+
+    kind = "qq"
+    needs_backbone = False
+
+    def __init__(self, cfg: QQConfig):
+        self.cfg = cfg
+
+    @property
+    def provenance(self) -> Provenance:
+        spec = photonic.PRETRAINED[QQ_FILE]
+        return Provenance("cv-circuit-A", QQ_FILE, spec.sha256, QQ_TRANSFORM)
+
+    def settings(self) -> dict[str, Any]:
+        """What the features depend on (not the file's path or its url)."""
+        keep = ("cutoff", "seed", "n_train_batches", "n_val_batches")
+        return {"protocol": QQ_PROTOCOL, **{k: v for k, v in asdict(self.cfg).items() if k in keep}}
+
+    @cached_property
+    def data(self) -> dict[str, photonic.PhotonicSplit]:
+        circuit_a = fetch_pretrained(self.cfg.pretrained, self.cfg.url, QQ_FILE)
+        return photonic.qq_dataset(
+            circuit_a,
+            cutoff=self.cfg.cutoff,
+            n_train_batches=self.cfg.n_train_batches,
+            n_val_batches=self.cfg.n_val_batches,
+            seed=self.cfg.seed,
+        )
+
+    def list(self) -> Listing:
+        draws = photonic.qq_draws(
+            self.cfg.n_train_batches, self.cfg.n_val_batches, seed=self.cfg.seed
+        )
+        labels = {split: d.labels for split, d in draws.items()}
+        return Listing(photonic.QQ_CLASSES, _rows(labels), labels)
+
+    def fingerprint(self, listing: Listing) -> str:
+        return _digest({"qq": self.settings(), "sha256": self.provenance.weights_sha256})
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "qq": self.settings(),
+            "rng": "numpy.random.RandomState (legacy MT19937): randint, uniform",
+            "paths": "<split>/<row>: the batches of 8 as drawn, in order",
+            "features": "circuit A's output kets <n|psi>, n < cutoff, complex128, unnormalised",
+        }
+
+    def location(self, row: str) -> str:
+        return f"QQ state {row}"
+
+    def iterate(
+        self,
+        split: str,
+        rows: Sequence[str],
+        encoder: Encoder | None,
+        *,
+        batch_size: int,
+        workers: int,
+    ) -> Iterator[Batch]:
+        yield _batch(self.data, split, rows)
