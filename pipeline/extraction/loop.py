@@ -1,11 +1,15 @@
 """The one extraction loop: any source's rows, through a frozen backbone or not, into a store.
 
-For every source (:mod:`pipeline.sources`): list the rows, fingerprint them, stop early when
-the output is already up to date (:func:`stale_reason`: same rows, settings, backbone, weights
-and transforms; torchvision is not even imported then), build the backbone only when the
-source needs one and there is work to do, run the rows of each split (or of one shard) in
-batches with progress, skip or refuse rows that cannot be read (``extract.on_bad_image``),
-and write the store atomically with its provenance (:func:`pipeline.store.hdf5.write`).
+For every source (:mod:`pipeline.sources`): list the rows, fingerprint them, take the
+output's lock (one extraction of a file at a time; :mod:`pipeline.extraction.partial`), stop
+early when the output is already up to date (:func:`stale_reason`: same rows, settings,
+backbone, weights and transforms; torchvision is not even imported then), check every image
+of an image folder once (all unreadable ones named in one error, or skipped, before any model
+is built), build the backbone only when the source needs one and there is work to do, run the
+rows of each split (or of one shard) in batches with progress, keeping each finished batch
+beside the output so that an interrupted run resumes, and write the store atomically with its
+provenance and, for an image folder, where its images are (``extra["images"]``: ``data.dir``
+as given and the splits; :func:`pipeline.store.hdf5.write`).
 
 :func:`feature_store` gives stage two the store it should read, writing a generated one
 (``spiral.out``) first when it is missing or stale.
@@ -13,7 +17,9 @@ and write the store atomically with its provenance (:func:`pipeline.store.hdf5.w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -25,12 +31,21 @@ import numpy as np
 
 from pipeline.backbones import weights as weights_names
 from pipeline.common.config import DataConfig, ExtractConfig, Params
-from pipeline.common.errors import BadImageError, FeatureStoreError
+from pipeline.common.errors import BadImageError, DataError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.common.progress import progress
+from pipeline.extraction.partial import Chunk, Partial, locked
 from pipeline.sources import catalog
 from pipeline.sources.base import Encoder, Listing, Source
-from pipeline.store.hdf5 import RANDOM_INIT_WARNING, SplitArrays, StoreMeta, read_meta, write
+from pipeline.store.hdf5 import (
+    RANDOM_INIT_WARNING,
+    SplitArrays,
+    StoreMeta,
+    library_versions,
+    load_splits,
+    read_meta,
+    write,
+)
 from pipeline.store.shards import Shard
 
 log = logging.getLogger("pipeline")
@@ -89,10 +104,22 @@ def stale_reason(
         cfg: the backbone's settings (None for a source without a backbone).
         shard: the expected shard record (:meth:`Shard.meta`), None for a whole store.
     """
+    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
+    return "; ".join(reasons) if reasons else None
+
+
+def _stale_reasons(
+    out: str | Path,
+    source: Source,
+    listing: Listing,
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    shard: dict[str, int] | None,
+) -> list[str]:
     try:
         meta = read_meta(out)
     except FeatureStoreError as exc:
-        return f"the existing file is not usable ({exc})"
+        return [f"the existing file is not usable ({exc})"]
     splits = tuple(listing.rows)
     metadata = source.metadata()
     stored = {key: meta.extra.get(key) for key in metadata}
@@ -109,8 +136,7 @@ def stale_reason(
         (stored == metadata, f"{source.kind} settings {stored} -> {metadata}"),
         (meta.dataset_fingerprint == fingerprint, "the rows changed (dataset fingerprint)"),
     ]
-    reasons = [reason for ok, reason in checks if not ok]
-    return "; ".join(reasons) if reasons else None
+    return [reason for ok, reason in checks if not ok]
 
 
 def _log_listing(listing: Listing) -> None:
@@ -153,36 +179,122 @@ def _encoder(cfg: ExtractConfig) -> tuple[Encoder, dict[str, Any], dict[str, Any
     return encoder, provenance, extra
 
 
+SKIP_HINT = (
+    "set extract.on_bad_image=skip to leave them out (they are then listed in the store's "
+    "'skipped' attribute and the log)"
+)
+MAX_LISTED = 20  # bad images named in one error; the rest are counted
+
+
+def _bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
+    lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
+    return DataError(
+        f"{len(bad)} image{'s' * (len(bad) != 1)} cannot be decoded (extract.on_bad_image is "
+        f"'error'); {SKIP_HINT}:\n" + "\n".join(lines)
+    )
+
+
+def _checked_rows(
+    source: Source,
+    listing: Listing,
+    selection: dict[str, range],
+    cfg: ExtractConfig | None,
+    whole: bool,
+) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
+    """The positions of each split to extract, after one pass over every selected image.
+
+    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
+    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
+    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
+    left without images in a split is an error.
+
+    Returns:
+        (split -> positions to extract, [(split, position, reason)] skipped).
+    """
+    check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
+    bad = check(listing, selection) if check is not None and cfg is not None else {}
+    found = [
+        (split, i, reason)
+        for split, positions in selection.items()
+        for i, reason in sorted(bad.get(split, {}).items())
+        if i in positions
+    ]
+    if found and cfg is not None and cfg.on_bad_image == "error":
+        raise _bad_images_error(source, [(listing.rows[s][i], r) for s, i, r in found])
+    skip = {(s, i) for s, i, _ in found}
+    for split, i, reason in found:
+        log.warning("skipping undecodable image %s: %s", listing.rows[split][i], reason)
+    rows = {s: [i for i in positions if (s, i) not in skip] for s, positions in selection.items()}
+    if whole and found:
+        _check_classes_left(listing, rows)
+    return rows, found
+
+
+def _check_classes_left(listing: Listing, rows: dict[str, list[int]]) -> None:
+    """Refuse a split in which skipping undecodable images left a class without images."""
+    empty = [
+        f"class {name!r} of split {split!r}"
+        for split, positions in rows.items()
+        for label, name in enumerate(listing.class_names)
+        if not np.any(listing.labels[split][positions] == label)
+    ]
+    if empty:
+        raise DataError(
+            f"{', '.join(empty)} has no images left once the undecodable ones are skipped; "
+            "expected at least one readable image per class in every split"
+        )
+
+
 def _extract_split(
     source: Source,
     split: str,
     rows: list[str],
     encoder: Encoder | None,
     cfg: ExtractConfig | None,
-    skipped: list[dict[str, str]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D) of ``rows`` and which rows gave them; skipped rows go to ``skipped``."""
-    chunks: list[tuple[list[int], np.ndarray]] = []
+    resume: tuple[Partial, list[Chunk]] | None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Features (N, D) of ``rows``, which rows gave them, and (position, reason) of the rows
+    that could not be read; with ``resume``, the finished batches are read back and every new
+    one is kept as it finishes."""
+    partial, chunks = resume if resume is not None else (None, [])
+    chunks = list(chunks)
     on_bad = cfg.on_bad_image if cfg is not None else "error"
     batch_size, workers = (cfg.batch_size, cfg.workers) if cfg is not None else (1, 0)
+    base = offset = chunks[-1].stop if chunks else 0  # rows before base are done
     unit = "img" if source.needs_backbone else "row"
     with progress(len(rows), f"extract {split}", unit=unit) as bar:
-        for batch in source.iterate(split, rows, encoder, batch_size=batch_size, workers=workers):
-            for i, reason in batch.failed:
+        bar.update(base)
+        todo = rows[base:]  # batch positions below are positions in todo
+        for batch in source.iterate(split, todo, encoder, batch_size=batch_size, workers=workers):
+            failed = [(base + i, reason) for i, reason in batch.failed]
+            for i, reason in failed:
                 if on_bad == "error":
-                    raise BadImageError(source.location(rows[i]), reason)
+                    raise BadImageError(source.location(rows[i]), f"{reason}; {SKIP_HINT}")
                 log.warning("skipping undecodable image %s: %s", rows[i], reason)
-                skipped.append({"path": rows[i], "error": reason})
-            if batch.indices:
-                chunks.append((batch.indices, batch.features))
-            bar.update(len(batch.indices) + len(batch.failed))
-    dim = getattr(encoder, "feature_dim", None) or (chunks[0][1].shape[1] if chunks else 0)
-    feats = np.empty((len(rows), dim), np.float32)
+            n = len(batch.indices) + len(batch.failed)
+            indices = base + np.asarray(batch.indices, dtype=np.int64)
+            chunk = Chunk(split, offset, offset + n, indices, batch.features, failed)
+            if partial is not None:
+                partial.add(chunk)
+            chunks.append(chunk)
+            offset += n
+            bar.update(n)
+    return _assemble(rows, chunks, getattr(encoder, "feature_dim", None))
+
+
+def _assemble(
+    rows: list[str], chunks: list[Chunk], dim: int | None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    with_rows = [c for c in chunks if len(c.indices)]
+    dim = dim or (with_rows[0].features.shape[1] if with_rows else 0)
+    feats = np.empty((len(rows), dim), np.float32)  # (N, D)
     ok = np.zeros(len(rows), dtype=bool)
-    for indices, values in chunks:
-        feats[indices] = values
-        ok[indices] = True
-    return feats, ok
+    for chunk in with_rows:
+        feats[chunk.indices] = chunk.features
+        ok[chunk.indices] = True
+    return feats, ok, [f for c in chunks for f in c.failed]
 
 
 def _selection(
@@ -203,6 +315,13 @@ def _selection(
     return listing.select(record["start"], record["stop"]), record
 
 
+def _images_record(source: Source, listing: Listing) -> dict[str, Any] | None:
+    """Where the rows' image files are (``data.dir`` as given, and the splits), for the report;
+    None for a source without a data folder."""
+    data_dir = getattr(source, "data_dir", None)
+    return None if data_dir is None else {"dir": str(data_dir), "splits": list(listing.rows)}
+
+
 def extract(
     source: Source,
     out: str | Path,
@@ -213,6 +332,12 @@ def extract(
     fingerprint: str | None = None,
 ) -> ExtractResult:
     """Extract the features of every row of ``source`` (or of one shard) into ``out``.
+
+    One extraction of a whole store runs at a time (a lock beside it; a second one waits,
+    then finds the file up to date). Image folders are checked, every image decoded cheaply, before
+    the backbone is built. An interrupted extraction leaves its finished batches beside
+    ``out``, and a rerun with the same inputs and settings resumes from them
+    (:mod:`pipeline.extraction.partial`); the store itself is written once, atomically.
 
     Args:
         source: an image source (:func:`pipeline.sources.catalog.image_source`) or a
@@ -229,7 +354,8 @@ def extract(
         An :class:`ExtractResult`.
 
     Raises:
-        DataError: bad folder layout, or an undecodable image with ``on_bad_image: error``.
+        DataError: bad folder layout, an empty class, or undecodable images with
+            ``on_bad_image: error`` (all of them named in one message).
         WeightsError: unknown or unavailable weights.
     """
     start = time.perf_counter()
@@ -238,42 +364,151 @@ def extract(
     _log_listing(listing)
     fingerprint = fingerprint or source.fingerprint(listing)
     selection, shard_meta = _selection(listing, shard)
-    if out.exists() and not force:
-        reason = stale_reason(out, source, listing, fingerprint, cfg, shard_meta)
-        if reason is None:
-            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
-            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
-        log.info("re-extracting %s: %s", out, reason)
-    if source.needs_backbone:
-        if cfg is None:
-            raise ValueError(f"source {source.kind!r} needs a backbone; got cfg None")
-        encoder, provenance, extra = _encoder(cfg)
-    else:
-        encoder, provenance, extra = None, dataclasses.asdict(source.provenance), {}
-    loop_start = time.perf_counter()
-    splits: dict[str, SplitArrays] = {}
-    skipped: list[dict[str, str]] = []
-    for split, positions in selection.items():
-        rows = [listing.rows[split][i] for i in positions]
-        feats, ok = _extract_split(source, split, rows, encoder, cfg, skipped)
-        labels = listing.labels[split][list(positions)]
-        splits[split] = SplitArrays(
-            feats[ok], labels[ok], [r for r, k in zip(rows, ok, strict=True) if k]
+    # a whole store: one extraction at a time; a shard is one job's (no lock files per shard)
+    with locked(out) if shard is None else contextlib.nullcontext():
+        if out.exists() and not force:
+            done = _up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
+            if done is not None:
+                return done
+        rows, bad = _checked_rows(source, listing, selection, cfg, shard is None)
+        if source.needs_backbone:
+            if cfg is None:
+                raise ValueError(f"source {source.kind!r} needs a backbone; got cfg None")
+            encoder, provenance, extra = _encoder(cfg)
+        else:
+            encoder, provenance, extra = None, dataclasses.asdict(source.provenance), {}
+        images = _images_record(source, listing)
+        extra = extra | source.metadata() | ({"images": images} if images else {})
+        extra |= {"shard": shard_meta} if shard_meta else {}
+        loop_start = time.perf_counter()
+        partial = _partial(out, source, listing, rows, fingerprint, cfg, provenance, extra)
+        splits, skipped = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
+        meta = write(
+            out,
+            splits,
+            class_names=listing.class_names,
+            source=source.kind,
+            dataset_fingerprint=fingerprint,
+            skipped=skipped,
+            extra=extra,
+            **provenance,
         )
-    meta = write(
-        out,
-        splits,
-        class_names=listing.class_names,
-        source=source.kind,
-        dataset_fingerprint=fingerprint,
-        skipped=skipped,
-        extra=extra | source.metadata() | ({"shard": shard_meta} if shard_meta else {}),
-        **provenance,
-    )
+        if partial is not None:
+            partial.remove()
     _log_written(out, splits, skipped, loop_start, start)
     if meta.random_init:
         log.warning("%s", RANDOM_INIT_WARNING)
     return ExtractResult(out, meta, False, time.perf_counter() - start)
+
+
+def _up_to_date(
+    out: Path,
+    source: Source,
+    listing: Listing,
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    shard_meta: dict[str, int] | None,
+    start: float,
+) -> ExtractResult | None:
+    """The result for an output that needs no extraction, or None when it must be extracted.
+
+    An output that differs only in the data folder it records (the images moved, with the
+    same contents) is rewritten with the new folder, without a backbone.
+    """
+    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard_meta)
+    images = _images_record(source, listing)
+    if not reasons:
+        if images is None or read_meta(out).extra.get("images") == images:
+            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
+            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
+        meta = _rerecord(out, images)
+        log.info("%s: same features; recorded the data folder %s", out, images["dir"])
+        return ExtractResult(out, meta, False, time.perf_counter() - start)
+    log.info("re-extracting %s: %s", out, "; ".join(reasons))
+    return None
+
+
+def _rerecord(out: Path, images: dict[str, Any]) -> StoreMeta:
+    """Rewrite ``out`` with the same arrays and metadata but another ``extra["images"]``."""
+    meta = read_meta(out)
+    parts = load_splits(out, meta.splits)
+    return write(
+        out,
+        {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()},
+        class_names=meta.class_names,
+        source=meta.source,
+        backbone=meta.backbone,
+        weights=meta.weights,
+        weights_sha256=meta.weights_sha256,
+        transform=meta.transform,
+        dataset_fingerprint=meta.dataset_fingerprint,
+        skipped=meta.skipped,
+        versions=meta.versions,
+        extra=meta.extra | {"images": images},
+    )
+
+
+def _partial(
+    out: Path,
+    source: Source,
+    listing: Listing,
+    rows: dict[str, list[int]],
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    provenance: dict[str, Any],
+    extra: dict[str, Any],
+) -> Partial | None:
+    """The finished batches of an interrupted extraction with these inputs and settings (a
+    backbone's; sources without one are quick to redo)."""
+    if cfg is None:
+        return None
+    from pipeline.common.devices import resolve_device  # torch: already loaded by the backbone
+
+    selected = "\n".join(listing.rows[s][i] for s, positions in rows.items() for i in positions)
+    settings = {
+        "out": out.name,
+        "source": source.kind,
+        "dataset_fingerprint": fingerprint,
+        "rows_sha256": hashlib.sha256(selected.encode()).hexdigest(),
+        "provenance": provenance,
+        "extra": extra,
+        "batch_size": cfg.batch_size,
+        "on_bad_image": cfg.on_bad_image,
+        "device": resolve_device(cfg.device).type,
+        "versions": library_versions(),
+    }
+    return Partial(out, settings)
+
+
+def _extract_rows(
+    source: Source,
+    listing: Listing,
+    rows: dict[str, list[int]],
+    bad: list[tuple[str, int, str]],
+    encoder: Encoder | None,
+    cfg: ExtractConfig | None,
+    partial: Partial | None,
+) -> tuple[dict[str, SplitArrays], list[dict[str, str]]]:
+    """Run every split's rows; the arrays to store and the skipped rows in listing order."""
+    done = partial.load() if partial is not None else {}
+    n_done = sum(c.stop - c.start for chunks in done.values() for c in chunks)
+    if n_done:
+        total = sum(len(p) for p in rows.values())
+        log.info("resuming: %d of %d images already extracted (%s)", n_done, total, partial.dir)
+    splits: dict[str, SplitArrays] = {}
+    failed: list[tuple[str, int, str]] = list(bad)
+    for split, positions in rows.items():
+        names = [listing.rows[split][i] for i in positions]
+        resume = (partial, done.get(split, [])) if partial is not None else None
+        feats, ok, lost = _extract_split(source, split, names, encoder, cfg, resume)
+        failed += [(split, positions[i], reason) for i, reason in lost]
+        labels = listing.labels[split][positions]
+        splits[split] = SplitArrays(
+            feats[ok], labels[ok], [r for r, k in zip(names, ok, strict=True) if k]
+        )
+    order = {s: k for k, s in enumerate(listing.rows)}
+    failed.sort(key=lambda f: (order[f[0]], f[1]))
+    return splits, [{"path": listing.rows[s][i], "error": r} for s, i, r in failed]
 
 
 def _log_written(out, splits, skipped, loop_start: float, start: float) -> None:
