@@ -191,7 +191,8 @@ def test_missing_model_file(tiny_root, tmp_path):
 # ------------------------------------------------------------------ the command
 
 
-def test_text_output_one_line_per_image(tiny_run, tiny_root, capsys):
+def test_text_output_one_line_per_image(tiny_run, tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # not the repository's params.yaml: the code's defaults
     rc = predict_command.main(
         [
             str(tiny_root / "val"),
@@ -227,7 +228,8 @@ def test_json_output_and_an_unreadable_image(tiny_run, tiny_root, tmp_path, trun
         ],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,  # no params.yaml there: the code's defaults
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 1, proc.stderr
     rows = json.loads(proc.stdout)
