@@ -96,7 +96,8 @@ def stale_reason(
     shard: dict[str, int] | None = None,
 ) -> str | None:
     """Why ``out`` must be (re)written (every reason, joined by "; "), or None when it already
-    holds these features.
+    holds these features and records the source's data folder (:func:`extract` rewrites only
+    that record when nothing else changed).
 
     Args:
         out: the existing store.
@@ -105,6 +106,9 @@ def stale_reason(
         shard: the expected shard record (:meth:`Shard.meta`), None for a whole store.
     """
     reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
+    images = _images_record(source, listing)
+    if not reasons and images is not None and read_meta(out).extra.get("images") != images:
+        reasons.append(f"the data folder it records -> {images['dir']!r}")
     return "; ".join(reasons) if reasons else None
 
 
