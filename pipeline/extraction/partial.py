@@ -79,7 +79,12 @@ def locked(out: str | Path) -> Iterator[None]:
 
 
 def key(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of ``settings`` (JSON with sorted keys): what a partial extraction is valid for."""
+    """SHA-256 of ``settings`` (JSON with sorted keys): what a partial extraction is valid for.
+
+    Example:
+        >>> key({"batch_size": 32, "weights": "none"}) == key({"weights": "none", "batch_size": 32})
+        True
+    """
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
