@@ -337,11 +337,12 @@ def extract(
 ) -> ExtractResult:
     """Extract the features of every row of ``source`` (or of one shard) into ``out``.
 
-    One extraction of a whole store runs at a time (a lock beside it; a second one waits,
-    then finds the file up to date). Image folders are checked, every image decoded cheaply, before
-    the backbone is built. An interrupted extraction leaves its finished batches beside
-    ``out``, and a rerun with the same inputs and settings resumes from them
-    (:mod:`pipeline.extraction.partial`); the store itself is written once, atomically.
+    One extraction of a backbone's whole store runs at a time (a lock beside it; a second one
+    waits, then finds the file up to date). Image folders are checked, every image decoded
+    cheaply, before the backbone is built. An interrupted backbone extraction leaves its
+    finished batches beside ``out``, and a rerun with the same inputs and settings resumes
+    from them (:mod:`pipeline.extraction.partial`); the store itself is written once,
+    atomically.
 
     Args:
         source: an image source (:func:`pipeline.sources.catalog.image_source`) or a
@@ -368,8 +369,10 @@ def extract(
     _log_listing(listing)
     fingerprint = fingerprint or source.fingerprint(listing)
     selection, shard_meta = _selection(listing, shard)
-    # a whole store: one extraction at a time; a shard is one job's (no lock files per shard)
-    with locked(out) if shard is None else contextlib.nullcontext():
+    # a backbone's whole store: one extraction at a time. Not for a shard (one job's, and no
+    # lock file per shard) nor a generated store (seconds to write, the same bytes twice)
+    lock = shard is None and source.needs_backbone
+    with locked(out) if lock else contextlib.nullcontext():
         if out.exists() and not force:
             done = _up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
             if done is not None:
