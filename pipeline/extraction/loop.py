@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -31,17 +30,17 @@ import numpy as np
 
 from pipeline.backbones import weights as weights_names
 from pipeline.common.config import DataConfig, ExtractConfig, Params
-from pipeline.common.errors import BadImageError, DataError, FeatureStoreError
+from pipeline.common.errors import BadImageError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.common.progress import progress
-from pipeline.extraction.partial import Chunk, Partial, locked
+from pipeline.extraction.checks import SKIP_HINT, checked_rows
+from pipeline.extraction.partial import Chunk, Partial, for_extraction, locked
 from pipeline.sources import catalog
 from pipeline.sources.base import Encoder, Listing, Source
 from pipeline.store.hdf5 import (
     RANDOM_INIT_WARNING,
     SplitArrays,
     StoreMeta,
-    library_versions,
     load_splits,
     read_meta,
     write,
@@ -183,74 +182,6 @@ def _encoder(cfg: ExtractConfig) -> tuple[Encoder, dict[str, Any], dict[str, Any
     return encoder, provenance, extra
 
 
-SKIP_HINT = (
-    "set extract.on_bad_image=skip to leave them out (they are then listed in the store's "
-    "'skipped' attribute and the log)"
-)
-MAX_LISTED = 20  # bad images named in one error; the rest are counted
-
-
-def _bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
-    lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
-    if len(bad) > MAX_LISTED:
-        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
-    return DataError(
-        f"{len(bad)} image{'s' * (len(bad) != 1)} cannot be decoded (extract.on_bad_image is "
-        f"'error'); {SKIP_HINT}:\n" + "\n".join(lines)
-    )
-
-
-def _checked_rows(
-    source: Source,
-    listing: Listing,
-    selection: dict[str, range],
-    cfg: ExtractConfig | None,
-    whole: bool,
-) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
-    """The positions of each split to extract, after one pass over every selected image.
-
-    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
-    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
-    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
-    left without images in a split is an error.
-
-    Returns:
-        (split -> positions to extract, [(split, position, reason)] skipped).
-    """
-    check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
-    bad = check(listing, selection) if check is not None and cfg is not None else {}
-    found = [
-        (split, i, reason)
-        for split, positions in selection.items()
-        for i, reason in sorted(bad.get(split, {}).items())
-        if i in positions
-    ]
-    if found and cfg is not None and cfg.on_bad_image == "error":
-        raise _bad_images_error(source, [(listing.rows[s][i], r) for s, i, r in found])
-    skip = {(s, i) for s, i, _ in found}
-    for split, i, reason in found:
-        log.warning("skipping undecodable image %s: %s", listing.rows[split][i], reason)
-    rows = {s: [i for i in positions if (s, i) not in skip] for s, positions in selection.items()}
-    if whole and found:
-        _check_classes_left(listing, rows)
-    return rows, found
-
-
-def _check_classes_left(listing: Listing, rows: dict[str, list[int]]) -> None:
-    """Refuse a split in which skipping undecodable images left a class without images."""
-    empty = [
-        f"class {name!r} of split {split!r}"
-        for split, positions in rows.items()
-        for label, name in enumerate(listing.class_names)
-        if not np.any(listing.labels[split][positions] == label)
-    ]
-    if empty:
-        raise DataError(
-            f"{', '.join(empty)} has no images left once the undecodable ones are skipped; "
-            "expected at least one readable image per class in every split"
-        )
-
-
 def _extract_split(
     source: Source,
     split: str,
@@ -377,7 +308,7 @@ def extract(
             done = _up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
             if done is not None:
                 return done
-        rows, bad = _checked_rows(source, listing, selection, cfg, shard is None)
+        rows, bad = checked_rows(source, listing, selection, cfg, whole=shard is None)
         if source.needs_backbone:
             if cfg is None:
                 raise ValueError(f"source {source.kind!r} needs a backbone; got cfg None")
@@ -388,7 +319,7 @@ def extract(
         extra = extra | source.metadata() | ({"images": images} if images else {})
         extra |= {"shard": shard_meta} if shard_meta else {}
         loop_start = time.perf_counter()
-        partial = _partial(out, source, listing, rows, fingerprint, cfg, provenance, extra)
+        partial = for_extraction(out, source, listing, rows, fingerprint, cfg, provenance | extra)
         splits, skipped = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
         meta = write(
             out,
@@ -453,38 +384,6 @@ def _rerecord(out: Path, images: dict[str, Any]) -> StoreMeta:
         versions=meta.versions,
         extra=meta.extra | {"images": images},
     )
-
-
-def _partial(
-    out: Path,
-    source: Source,
-    listing: Listing,
-    rows: dict[str, list[int]],
-    fingerprint: str,
-    cfg: ExtractConfig | None,
-    provenance: dict[str, Any],
-    extra: dict[str, Any],
-) -> Partial | None:
-    """The finished batches of an interrupted extraction with these inputs and settings (a
-    backbone's; sources without one are quick to redo)."""
-    if cfg is None:
-        return None
-    from pipeline.common.devices import resolve_device  # torch: already loaded by the backbone
-
-    selected = "\n".join(listing.rows[s][i] for s, positions in rows.items() for i in positions)
-    settings = {
-        "out": out.name,
-        "source": source.kind,
-        "dataset_fingerprint": fingerprint,
-        "rows_sha256": hashlib.sha256(selected.encode()).hexdigest(),
-        "provenance": provenance,
-        "extra": extra,
-        "batch_size": cfg.batch_size,
-        "on_bad_image": cfg.on_bad_image,
-        "device": resolve_device(cfg.device).type,
-        "versions": library_versions(),
-    }
-    return Partial(out, settings)
 
 
 def _extract_rows(

@@ -23,7 +23,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.common import files
+from pipeline.common.config import ExtractConfig
 from pipeline.common.errors import FeatureStoreError
+from pipeline.sources.base import Listing, Source
+from pipeline.store.hdf5 import library_versions
 
 log = logging.getLogger("pipeline")
 
@@ -181,3 +184,45 @@ class Partial:
     def remove(self) -> None:
         """Delete the folder (after the store is written, or when it is of no use)."""
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def for_extraction(
+    out: Path,
+    source: Source,
+    listing: Listing,
+    rows: Mapping[str, Sequence[int]],
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    record: Mapping[str, Any],
+) -> Partial | None:
+    """The :class:`Partial` of a backbone's extraction of ``out``, keyed by everything that
+    shapes its features; None without a backbone (such sources are quick to redo).
+
+    Args:
+        out: the store (or shard) being written.
+        source, listing, fingerprint: the rows and their content fingerprint.
+        rows: split -> the positions being extracted (a shard's, undecodable ones left out).
+        cfg: batch size, bad-image policy and device; None for a source without a backbone.
+        record: what the store will record about the backbone (provenance and ``extra``).
+
+    Example:
+        >>> partial = for_extraction(out, source, listing, rows, fp, cfg, provenance | extra)
+        >>> partial.load()  # the finished batches per split
+    """
+    if cfg is None:
+        return None
+    from pipeline.common.devices import resolve_device  # torch: already loaded by the backbone
+
+    selected = "\n".join(listing.rows[s][i] for s, positions in rows.items() for i in positions)
+    settings = {
+        "out": out.name,
+        "source": source.kind,
+        "dataset_fingerprint": fingerprint,
+        "rows_sha256": hashlib.sha256(selected.encode()).hexdigest(),
+        "record": dict(record),
+        "batch_size": cfg.batch_size,
+        "on_bad_image": cfg.on_bad_image,
+        "device": resolve_device(cfg.device).type,
+        "versions": library_versions(),
+    }
+    return Partial(out, settings)
