@@ -320,7 +320,7 @@ def extract(
         extra |= {"shard": shard_meta} if shard_meta else {}
         loop_start = time.perf_counter()
         partial = for_extraction(out, source, listing, rows, fingerprint, cfg, provenance | extra)
-        splits, skipped = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
+        splits, skipped, resumed = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
         meta = write(
             out,
             splits,
@@ -333,7 +333,7 @@ def extract(
         )
         if partial is not None:
             partial.remove()
-    _log_written(out, splits, skipped, loop_start, start)
+    _log_written(out, splits, skipped, loop_start, start, resumed)
     if meta.random_init:
         log.warning("%s", RANDOM_INIT_WARNING)
     return ExtractResult(out, meta, False, time.perf_counter() - start)
@@ -394,8 +394,9 @@ def _extract_rows(
     encoder: Encoder | None,
     cfg: ExtractConfig | None,
     partial: Partial | None,
-) -> tuple[dict[str, SplitArrays], list[dict[str, str]]]:
-    """Run every split's rows; the arrays to store and the skipped rows in listing order."""
+) -> tuple[dict[str, SplitArrays], list[dict[str, str]], int]:
+    """Run every split's rows: the arrays to store, the skipped rows in listing order, and how
+    many rows were read back from an interrupted run's batches."""
     done = partial.load() if partial is not None else {}
     n_done = sum(c.stop - c.start for chunks in done.values() for c in chunks)
     if n_done:
@@ -414,19 +415,21 @@ def _extract_rows(
         )
     order = {s: k for k, s in enumerate(listing.rows)}
     failed.sort(key=lambda f: (order[f[0]], f[1]))
-    return splits, [{"path": listing.rows[s][i], "error": r} for s, i, r in failed]
+    skipped = [{"path": listing.rows[s][i], "error": r} for s, i, r in failed]
+    return splits, skipped, n_done
 
 
-def _log_written(out, splits, skipped, loop_start: float, start: float) -> None:
-    n_done = sum(len(a.labels) for a in splits.values())
+def _log_written(out, splits, skipped, loop_start: float, start: float, resumed: int = 0) -> None:
+    n_done = sum(len(a.labels) for a in splits.values()) - resumed
     loop_seconds = time.perf_counter() - loop_start
     log.info(
-        "wrote %s: %s; %d rows read and encoded in %.1f s (%.1f rows/s), %.1f s in all%s",
+        "wrote %s: %s; %d rows read and encoded in %.1f s (%.1f rows/s)%s, %.1f s in all%s",
         out,
         ", ".join(f"{s} {len(a.labels)}" for s, a in splits.items()),
         n_done,
         loop_seconds,
         n_done / max(loop_seconds, 1e-9),
+        f", {resumed} read back from the interrupted run" if resumed else "",
         time.perf_counter() - start,
         f"; {len(skipped)} undecodable images skipped" if skipped else "",
     )
