@@ -7,7 +7,11 @@ Reads the images of ``data`` (``data.source`` folder or cifar10; :mod:`pipeline.
 writes ``extract.out`` (:mod:`pipeline.store`) through the one extraction loop
 (:mod:`pipeline.extraction.loop`). When that file is already complete and was made from the
 same images (content fingerprint), backbone, weights and torchvision transforms, the command
-says so and exits without building the model; ``--force`` extracts anyway.
+says so and exits without building the model; ``--force`` extracts anyway. Every image is
+checked before the model is built (all undecodable ones named in one error, unless
+``extract.on_bad_image=skip``); a second extraction of the same file waits for the first
+(``<extract.out>.lock``); an interrupted one resumes from the batches it finished
+(``<extract.out>.partial/``) and writes the same bytes as a clean run.
 
 Scaling out:
 

@@ -3,6 +3,13 @@
     python -m pipeline.predict IMAGE_OR_DIR ... [--model runs/head/model.pt] [--json]
                                [--weights FILE] [--params params.yaml] [--set extract.device=cpu]
 
+With ``--model`` it runs from any folder, without a params file: everything it needs comes
+from the checkpoint (and ``--weights FILE`` where the weights were a file that moved); a
+params file, when there is one (or ``--params`` names one), gives only ``extract.device``,
+``extract.batch_size`` and ``extract.workers``. Without ``--model`` it reads
+``<train.out_dir>/model.pt`` of the params, placeholders filled in as ``train_head`` fills
+them.
+
 The head's ``model.pt`` records which features it was trained on (``features``: backbone,
 weights, their sha-256, the transform, and for random-init weights the seed). Prediction
 rebuilds exactly that backbone and preprocessing, checks that the available weights have the
@@ -27,17 +34,32 @@ or with ``--json`` a list of ``{"path", "predicted", "probability", "probabiliti
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.common import cli
-from pipeline.common.errors import DataError
+from pipeline.common.config import DEFAULT_PARAMS, Params, load_params
+from pipeline.common.errors import ConfigError, DataError
 from pipeline.reports.predict import format_lines, predict
 
 
+def _params(args) -> Params:
+    """The params file named by --params, else params.yaml when it is here, else (with
+    --model) the code's defaults: a checkpoint needs no params file."""
+    if args.params is not None or Path(DEFAULT_PARAMS).is_file():
+        return load_params(args.params or DEFAULT_PARAMS, args.overrides)
+    if args.model is None:
+        raise ConfigError(
+            f"no --model given and no params file {DEFAULT_PARAMS!r} here to find "
+            "<train.out_dir>/model.pt from; pass --model path/to/model.pt (or --params FILE)"
+        )
+    return load_params(os.devnull, args.overrides)  # an empty file: every default
+
+
 def _run(args) -> None:
-    params = cli.params(args)
+    params = _params(args)
     model = args.model or str(Path(params.out_dir) / "model.pt")
     predictions = predict(
         model,
@@ -75,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "recorded sha256)",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON list")
+    parser.set_defaults(params=None)  # tell "no --params" from an explicit params.yaml
     return cli.main(parser, argv, _run)
 
 

@@ -1,10 +1,13 @@
 """Pictures of a trained head: a grid of validation predictions, the curves, the confusion matrix.
 
-    python -m pipeline.report [--out-dir RUN_DIR] [--params params.yaml] [--set report.n_images=9]
+    python -m pipeline.report [--out-dir RUN_DIR] [--data-dir DIR] [--params params.yaml]
+                              [--set report.n_images=9]
 
 Reads a run folder written by ``pipeline.train_head`` (default ``train.out_dir``, placeholders
-filled in; any other with ``--out-dir``) and writes ``predictions.png``, ``curves.png`` and
-``confusion.png`` into ``<run>/plots/`` (:mod:`pipeline.reports.plots`).
+filled in as ``train_head`` fills them; any other with ``--out-dir``) and writes
+``predictions.png``, ``curves.png`` and ``confusion.png`` into ``<run>/plots/``
+(:mod:`pipeline.reports.plots`). The grid's images come from the data folder recorded with the
+run's features, not from the current ``data.dir``; ``--data-dir`` names where they are now.
 """
 
 from __future__ import annotations
@@ -26,7 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="RUN_DIR",
         help="the run folder to read (default: train.out_dir of the params)",
     )
-    return cli.main(parser, argv, lambda args: report(cli.params(args), args.out_dir))
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the run's images are now (default: the data folder recorded with its "
+        "features; checked against their fingerprint)",
+    )
+    return cli.main(
+        parser, argv, lambda args: report(cli.params(args), args.out_dir, args.data_dir)
+    )
 
 
 if __name__ == "__main__":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import re
@@ -30,8 +28,9 @@ PROJECT_FILES = [
 pytestmark = pytest.mark.slow
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
+    env.update(extra)
     env.update(
         DVC_NO_ANALYTICS="1",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
@@ -48,8 +47,8 @@ class Project:
     def __init__(self, root: Path):
         self.root = root
 
-    def run(self, *cmd: str, check: bool = True) -> str:
-        proc = subprocess.run(cmd, cwd=self.root, env=_env(), capture_output=True, text=True)
+    def run(self, *cmd: str, check: bool = True, **env: str) -> str:
+        proc = subprocess.run(cmd, cwd=self.root, env=_env(**env), capture_output=True, text=True)
         out = proc.stdout + proc.stderr
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{out}")
@@ -70,9 +69,9 @@ class Project:
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory, image_folder) -> Project:
-    root = tmp_path_factory.mktemp("dvc-project")
+def _copy_project(root: Path, image_folder, **params) -> Project:
+    """A copy of the project (code, dvc.yaml, params.yaml) with a tiny image folder, offline
+    settings and ``params``, committed to a fresh git repository: a fresh clone."""
     shutil.copytree(
         REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
     )
@@ -84,13 +83,22 @@ def project(tmp_path_factory, image_folder) -> Project:
     p.set_params(
         data={"dir": "data/tiny", "url": "http://127.0.0.1:9/unreachable.zip"},
         extract={"weights": "none", "workers": 0, "batch_size": 4},
-        train={"epochs": 2},
-        compare={"heads": ["quantum", "linear"], "seeds": [0]},
+        **params,
     )
     p.run("git", "init", "-q")
     p.run("git", "add", "-A")
     p.run("git", "commit", "-qm", "project copy")
     return p
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, image_folder) -> Project:
+    return _copy_project(
+        tmp_path_factory.mktemp("dvc-project"),
+        image_folder,
+        train={"epochs": 1},
+        compare={"heads": ["quantum", "linear"], "seeds": [0]},
+    )
 
 
 def test_pipeline_end_to_end(project: Project):
@@ -116,6 +124,12 @@ def test_pipeline_end_to_end(project: Project):
     robustness = (project.root / "runs" / "head" / "robustness.csv").read_text().splitlines()
     assert len(robustness) == 1 + 16  # the default grid: 4 shot settings x 4 noise levels
 
+    # 1b. the README's experiment block, then back to the baseline it committed
+    _readme_experiments(project)
+    project.run("git", "checkout", "--", ".")
+    project.dvc("checkout")
+    assert project.ran("repro") == set()
+
     # 2. a second repro runs nothing
     assert project.ran("repro") == set()
 
@@ -138,21 +152,44 @@ def test_pipeline_end_to_end(project: Project):
     project.set_params(extract={"seed": 1})
     ran = project.ran("repro")
     assert {"extract", "train_head", "compare"} <= ran and "fetch_data" not in ran
-    project.run("git", "add", "-A")
-    project.run("git", "commit", "-qm", "settled")
 
-    # 5. an experiment reuses the features
-    out = project.dvc("exp", "run", "-S", "train.epochs=1")
-    ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert "train_head" in ran and "extract" not in ran
-    metrics = json.loads((project.root / "runs" / "head" / "metrics.json").read_text())
-    assert metrics["last"]["epoch"] == 1
 
-    # 6. metrics show prints the val accuracy; exp show lists the experiment
-    shown = project.dvc("metrics", "show")
-    assert "best.val_acc" in shown and "last.val_acc" in shown
-    assert "exact_accuracy" in shown and "accuracy.p=0.01 1000 shots" in shown
-    header, *rows = csv.reader(io.StringIO(project.dvc("exp", "show", "--csv")))
-    assert {"best.val_acc", "train.epochs"} <= set(header)
-    epochs = [row[header.index("train.epochs")] for row in rows]
-    assert "1" in epochs and "2" in epochs  # the experiment and the baseline
+def readme_block(heading: str, lang: str) -> str:
+    """The first ```lang code block after ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
+    return section[start : section.index("```", start)]
+
+
+def _shell_commands(block: str) -> list[str]:
+    """The commands of a README bash block: continuation lines joined, comments left out."""
+    joined = block.replace("\\\n", " ")
+    return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def _readme_experiments(project: Project) -> None:
+    """Run the README's experiment block as written, on a fresh clone after `dvc repro`:
+    every command works in order, --queue and --run-all included, and its `exp show` table
+    fits in 120 columns."""
+    outputs = {}
+    for command in _shell_commands(readme_block("### Experiments reuse the features", "bash")):
+        outputs[command] = project.run("bash", "-c", command, COLUMNS="120")
+    assert "Failed to reproduce" not in "".join(outputs.values())
+    (table,) = [out for cmd, out in outputs.items() if cmd.startswith("dvc exp show")]
+    lines = table.strip("\n").splitlines()
+    assert max(len(line) for line in lines) <= 120 and "…" not in table, table
+    header = lines[1].split()
+    assert header[:3] == ["Experiment", "best.val_acc", "last.val_acc"], table
+    assert {"train.q_depth", "train.lr"} <= set(header), table
+    assert "Created" not in header and not any(h.startswith("pipeline/") for h in header)
+    rows = [line.split() for line in lines[3:-1]]  # between the borders
+    column = {name: i - len(header) for i, name in enumerate(header)}  # from the right
+    settings = {(row[column["train.q_depth"]], row[column["train.lr"]]): row for row in rows}
+    # the baseline, the workspace experiment and the two queued ones, with their metrics
+    assert {("6", "0.0004"), ("3", "0.0004"), ("2", "0.0004"), ("3", "0.001")} <= set(settings)
+    for queued in (("2", "0.0004"), ("3", "0.001")):
+        assert re.fullmatch(r"[01](\.\d+)?", settings[queued][column["best.val_acc"]]), table
+    (metrics,) = [out for cmd, out in outputs.items() if cmd.startswith("dvc metrics show")]
+    assert "best.val_acc" in metrics and "last.val_acc" in metrics
+    assert "exact_accuracy" in metrics and "accuracy.p=0.01 1000 shots" in metrics

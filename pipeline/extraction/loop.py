@@ -1,11 +1,15 @@
 """The one extraction loop: any source's rows, through a frozen backbone or not, into a store.
 
-For every source (:mod:`pipeline.sources`): list the rows, fingerprint them, stop early when
-the output is already up to date (:func:`stale_reason`: same rows, settings, backbone, weights
-and transforms; torchvision is not even imported then), build the backbone only when the
-source needs one and there is work to do, run the rows of each split (or of one shard) in
-batches with progress, skip or refuse rows that cannot be read (``extract.on_bad_image``),
-and write the store atomically with its provenance (:func:`pipeline.store.hdf5.write`).
+For every source (:mod:`pipeline.sources`): list the rows, fingerprint them, take the
+output's lock (one extraction of a file at a time; :mod:`pipeline.extraction.partial`), stop
+early when the output is already up to date (:func:`stale_reason`: same rows, settings,
+backbone, weights and transforms; torchvision is not even imported then), check every image
+of an image folder once (all unreadable ones named in one error, or skipped, before any model
+is built), build the backbone only when the source needs one and there is work to do, run the
+rows of each split (or of one shard) in batches with progress, keeping each finished batch
+beside the output so that an interrupted run resumes, and write the store atomically with its
+provenance and, for an image folder, where its images are (``extra["images"]``: ``data.dir``
+as given and the splits; :func:`pipeline.store.hdf5.write`).
 
 :func:`feature_store` gives stage two the store it should read, writing a generated one
 (``spiral.out``) first when it is missing or stale.
@@ -13,6 +17,7 @@ and write the store atomically with its provenance (:func:`pipeline.store.hdf5.w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
@@ -28,9 +33,18 @@ from pipeline.common.config import DataConfig, ExtractConfig, Params
 from pipeline.common.errors import BadImageError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.common.progress import progress
+from pipeline.extraction.checks import SKIP_HINT, checked_rows
+from pipeline.extraction.partial import Chunk, Partial, for_extraction, locked
 from pipeline.sources import catalog
 from pipeline.sources.base import Encoder, Listing, Source
-from pipeline.store.hdf5 import RANDOM_INIT_WARNING, SplitArrays, StoreMeta, read_meta, write
+from pipeline.store.hdf5 import (
+    RANDOM_INIT_WARNING,
+    SplitArrays,
+    StoreMeta,
+    load_splits,
+    read_meta,
+    write,
+)
 from pipeline.store.shards import Shard
 
 log = logging.getLogger("pipeline")
@@ -81,7 +95,8 @@ def stale_reason(
     shard: dict[str, int] | None = None,
 ) -> str | None:
     """Why ``out`` must be (re)written (every reason, joined by "; "), or None when it already
-    holds these features.
+    holds these features and records the source's data folder (:func:`extract` rewrites only
+    that record when nothing else changed).
 
     Args:
         out: the existing store.
@@ -89,10 +104,25 @@ def stale_reason(
         cfg: the backbone's settings (None for a source without a backbone).
         shard: the expected shard record (:meth:`Shard.meta`), None for a whole store.
     """
+    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
+    images = _images_record(source, listing)
+    if not reasons and images is not None and read_meta(out).extra.get("images") != images:
+        reasons.append(f"the data folder it records -> {images['dir']!r}")
+    return "; ".join(reasons) if reasons else None
+
+
+def _stale_reasons(
+    out: str | Path,
+    source: Source,
+    listing: Listing,
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    shard: dict[str, int] | None,
+) -> list[str]:
     try:
         meta = read_meta(out)
     except FeatureStoreError as exc:
-        return f"the existing file is not usable ({exc})"
+        return [f"the existing file is not usable ({exc})"]
     splits = tuple(listing.rows)
     metadata = source.metadata()
     stored = {key: meta.extra.get(key) for key in metadata}
@@ -109,8 +139,7 @@ def stale_reason(
         (stored == metadata, f"{source.kind} settings {stored} -> {metadata}"),
         (meta.dataset_fingerprint == fingerprint, "the rows changed (dataset fingerprint)"),
     ]
-    reasons = [reason for ok, reason in checks if not ok]
-    return "; ".join(reasons) if reasons else None
+    return [reason for ok, reason in checks if not ok]
 
 
 def _log_listing(listing: Listing) -> None:
@@ -159,32 +188,50 @@ def _extract_split(
     rows: list[str],
     encoder: Encoder | None,
     cfg: ExtractConfig | None,
-    skipped: list[dict[str, str]],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Features (N, D) of ``rows`` and which rows gave them; skipped rows go to ``skipped``."""
-    chunks: list[tuple[list[int], np.ndarray]] = []
+    resume: tuple[Partial, list[Chunk]] | None,
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    """Features (N, D) of ``rows``, which rows gave them, and (position, reason) of the rows
+    that could not be read; with ``resume``, the finished batches are read back and every new
+    one is kept as it finishes."""
+    partial, chunks = resume if resume is not None else (None, [])
+    chunks = list(chunks)
     on_bad = cfg.on_bad_image if cfg is not None else "error"
     batch_size, workers = (cfg.batch_size, cfg.workers) if cfg is not None else (1, 0)
+    base = offset = chunks[-1].stop if chunks else 0  # rows before base are done
     unit = "img" if source.needs_backbone else "row"
     with progress(len(rows), f"extract {split}", unit=unit) as bar:
-        for batch in source.iterate(split, rows, encoder, batch_size=batch_size, workers=workers):
-            for i, reason in batch.failed:
+        bar.update(base)
+        todo = rows[base:]  # batch positions below are positions in todo
+        for batch in source.iterate(split, todo, encoder, batch_size=batch_size, workers=workers):
+            failed = [(base + i, reason) for i, reason in batch.failed]
+            for i, reason in failed:
                 if on_bad == "error":
-                    raise BadImageError(source.location(rows[i]), reason)
+                    raise BadImageError(source.location(rows[i]), f"{reason}; {SKIP_HINT}")
                 log.warning("skipping undecodable image %s: %s", rows[i], reason)
-                skipped.append({"path": rows[i], "error": reason})
-            if batch.indices:
-                chunks.append((batch.indices, batch.features))
-            bar.update(len(batch.indices) + len(batch.failed))
-    dim = getattr(encoder, "feature_dim", None) or (chunks[0][1].shape[1] if chunks else 0)
+            n = len(batch.indices) + len(batch.failed)
+            indices = base + np.asarray(batch.indices, dtype=np.int64)
+            chunk = Chunk(split, offset, offset + n, indices, batch.features, failed)
+            if partial is not None:
+                partial.add(chunk)
+            chunks.append(chunk)
+            offset += n
+            bar.update(n)
+    return _assemble(rows, chunks, getattr(encoder, "feature_dim", None))
+
+
+def _assemble(
+    rows: list[str], chunks: list[Chunk], dim: int | None
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
+    with_rows = [c for c in chunks if len(c.indices)]
+    dim = dim or (with_rows[0].features.shape[1] if with_rows else 0)
     # float32, or complex128 when a source yields complex features (the QQ data set's kets)
-    dtype = np.complex128 if any(np.iscomplexobj(f) for _, f in chunks) else np.float32
-    feats = np.empty((len(rows), dim), dtype)
+    dtype = np.complex128 if any(np.iscomplexobj(c.features) for c in with_rows) else np.float32
+    feats = np.empty((len(rows), dim), dtype)  # (N, D)
     ok = np.zeros(len(rows), dtype=bool)
-    for indices, values in chunks:
-        feats[indices] = values
-        ok[indices] = True
-    return feats, ok
+    for chunk in with_rows:
+        feats[chunk.indices] = chunk.features
+        ok[chunk.indices] = True
+    return feats, ok, [f for c in chunks for f in c.failed]
 
 
 def _selection(
@@ -205,6 +252,13 @@ def _selection(
     return listing.select(record["start"], record["stop"]), record
 
 
+def _images_record(source: Source, listing: Listing) -> dict[str, Any] | None:
+    """Where the rows' image files are (``data.dir`` as given, and the splits), for the report;
+    None for a source without a data folder."""
+    data_dir = getattr(source, "data_dir", None)
+    return None if data_dir is None else {"dir": str(data_dir), "splits": list(listing.rows)}
+
+
 def extract(
     source: Source,
     out: str | Path,
@@ -215,6 +269,13 @@ def extract(
     fingerprint: str | None = None,
 ) -> ExtractResult:
     """Extract the features of every row of ``source`` (or of one shard) into ``out``.
+
+    One extraction of a backbone's whole store runs at a time (a lock beside it; a second one
+    waits, then finds the file up to date). Image folders are checked, every image decoded
+    cheaply, before the backbone is built. An interrupted backbone extraction leaves its
+    finished batches beside ``out``, and a rerun with the same inputs and settings resumes
+    from them (:mod:`pipeline.extraction.partial`); the store itself is written once,
+    atomically.
 
     Args:
         source: an image source (:func:`pipeline.sources.catalog.image_source`) or a
@@ -231,7 +292,8 @@ def extract(
         An :class:`ExtractResult`.
 
     Raises:
-        DataError: bad folder layout, or an undecodable image with ``on_bad_image: error``.
+        DataError: bad folder layout, an empty class, or undecodable images with
+            ``on_bad_image: error`` (all of them named in one message).
         WeightsError: unknown or unavailable weights.
     """
     start = time.perf_counter()
@@ -240,54 +302,136 @@ def extract(
     _log_listing(listing)
     fingerprint = fingerprint or source.fingerprint(listing)
     selection, shard_meta = _selection(listing, shard)
-    if out.exists() and not force:
-        reason = stale_reason(out, source, listing, fingerprint, cfg, shard_meta)
-        if reason is None:
-            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
-            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
-        log.info("re-extracting %s: %s", out, reason)
-    if source.needs_backbone:
-        if cfg is None:
-            raise ValueError(f"source {source.kind!r} needs a backbone; got cfg None")
-        encoder, provenance, extra = _encoder(cfg)
-    else:
-        encoder, provenance, extra = None, dataclasses.asdict(source.provenance), {}
-    loop_start = time.perf_counter()
-    splits: dict[str, SplitArrays] = {}
-    skipped: list[dict[str, str]] = []
-    for split, positions in selection.items():
-        rows = [listing.rows[split][i] for i in positions]
-        feats, ok = _extract_split(source, split, rows, encoder, cfg, skipped)
-        labels = listing.labels[split][list(positions)]
-        splits[split] = SplitArrays(
-            feats[ok], labels[ok], [r for r, k in zip(rows, ok, strict=True) if k]
+    # a backbone's whole store: one extraction at a time. Not for a shard (one job's, and no
+    # lock file per shard) nor a generated store (seconds to write, the same bytes twice)
+    lock = shard is None and source.needs_backbone
+    with locked(out) if lock else contextlib.nullcontext():
+        if out.exists() and not force:
+            done = _up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
+            if done is not None:
+                return done
+        rows, bad = checked_rows(source, listing, selection, cfg, whole=shard is None)
+        if source.needs_backbone:
+            if cfg is None:
+                raise ValueError(f"source {source.kind!r} needs a backbone; got cfg None")
+            encoder, provenance, extra = _encoder(cfg)
+        else:
+            encoder, provenance, extra = None, dataclasses.asdict(source.provenance), {}
+        images = _images_record(source, listing)
+        extra = extra | source.metadata() | ({"images": images} if images else {})
+        extra |= {"shard": shard_meta} if shard_meta else {}
+        loop_start = time.perf_counter()
+        partial = for_extraction(out, source, listing, rows, fingerprint, cfg, provenance | extra)
+        splits, skipped, resumed = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
+        meta = write(
+            out,
+            splits,
+            class_names=listing.class_names,
+            source=source.kind,
+            dataset_fingerprint=fingerprint,
+            skipped=skipped,
+            extra=extra,
+            **provenance,
         )
-    meta = write(
-        out,
-        splits,
-        class_names=listing.class_names,
-        source=source.kind,
-        dataset_fingerprint=fingerprint,
-        skipped=skipped,
-        extra=extra | source.metadata() | ({"shard": shard_meta} if shard_meta else {}),
-        **provenance,
-    )
-    _log_written(out, splits, skipped, loop_start, start)
+        if partial is not None:
+            partial.remove()
+    _log_written(out, splits, skipped, loop_start, start, resumed)
     if meta.random_init:
         log.warning("%s", RANDOM_INIT_WARNING)
     return ExtractResult(out, meta, False, time.perf_counter() - start)
 
 
-def _log_written(out, splits, skipped, loop_start: float, start: float) -> None:
-    n_done = sum(len(a.labels) for a in splits.values())
+def _up_to_date(
+    out: Path,
+    source: Source,
+    listing: Listing,
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    shard_meta: dict[str, int] | None,
+    start: float,
+) -> ExtractResult | None:
+    """The result for an output that needs no extraction, or None when it must be extracted.
+
+    An output that differs only in the data folder it records (the images moved, with the
+    same contents) is rewritten with the new folder, without a backbone.
+    """
+    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard_meta)
+    images = _images_record(source, listing)
+    if not reasons:
+        if images is None or read_meta(out).extra.get("images") == images:
+            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
+            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
+        meta = _rerecord(out, images)
+        log.info("%s: same features; recorded the data folder %s", out, images["dir"])
+        return ExtractResult(out, meta, False, time.perf_counter() - start)
+    log.info("re-extracting %s: %s", out, "; ".join(reasons))
+    return None
+
+
+def _rerecord(out: Path, images: dict[str, Any]) -> StoreMeta:
+    """Rewrite ``out`` with the same arrays and metadata but another ``extra["images"]``."""
+    meta = read_meta(out)
+    parts = load_splits(out, meta.splits)
+    return write(
+        out,
+        {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()},
+        class_names=meta.class_names,
+        source=meta.source,
+        backbone=meta.backbone,
+        weights=meta.weights,
+        weights_sha256=meta.weights_sha256,
+        transform=meta.transform,
+        dataset_fingerprint=meta.dataset_fingerprint,
+        skipped=meta.skipped,
+        versions=meta.versions,
+        extra=meta.extra | {"images": images},
+    )
+
+
+def _extract_rows(
+    source: Source,
+    listing: Listing,
+    rows: dict[str, list[int]],
+    bad: list[tuple[str, int, str]],
+    encoder: Encoder | None,
+    cfg: ExtractConfig | None,
+    partial: Partial | None,
+) -> tuple[dict[str, SplitArrays], list[dict[str, str]], int]:
+    """Run every split's rows: the arrays to store, the skipped rows in listing order, and how
+    many rows were read back from an interrupted run's batches."""
+    done = partial.load() if partial is not None else {}
+    n_done = sum(c.stop - c.start for chunks in done.values() for c in chunks)
+    if n_done:
+        total = sum(len(p) for p in rows.values())
+        log.info("resuming: %d of %d images already extracted (%s)", n_done, total, partial.dir)
+    splits: dict[str, SplitArrays] = {}
+    failed: list[tuple[str, int, str]] = list(bad)
+    for split, positions in rows.items():
+        names = [listing.rows[split][i] for i in positions]
+        resume = (partial, done.get(split, [])) if partial is not None else None
+        feats, ok, lost = _extract_split(source, split, names, encoder, cfg, resume)
+        failed += [(split, positions[i], reason) for i, reason in lost]
+        labels = listing.labels[split][positions]
+        splits[split] = SplitArrays(
+            feats[ok], labels[ok], [r for r, k in zip(names, ok, strict=True) if k]
+        )
+    order = {s: k for k, s in enumerate(listing.rows)}
+    failed.sort(key=lambda f: (order[f[0]], f[1]))
+    skipped = [{"path": listing.rows[s][i], "error": r} for s, i, r in failed]
+    return splits, skipped, n_done
+
+
+def _log_written(out, splits, skipped, loop_start: float, start: float, resumed: int = 0) -> None:
+    n_done = sum(len(a.labels) for a in splits.values()) - resumed
     loop_seconds = time.perf_counter() - loop_start
     log.info(
-        "wrote %s: %s; %d rows read and encoded in %.1f s (%.1f rows/s), %.1f s in all%s",
+        "wrote %s: %s; %d rows read and encoded in %.1f s (%.1f rows/s)%s, %.1f s in all%s",
         out,
         ", ".join(f"{s} {len(a.labels)}" for s, a in splits.items()),
         n_done,
         loop_seconds,
         n_done / max(loop_seconds, 1e-9),
+        f", {resumed} read back from the interrupted run" if resumed else "",
         time.perf_counter() - start,
         f"; {len(skipped)} undecodable images skipped" if skipped else "",
     )

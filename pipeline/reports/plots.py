@@ -8,9 +8,12 @@ renderer into ``<run>/plots/``:
 * ``predictions.png``: ``report.n_images`` validation images (a seeded choice,
   ``report.seed``), each titled with the predicted class and its probability and the true
   class; a wrong prediction has a red title, a cross and a thick red frame. The images are
-  read from ``data.dir`` by the paths stored with the features. When that folder is missing
-  (or the features do not come from an image folder) the grid is skipped with a warning, an
-  old ``predictions.png`` is removed, and the other plots are still drawn.
+  read by the paths stored with the features from the data folder stage one recorded for
+  them, whatever the current params say (or ``data_dir``), once their fingerprint shows they
+  are the same images (:func:`pipeline.reports.run_folder.find_images`). When they are not
+  found (or the features do not come from an image folder) the grid is skipped with one
+  warning that says why, an old ``predictions.png`` is removed, and the other plots are
+  still drawn.
 * ``curves.png``: cross-entropy loss and accuracy per epoch, train against val, with the best
   epoch (the one ``model.pt`` holds) marked.
 * ``confusion.png``: the confusion matrix of the best epoch on val, counts and row shares,
@@ -37,8 +40,8 @@ import numpy as np
 
 from pipeline.common import files
 from pipeline.common.config import Params, ReportConfig
-from pipeline.common.errors import BadImageError
-from pipeline.reports.run_folder import Run, load_run
+from pipeline.common.errors import BadImageError, DataError
+from pipeline.reports.run_folder import Run, find_images, load_run
 from pipeline.sources.images import load_rgb
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING
 
@@ -142,7 +145,8 @@ def draw_predictions(run: Run, data_dir: str | Path, cfg: ReportConfig):
 
     Args:
         run: the run (:func:`load_run`).
-        data_dir: the image folder the feature paths are relative to (``data.dir``).
+        data_dir: the image folder the feature paths are relative to
+            (:func:`pipeline.reports.run_folder.find_images`).
         cfg: ``n_images``, ``seed`` and ``dpi``.
 
     Returns:
@@ -338,24 +342,27 @@ def draw_confusion(run: Run, cfg: ReportConfig):
 # ----------------------------------------------------------------------------- the command
 
 
-def _grid_skip_reason(run: Run, data_dir: Path) -> str | None:
-    source = run.features.get("source")
-    if source != "folder":
-        return f"the features come from source {source!r}, not from image files"
-    if not data_dir.is_dir():
-        return f"the image folder {str(data_dir)!r} (data.dir) does not exist"
+def _grid_images(run: Run, data_dir: str | Path | None) -> tuple[Path | None, str | None]:
+    """(the folder of the run's images, None), or (None, why the grid cannot be drawn)."""
     if not run.predictions:
-        return "val_predictions.csv has no rows"
-    return None
+        return None, "val_predictions.csv has no rows"
+    try:
+        return find_images(run, data_dir), None
+    except DataError as exc:
+        return None, str(exc)
 
 
-def report(params: Params, out_dir: str | Path | None = None) -> ReportResult:
+def report(
+    params: Params, out_dir: str | Path | None = None, data_dir: str | Path | None = None
+) -> ReportResult:
     """Draw predictions.png, curves.png and confusion.png into ``<out_dir>/plots``.
 
     Args:
-        params: ``report`` (n_images, seed, dpi), ``data.dir`` (the images) and
-            ``train.out_dir`` (the default run folder, placeholders filled in).
+        params: ``report`` (n_images, seed, dpi) and ``train.out_dir`` (the default run
+            folder, placeholders filled in).
         out_dir: the run folder; default ``params.out_dir``.
+        data_dir: where the run's images are now, instead of the data folder recorded with
+            its features.
 
     Returns:
         A :class:`ReportResult`: the files written and the plots skipped, with the reason.
@@ -374,10 +381,10 @@ def report(params: Params, out_dir: str | Path | None = None) -> ReportResult:
     if run.random_init:
         log.warning("%s", RANDOM_INIT_WARNING)
     with _default_style():
-        data_dir = Path(params.data.dir)
-        reason = _grid_skip_reason(run, data_dir)
-        if reason is None:
-            figures = {"predictions.png": draw_predictions(run, data_dir, cfg)}
+        images, reason = _grid_images(run, data_dir)
+        if images is not None:
+            log.info("predictions.png: the images of the run's features are in %s", images)
+            figures = {"predictions.png": draw_predictions(run, images, cfg)}
         else:
             log.warning("skipping predictions.png: %s", reason)
             result.skipped["predictions.png"] = reason

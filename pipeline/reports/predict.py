@@ -186,16 +186,41 @@ def predict(
     return [r for r in results if r is not None]
 
 
+def display_width(text: str) -> int:
+    """Terminal columns ``text`` takes: 2 for a wide (CJK) character, 0 for a combining one.
+
+    Example:
+        >>> display_width("蜜蜂.jpg"), len("蜜蜂.jpg")
+        (8, 6)
+    """
+    from wcwidth import wcswidth  # small; only when lines are formatted
+
+    width = wcswidth(text)
+    return width if width >= 0 else len(text)  # a control character: count characters
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * max(width - display_width(text), 0)
+
+
 def format_lines(predictions: Sequence[Prediction]) -> list[str]:
-    """One human-readable line per prediction: path, class, its probability, all classes."""
-    width = min(max((len(p.path) for p in predictions), default=0), MAX_PATH_WIDTH)
+    """One human-readable line per prediction: path, class, its probability, all classes.
+
+    Columns are aligned by display width, so that wide (CJK) characters in a path or a class
+    name do not shift the columns after it; paths wider than :data:`MAX_PATH_WIDTH` columns
+    are not padded.
+    """
+    paths = [display_width(p.path) for p in predictions]
+    width = min(max(paths, default=0), MAX_PATH_WIDTH)
     lines = []
     for p in predictions:
         if not p.ok:
-            lines.append(f"{p.path:<{width}}  FAILED  {p.error}")
+            lines.append(f"{_pad(p.path, width)}  FAILED  {p.error}")
             continue
-        name_width = max(len(c) for c in p.class_names)
+        name_width = max(display_width(c) for c in p.class_names)
         probs = p.probabilities
         every = "  ".join(f"{c} {q:.3f}" for c, q in zip(p.class_names, probs, strict=True))
-        lines.append(f"{p.path:<{width}}  {p.predicted:<{name_width}}  {probs.max():.3f}   {every}")
+        lines.append(
+            f"{_pad(p.path, width)}  {_pad(p.predicted, name_width)}  {probs.max():.3f}   {every}"
+        )
     return lines

@@ -1,7 +1,8 @@
-"""A run folder written by ``pipeline.train_head``, read back and checked.
+"""A run folder written by ``pipeline.train_head``, read back and checked, and its images found.
 
 ``model.pt`` (classes, best epoch, where the features came from), ``metrics.json``,
-``history.csv`` and ``val_predictions.csv``.
+``history.csv`` and ``val_predictions.csv``; :func:`find_images` finds the image folder the
+run's features were made from (the one stage one recorded), whatever the current params say.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.common.errors import PipelineError
+from pipeline.common.errors import DataError, PipelineError
 from pipeline.heads.checkpoint import read_checkpoint
+from pipeline.sources import folder
 from pipeline.store.hdf5 import is_random_init
 
 
@@ -99,4 +101,80 @@ def load_run(out_dir: str | Path) -> Run:
         metrics=metrics,
         history=history,
         predictions=predictions,
+    )
+
+
+def _candidates(run: Run, recorded: str) -> list[Path]:
+    """Where a recorded data folder may be: as recorded (an absolute path, or relative to the
+    folder extract ran in, which is the current one in a DVC pipeline), then relative to each
+    folder above the run folder (``runs/head`` of a project read from elsewhere)."""
+    path = Path(recorded)
+    if path.is_absolute():
+        return [path]
+    found = [path, *(parent / path for parent in run.path.resolve().parents)]
+    return list(dict.fromkeys(found))
+
+
+def _matches(run: Run, root: Path, splits: list[str]) -> str | None:
+    """None when ``root`` holds exactly the images of the run's features, else why not."""
+    try:
+        listing = folder.scan(root, splits)
+    except DataError as exc:
+        return f"{str(root)!r} does not hold them ({exc})"
+    if folder.fingerprint(root, listing) != run.features.get("dataset_fingerprint"):
+        return (
+            f"{str(root)!r} does not hold the images the run's features were made from (their "
+            "dataset fingerprint differs: images added, removed, renamed or changed)"
+        )
+    return None
+
+
+def find_images(run: Run, data_dir: str | Path | None = None) -> Path:
+    """The folder holding the images of the run's features, checked against their fingerprint.
+
+    The folder is the data folder stage one recorded in the feature store (``data.dir`` as
+    given, kept in the checkpoint's record of the features), whatever the current params say;
+    ``data_dir`` replaces it (the images moved). A candidate counts only when its images have
+    the fingerprint of the run's features (SHA-256 of every image; about 0.1 s for the
+    ants/bees set), so another data set with the same relative paths is never shown.
+
+    Args:
+        run: the run (:func:`load_run`).
+        data_dir: where the images are now, instead of the recorded folder.
+
+    Returns:
+        The folder the feature store's paths are relative to.
+
+    Raises:
+        DataError: the features do not come from an image folder, record no folder, or no
+            candidate holds their images (the message says where it looked and why).
+
+    Example:
+        >>> find_images(load_run("runs/head"))
+        PosixPath('data/hymenoptera_data')
+    """
+    source = run.features.get("source")
+    if source != "folder":
+        raise DataError(f"the features come from source {source!r}, not from image files")
+    record = (run.features.get("extra") or {}).get("images")
+    if record is None and data_dir is None:
+        raise DataError(
+            "the run's features record no data folder (extracted by an older version); pass "
+            "--data-dir with the folder of its images"
+        )
+    splits = list(record["splits"]) if record else ["train", "val"]
+    candidates = [Path(data_dir)] if data_dir is not None else _candidates(run, record["dir"])
+    reasons = []
+    for root in candidates:
+        if root.is_dir():
+            reason = _matches(run, root, splits)
+            if reason is None:
+                return root
+            reasons.append(reason)
+    where = ", ".join(repr(str(c)) for c in candidates)
+    what = f"{str(data_dir)!r} (--data-dir)" if data_dir is not None else repr(record["dir"])
+    detail = "; ".join(reasons) if reasons else f"none of {where} exists"
+    raise DataError(
+        f"the images of the run's features are not in {what}: {detail}. Pass --data-dir with "
+        "the folder that holds them now"
     )

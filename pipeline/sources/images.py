@@ -2,15 +2,22 @@
 
 Files are found recursively in sorted order, and only files whose lower-cased name ends in
 one of :data:`IMG_EXTENSIONS` are images, as ``torchvision.datasets.ImageFolder`` decides.
-This module needs neither torch nor torchvision.
+Symbolic links to folders are followed as ImageFolder follows them, but a link that leads
+back into a folder already being walked (a loop) is not, and a folder or file reached twice
+(two links to it, or a hard link) is taken once, with a warning naming both paths
+(:class:`Visited`). This module needs neither torch nor torchvision.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.common.errors import BadImageError
+
+log = logging.getLogger("pipeline")
 
 #: The same list as ``torchvision.datasets.folder.IMG_EXTENSIONS`` (a test keeps them equal).
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -20,15 +27,80 @@ def is_image_file(name: str) -> bool:
     return name.lower().endswith(IMG_EXTENSIONS)
 
 
-def walk_images(folder: str | Path) -> tuple[list[str], list[str]]:
+@dataclass
+class Visited:
+    """Folders and files already walked, by (device, inode), with the path they were seen as.
+
+    One instance shared by several :func:`walk_images` calls (the class folders of every
+    split) takes a file reached from two of them once, under its first path.
+    """
+
+    folders: dict[tuple[int, int], str] = field(default_factory=dict)
+    files: dict[tuple[int, int], str] = field(default_factory=dict)
+
+
+def _key(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of what ``path`` points to; None when it cannot be reached."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _folders(folder: Path, prefix: str, visited: Visited) -> list[tuple[str, Path]]:
+    """Every folder under ``folder`` (itself included) as (relative POSIX path, path), links
+    followed, loops and folders reached twice left out with a warning."""
+    found: list[tuple[str, Path]] = []
+
+    def visit(rel: str, path: Path, ancestors: dict[tuple[int, int], str]) -> None:
+        shown = f"{prefix}{rel}" if rel else prefix.rstrip("/") or str(folder)
+        key = _key(path)
+        if key is None:
+            log.warning("cannot read folder %s; left out", shown)
+            return
+        if key in ancestors:
+            log.warning(
+                "symbolic link loop: %s leads back to %s; not followed", shown, ancestors[key]
+            )
+            return
+        if key in visited.folders:
+            first = visited.folders[key]
+            log.warning("%s is the same folder as %s; walked once, as %s", shown, first, first)
+            return
+        visited.folders[key] = shown
+        found.append((rel, path))
+        try:
+            entries = sorted(e.name for e in os.scandir(path) if e.is_dir())
+        except OSError as exc:
+            log.warning("cannot list folder %s (%s); left out", shown, exc)
+            return
+        for name in entries:
+            visit(f"{rel}/{name}" if rel else name, path / name, {**ancestors, key: shown})
+
+    visit("", Path(folder), {})
+    return found
+
+
+def walk_images(
+    folder: str | Path, *, prefix: str = "", visited: Visited | None = None
+) -> tuple[list[str], list[str]]:
     """Every file under ``folder``, recursively, split into images and the rest.
 
-    Sub-folders are walked in sorted order (symbolic links followed), files sorted by name, and
-    a file is an image when :func:`is_image_file` says so: the order and the rules of
-    :func:`scan`, which lists each class folder with this function.
+    Sub-folders are walked in ImageFolder's order (``sorted(os.walk(folder,
+    followlinks=True))``: by path, files sorted by name) with its rule for images
+    (:func:`is_image_file`): the order and rules of :func:`pipeline.sources.folder.scan`,
+    which lists each class folder with this function. Unlike ``os.walk``, a symbolic link
+    that leads back to a folder above it is not followed (ImageFolder follows such a loop
+    until the operating system refuses, listing every file once per turn), and a folder or
+    file reached a second time (another link to it, a hard link) is left out; each case is
+    logged as a warning naming both paths.
 
     Args:
         folder: a directory.
+        prefix: put before relative paths in warnings (e.g. ``"train/bees/"``).
+        visited: folders and files already walked by earlier calls (see :class:`Visited`);
+            updated in place. Default: a fresh one.
 
     Returns:
         ``(images, ignored)``: paths relative to ``folder``, POSIX separators.
@@ -37,12 +109,26 @@ def walk_images(folder: str | Path) -> tuple[list[str], list[str]]:
         >>> walk_images("data/hymenoptera_data/val/ants")[0][:1]
         ['10308379_1b6c72e180.jpg']
     """
+    visited = visited if visited is not None else Visited()
     found: list[str] = []
     ignored: list[str] = []
-    for dirpath, _, filenames in sorted(os.walk(folder, followlinks=True)):
-        for filename in sorted(filenames):
-            rel = Path(dirpath, filename).relative_to(folder).as_posix()
-            (found if is_image_file(filename) else ignored).append(rel)
+    for rel_dir, path in sorted(_folders(Path(folder), prefix, visited)):
+        try:
+            names = sorted(e.name for e in os.scandir(path) if not e.is_dir())
+        except OSError:
+            continue  # _folders has just listed it; it went away since
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            key = _key(path / name)  # None for a broken link: kept, and reported when read
+            if key is not None and key in visited.files:
+                first = visited.files[key]
+                log.warning(
+                    "%s%s is the same file as %s; stored once, as %s", prefix, rel, first, first
+                )
+                continue
+            if key is not None:
+                visited.files[key] = f"{prefix}{rel}"
+            (found if is_image_file(name) else ignored).append(rel)
     return found, ignored
 
 
@@ -59,3 +145,26 @@ def load_rgb(path: str | Path):
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(str(path), f"{type(exc).__name__}: {exc}") from exc
+
+
+def probe(path: str | Path) -> str | None:
+    """Why the image file at ``path`` cannot be decoded, or None when it can.
+
+    A cheap check of every image before a backbone is built: a JPEG is decoded at 1/8 scale
+    (PIL's draft mode still reads the whole entropy-coded stream, so a truncated or corrupt
+    file fails here as in :func:`load_rgb`), other formats in full. A file that passes and
+    still fails later is reported then.
+
+    Example:
+        >>> probe("data/hymenoptera_data/train/ants/0013035.jpg") is None
+        True
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.draft(None, (max(1, img.width // 8), max(1, img.height // 8)))
+            img.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None

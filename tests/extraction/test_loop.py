@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -127,13 +128,31 @@ def test_changed_image_triggers_reextraction(tiny_data, tmp_path, image_folder):
     assert out.read_bytes() != before
 
 
-def test_bad_image_error_names_file_and_writes_nothing(tiny_data, tmp_path, truncated_jpeg, capsys):
+def test_bad_images_are_all_named_in_one_error_before_any_model_is_built(
+    tiny_data, tmp_path, truncated_jpeg, monkeypatch, capsys
+):
     truncated_jpeg(tiny_data)
+    truncated_jpeg(tiny_data, "val/ants/zz_truncated.jpg")
+    (tiny_data / "train" / "ants" / "fake.png").write_text("definitely not a PNG")
+    for k in range(22):
+        truncated_jpeg(tiny_data, f"train/bees/many/{k:02d}.jpg")
+
+    def no_model(*a, **k):
+        raise AssertionError("no model may be built while images are bad")
+
+    monkeypatch.setattr(models, "build", no_model)
     out = tmp_path / "feats" / "a.h5"
-    with pytest.raises(BadImageError, match=r"zz_truncated.jpg"):
+    with pytest.raises(DataError) as info:
         extract_images(DataConfig(dir=str(tiny_data)), _cfg(out))
+    msg = str(info.value)
+    assert msg.startswith("25 images cannot be decoded")
+    assert "extract.on_bad_image=skip" in msg
+    assert str(tiny_data / "train" / "ants" / "fake.png") in msg  # every split and class
+    assert "many/17.jpg" in msg and "many/18.jpg" not in msg  # 20 named, the rest counted
+    assert "... and 5 more" in msg
+    assert str(tiny_data / "val" / "ants" / "zz_truncated.jpg") not in msg  # the 21st and on
     assert not out.exists()
-    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    assert not out.parent.exists() or [p.name for p in out.parent.iterdir()] == ["a.h5.lock"]
     code = extract.main(
         [
             "--params",
@@ -149,8 +168,21 @@ def test_bad_image_error_names_file_and_writes_nothing(tiny_data, tmp_path, trun
         ]
     )
     assert code != 0
-    assert "cannot decode image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "25 images cannot be decoded" in err and "extract.on_bad_image=skip" in err
     assert not out.exists()
+
+
+def test_an_image_that_fails_only_in_the_full_decode_is_still_named(
+    tiny_data, tmp_path, truncated_jpeg, monkeypatch
+):
+    from pipeline.sources import folder
+
+    truncated_jpeg(tiny_data)
+    monkeypatch.setattr(folder, "probe", lambda path: None)  # the cheap check misses it
+    with pytest.raises(BadImageError, match=r"zz_truncated.jpg.*extract.on_bad_image=skip"):
+        extract_images(DataConfig(dir=str(tiny_data)), _cfg(tmp_path / "a.h5"))
+    assert not (tmp_path / "a.h5").exists()
 
 
 def _params(tmp_path: Path) -> str:
@@ -194,7 +226,13 @@ def test_exception_mid_extraction_keeps_the_earlier_file(tiny_data, tmp_path, mo
     with pytest.raises(RuntimeError, match="injected failure"):
         extract_images(DataConfig(dir=str(tiny_data)), _cfg(out, batch_size=2, seed=5))
     assert out.read_bytes() == good
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "tiny"]
+    # no temporary file; the lock, and the finished batch kept for a rerun to resume from
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "a.h5",
+        "a.h5.lock",
+        "a.h5.partial",
+        "tiny",
+    ]
     # and with no earlier file, nothing complete-looking is left behind
     fresh = tmp_path / "fresh.h5"
     with pytest.raises(RuntimeError, match="injected failure"):
@@ -318,3 +356,26 @@ def test_real_set_extraction_is_byte_reproducible(real_store, hymenoptera_dir, t
         DataConfig(dir=str(hymenoptera_dir)), ExtractConfig(weights="none", out=str(again))
     )
     assert again.read_bytes() == real_store.read_bytes()
+
+
+def test_skipping_every_image_of_a_class_is_refused_before_any_model_is_built(
+    tiny_data, tmp_path, truncated_jpeg, monkeypatch
+):
+    for name in ("d_cmyk.jpg", "e_rgba.PNG", "f_rgb.jpeg"):
+        (tiny_data / "train" / "bees" / name).unlink()
+    truncated_jpeg(tiny_data)  # train/bees: only this one, and it cannot be decoded
+
+    def no_model(*a, **k):
+        raise AssertionError("no model may be built")
+
+    monkeypatch.setattr(models, "build", no_model)
+    with pytest.raises(DataError, match=r"class 'bees' of split 'train' has no images left"):
+        extract_images(DataConfig(dir=str(tiny_data)), _cfg(tmp_path / "a.h5", on_bad_image="skip"))
+    assert not (tmp_path / "a.h5").exists()
+
+
+def test_an_empty_class_folder_is_refused_at_extract(tiny_data, tmp_path):
+    shutil.rmtree(tiny_data / "val" / "bees")
+    (tiny_data / "val" / "bees").mkdir()
+    with pytest.raises(DataError, match=r"class 'bees' of split 'val' has no images"):
+        extract_images(DataConfig(dir=str(tiny_data)), _cfg(tmp_path / "a.h5"))

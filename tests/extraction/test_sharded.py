@@ -14,7 +14,7 @@ from pipeline import extract
 from pipeline import features as features_command
 from pipeline.backbones import models
 from pipeline.common.config import DataConfig, ExtractConfig, Params, TrainConfig
-from pipeline.common.errors import BadImageError, ConfigError, FeatureStoreError
+from pipeline.common.errors import BadImageError, ConfigError, DataError, FeatureStoreError
 from pipeline.extraction.loop import extract_images, stale_reason
 from pipeline.sources.folder import FolderSource, scan
 from pipeline.store import hdf5
@@ -122,8 +122,9 @@ def test_shards_keep_the_bad_image_policy(tiny_data, tmp_path, truncated_jpeg):
     truncated_jpeg(tiny_data)  # train/bees/zz_truncated.jpg: image 7 of 11, in shard 2/2
     data = DataConfig(dir=str(tiny_data))
     single = extract_images(data, _cfg(tmp_path / "one.h5", on_bad_image="skip"))
-    with pytest.raises(BadImageError, match=r"zz_truncated\.jpg"):
+    with pytest.raises(DataError, match=r"1 image cannot be decoded.*\n.*zz_truncated\.jpg"):
         extract_images(data, _cfg(tmp_path / "f.h5"), shard=Shard(2, 2))
+    assert extract_images(data, _cfg(tmp_path / "f.h5"), shard=Shard(1, 2)).path.exists()
     parts = [
         extract_images(data, _cfg(tmp_path / "f.h5", on_bad_image="skip"), shard=Shard(k, 2)).path
         for k in (1, 2)

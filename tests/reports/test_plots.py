@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pipeline import report as report_command
@@ -14,6 +16,8 @@ from pipeline.common.config import DataConfig, Params, ReportConfig, TrainConfig
 from pipeline.common.errors import PipelineError
 from pipeline.reports import plots
 from pipeline.training.run import train_head
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -104,24 +108,68 @@ def test_seeded_selection():
     assert plots.select(4, 16, seed=0) == [0, 1, 2, 3]
 
 
-def test_missing_data_folder_skips_only_the_grid(run_copy, tiny_root, tmp_path, caplog):
+def _record_images(run: Path, data_dir: str) -> None:
+    """Make ``run``'s model.pt say its features' images are in ``data_dir``."""
+    ckpt = torch.load(run / "model.pt", weights_only=True)
+    ckpt["features"]["extra"]["images"]["dir"] = data_dir
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    (run / "model.pt").write_bytes(buf.getvalue())
+
+
+def test_the_grid_shows_the_run_s_own_images_whatever_the_params_say(
+    run_copy, tiny_root, tmp_path, caplog
+):
+    plots.report(_params(tiny_root), run_copy)
+    first = (run_copy / "plots" / "predictions.png").read_bytes()
+    other = Path(shutil.copytree(tiny_root, tmp_path / "other"))  # same relative paths ...
+    Image.new("RGB", (81, 64), "white").save(other / "val" / "bees" / "j_rgb.jpg")  # ... one
+    with caplog.at_level(logging.INFO, logger="pipeline"):
+        result = plots.report(_params(other), run_copy)  # data.dir is not what it reads
+    assert result.skipped == {}
+    assert f"the images of the run's features are in {tiny_root}" in caplog.text
+    assert (run_copy / "plots" / "predictions.png").read_bytes() == first
+
+
+def test_images_that_are_gone_are_reported_once(run_copy, tiny_root, tmp_path, caplog):
     plots.report(_params(tiny_root), run_copy)
     assert (run_copy / "plots" / "predictions.png").exists()
+    _record_images(run_copy, str(tmp_path / "gone"))
     with caplog.at_level(logging.WARNING, logger="pipeline"):
-        result = plots.report(_params(tmp_path / "gone"), run_copy)
-    assert "skipping predictions.png: the image folder" in caplog.text and "gone" in caplog.text
+        result = plots.report(_params(tiny_root), run_copy)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    grid = [w for w in warnings if "predictions.png" in w]
+    assert len(grid) == 1 and "RANDOM-INIT" not in grid[0]
+    assert f"not in '{tmp_path / 'gone'}'" in grid[0] and "--data-dir" in grid[0]
     assert set(result.skipped) == {"predictions.png"}
     assert not (run_copy / "plots" / "predictions.png").exists()  # no stale grid left
     assert _size(run_copy / "plots" / "curves.png") == (1100, 440)
     assert _size(run_copy / "plots" / "confusion.png") == (560, 480)
+    # --data-dir names where they are now
+    assert plots.report(_params(tmp_path), run_copy, data_dir=tiny_root).skipped == {}
 
 
-def test_a_missing_image_gets_a_placeholder_tile(run_copy, tiny_data, caplog):
-    (tiny_data / "val" / "bees" / "j_rgb.jpg").unlink()
-    with caplog.at_level(logging.WARNING, logger="pipeline"):
-        result = plots.report(_params(tiny_data), run_copy)
-    assert "predictions.png: no file " in caplog.text and "j_rgb.jpg" in caplog.text
-    assert _size(result.written[0]) == (720, 620)
+def test_other_images_under_the_same_paths_are_never_shown(run_copy, tiny_root, tmp_path):
+    other = Path(shutil.copytree(tiny_root, tmp_path / "other"))
+    Image.new("RGB", (81, 64), "white").save(other / "val" / "bees" / "j_rgb.jpg")
+    _record_images(run_copy, str(other))
+    result = plots.report(_params(tiny_root), run_copy)
+    assert "dataset fingerprint differs" in result.skipped["predictions.png"]
+    result = plots.report(_params(tiny_root), run_copy, data_dir=other)
+    assert "dataset fingerprint differs" in result.skipped["predictions.png"]
+
+
+def test_a_relative_data_folder_is_found_from_the_run_folder(
+    run_copy, tiny_root, tmp_path, monkeypatch
+):
+    project = tmp_path / "project"
+    shutil.copytree(tiny_root, project / "data" / "tiny")
+    run = Path(shutil.copytree(run_copy, project / "runs" / "head"))
+    _record_images(run, "data/tiny")
+    monkeypatch.chdir(tmp_path)  # not the project: data/tiny is found above the run folder
+    assert plots.report(_params(tmp_path), run).skipped == {}
+    (project / "data" / "tiny" / "val" / "ants" / "g_rgb.png").unlink()
+    assert "fingerprint differs" in plots.report(_params(tmp_path), run).skipped["predictions.png"]
 
 
 def test_features_without_images_draw_curves_and_confusion(synthetic_store, tmp_path):
@@ -150,6 +198,12 @@ def test_command_reads_train_out_dir_or_out_dir(run_copy, tiny_root, tmp_path, c
     shutil.rmtree(other / "plots")
     assert report_command.main(["--params", str(params), "--out-dir", str(other)]) == 0
     assert sorted(p.name for p in (other / "plots").iterdir()) == sorted(plots.PLOTS)
+    capsys.readouterr()
+    args = ["--params", str(params), "--out-dir", str(other), "--data-dir", str(tmp_path / "no")]
+    assert report_command.main(args) == 0  # the other plots are drawn
+    err = capsys.readouterr().err
+    gone = f"the images of the run's features are not in '{tmp_path / 'no'}' (--data-dir)"
+    assert f"skipping predictions.png: {gone}" in err
     assert report_command.main(["--params", str(params), "--out-dir", str(tmp_path / "x")]) == 1
     assert "does not exist; train a head first" in capsys.readouterr().err
 
@@ -161,3 +215,23 @@ def test_real_set_report(real_store, hymenoptera_dir, tmp_path):
     result = plots.report(_params(hymenoptera_dir), run)
     assert result.skipped == {}
     assert _size(run / "plots" / "predictions.png") == (960, 1140)  # 16 images, 4 x 4
+
+
+def test_report_and_predict_expand_a_templated_run_folder(tmp_path, monkeypatch, tiny_root, capsys):
+    from pipeline import predict as predict_command
+    from pipeline import train_head as train_head_command
+
+    monkeypatch.chdir(tmp_path)  # params-spiral.yaml's folders are relative
+    spiral = ["--params", str(REPO / "params-spiral.yaml")]
+    spiral += ["--set", "train.head=classical", "--set", "train.epochs=1"]
+    spiral += ["--set", "spiral.n_per_class=100", "--set", "spiral.n_train=150"]
+    spiral += ["--set", "spiral.n_val=50"]
+    assert train_head_command.main(spiral) == 0
+    run = tmp_path / "runs" / "spiral" / "1.52-classical-seed0"  # {spiral.turns}-{train.head}-...
+    assert (run / "model.pt").is_file()
+    assert report_command.main(spiral) == 0
+    assert sorted(p.name for p in (run / "plots").iterdir()) == ["confusion.png", "curves.png"]
+    capsys.readouterr()
+    assert predict_command.main([str(tiny_root / "val"), *spiral]) == 1
+    err = capsys.readouterr().err
+    assert "backbone 'none' (source 'spiral')" in err  # it found and read that model.pt

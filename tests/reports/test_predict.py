@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -190,7 +191,8 @@ def test_missing_model_file(tiny_root, tmp_path):
 # ------------------------------------------------------------------ the command
 
 
-def test_text_output_one_line_per_image(tiny_run, tiny_root, capsys):
+def test_text_output_one_line_per_image(tiny_run, tiny_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # not the repository's params.yaml: the code's defaults
     rc = predict_command.main(
         [
             str(tiny_root / "val"),
@@ -226,7 +228,8 @@ def test_json_output_and_an_unreadable_image(tiny_run, tiny_root, tmp_path, trun
         ],
         capture_output=True,
         text=True,
-        cwd=REPO,
+        cwd=tmp_path,  # no params.yaml there: the code's defaults
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert proc.returncode == 1, proc.stderr
     rows = json.loads(proc.stdout)
@@ -246,3 +249,45 @@ def test_json_output_and_an_unreadable_image(tiny_run, tiny_root, tmp_path, trun
     assert rows[4]["path"] == str(bad) and "error" in rows[4] and "predicted" not in rows[4]
     assert f"cannot decode image {bad}" in proc.stderr
     assert f"1 of 5 images could not be decoded: {bad}" in proc.stderr
+
+
+def test_predict_runs_anywhere_from_the_checkpoint_alone(tiny_run, tiny_root, tmp_path, capsys):
+    somewhere = tmp_path / "somewhere"
+    somewhere.mkdir()  # no params.yaml here
+    cwd = os.getcwd()
+    os.chdir(somewhere)
+    try:
+        model = str(tiny_run / "model.pt")
+        image = str(tiny_root / "val" / "bees" / "j_rgb.jpg")
+        rc = predict_command.main([image, "--model", model, "--set", "extract.workers=0"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert out.split()[0] == image and out.split()[1] in ("ants", "bees")
+        assert predict_command.main([image]) == 1
+        assert "no --model given and no params file 'params.yaml' here" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
+
+
+def _line(path: str, probs: list[float]) -> predict.Prediction:
+    return predict.Prediction(path, ("ants", "蜜蜂"), np.log(np.array(probs)))
+
+
+def test_columns_stay_aligned_after_wide_characters():
+    from wcwidth import wcswidth
+
+    lines = predict.format_lines(
+        [
+            _line("val/ants/a.jpg", [0.9, 0.1]),
+            _line("val/蜜蜂/蜂の写真.jpg", [0.2, 0.8]),
+            _line("val/bees/e\u0301.jpg", [0.6, 0.4]),  # e and a combining accent: é
+            predict.Prediction("val/x/壊れた.jpg", ("ants", "蜜蜂"), None, "truncated"),
+        ]
+    )
+    assert lines[2].startswith("val/bees/e\u0301.jpg")
+    # the probability column starts at the same terminal column on every line
+    starts = [wcswidth(line[: line.index("0.")]) for line in lines[:3]]
+    assert len(set(starts)) == 1, lines
+    predicted = lines[0].index("ants", len("val/ants/a.jpg"))  # the second column
+    assert wcswidth(lines[3][: lines[3].index("FAILED")]) == wcswidth(lines[0][:predicted])
+    assert predict.display_width("蜂の写真.jpg") == 12

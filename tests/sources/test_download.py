@@ -6,6 +6,7 @@ import hashlib
 import http.server
 import io
 import threading
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -175,3 +176,27 @@ def test_main_exit_code(server, tmp_path, capsys):
     params.write_text(f"data:\n  dir: {tmp_path / 'd'}\n  url: {server.url('/nope.zip')}\n")
     assert fetch_data.main(["--params", str(params)]) == 1
     assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_a_queued_dvc_experiment_without_dvc_lock_points_at_the_commit(
+    tmp_path, monkeypatch, capsys
+):
+    repo, workspace = tmp_path / "repo", tmp_path / "repo" / ".dvc" / "tmp" / "exps" / "tmp1"
+    workspace.mkdir(parents=True)
+    (workspace / "params.yaml").write_text("data: {url: 'http://127.0.0.1:9/x.zip'}\n")
+    monkeypatch.chdir(workspace)
+    monkeypatch.setenv("DVC_EXP_NAME", "lucky-dip")
+    monkeypatch.setenv("DVC_ROOT", str(repo))
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("no download should be tried")
+
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    assert fetch_data.main([]) == 1
+    err = capsys.readouterr().err
+    assert "queued DVC experiment's workspace" in err
+    assert 'git add dvc.lock runs && git commit -m "baseline' in err
+    # in the repository itself (dvc exp run without --queue) it downloads as usual
+    monkeypatch.setenv("DVC_ROOT", str(workspace))
+    with pytest.raises(AssertionError, match="no download"):
+        fetch_data.main([])

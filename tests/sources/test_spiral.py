@@ -130,7 +130,7 @@ def test_cli_writes_one_store_per_turns(tmp_path):
     assert hdf5.read_meta(tmp_path / "spiral-2.0.h5").extra["spiral"]["turns"] == 2.0
     proc = _cli("spiral", "--params", str(PRESET), "--set", f"spiral.out={out}")
     assert "is up to date" in proc.stderr
-    proc = _cli("spiral", "--set", "spiral.n_train=4300")
+    proc = _cli("spiral", "--params", str(PRESET), "--set", "spiral.n_train=4300")
     assert proc.returncode != 0
     assert "spiral.n_val + spiral.n_train: expected at most 2 * spiral.n_per_class" in proc.stderr
 

@@ -1,0 +1,108 @@
+"""Stage one's checks of the rows before any backbone is built.
+
+An image folder (a source with a ``check(listing, selection)`` method,
+:meth:`pipeline.sources.folder.FolderSource.check`) has every image decoded cheaply in one
+pass. With ``extract.on_bad_image: error`` one error names every image that cannot be decoded
+(:data:`MAX_LISTED` of them, then a count) and the way past (:data:`SKIP_HINT`); with ``skip``
+they are left out, and a class that is left without images in a split is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from pipeline.common.config import ExtractConfig
+from pipeline.common.errors import DataError
+from pipeline.sources.base import Listing, Source
+
+log = logging.getLogger("pipeline")
+
+SKIP_HINT = (
+    "set extract.on_bad_image=skip to leave them out (they are then listed in the store's "
+    "'skipped' attribute and the log)"
+)
+MAX_LISTED = 20  # bad images named in one error; the rest are counted
+
+
+def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
+    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order.
+
+    Example:
+        >>> source = FolderSource("d", ["train"])
+        >>> print(bad_images_error(source, [("train/a/x.jpg", "truncated")]))
+        1 image cannot be decoded (extract.on_bad_image is 'error'); set ...:
+          d/train/a/x.jpg: truncated
+    """
+    lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
+    if len(bad) > MAX_LISTED:
+        lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
+    return DataError(
+        f"{len(bad)} image{'s' * (len(bad) != 1)} cannot be decoded (extract.on_bad_image is "
+        f"'error'); {SKIP_HINT}:\n" + "\n".join(lines)
+    )
+
+
+def checked_rows(
+    source: Source,
+    listing: Listing,
+    selection: dict[str, range],
+    cfg: ExtractConfig | None,
+    *,
+    whole: bool,
+) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
+    """The positions of each split to extract, after one pass over every selected image.
+
+    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
+    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
+    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
+    left without images in a split is an error.
+
+    Args:
+        source, listing: the rows.
+        selection: split -> the positions to extract (all, or a shard's).
+        cfg: the bad-image policy; None for a source without a backbone (nothing is checked).
+        whole: the whole store, not a shard (a shard may lack a class).
+
+    Returns:
+        (split -> positions to extract, [(split, position, reason)] skipped).
+
+    Raises:
+        DataError: undecodable images with ``on_bad_image: error``, or a class left empty.
+
+    Example:
+        >>> rows, skipped = checked_rows(source, listing, {"train": range(6)}, cfg, whole=True)
+    """
+    check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
+    bad = check(listing, selection) if check is not None and cfg is not None else {}
+    found = [
+        (split, i, reason)
+        for split, positions in selection.items()
+        for i, reason in sorted(bad.get(split, {}).items())
+        if i in positions
+    ]
+    if found and cfg is not None and cfg.on_bad_image == "error":
+        raise bad_images_error(source, [(listing.rows[s][i], r) for s, i, r in found])
+    skip = {(s, i) for s, i, _ in found}
+    for split, i, reason in found:
+        log.warning("skipping undecodable image %s: %s", listing.rows[split][i], reason)
+    rows = {s: [i for i in positions if (s, i) not in skip] for s, positions in selection.items()}
+    if whole and found:
+        check_classes_left(listing, rows)
+    return rows, found
+
+
+def check_classes_left(listing: Listing, rows: dict[str, list[int]]) -> None:
+    """Refuse a split in which skipping undecodable images left a class without images."""
+    empty = [
+        f"class {name!r} of split {split!r}"
+        for split, positions in rows.items()
+        for label, name in enumerate(listing.class_names)
+        if not np.any(listing.labels[split][positions] == label)
+    ]
+    if empty:
+        raise DataError(
+            f"{', '.join(empty)} has no images left once the undecodable ones are skipped; "
+            "expected at least one readable image per class in every split"
+        )

@@ -1,0 +1,228 @@
+"""One extraction per output at a time, and resuming an interrupted one.
+
+* :func:`locked`: a lock file beside the output (``<out>.lock``, held with ``filelock``). A
+  second extraction of the same output waits, says so in the log, and then finds the file
+  the first one wrote (up to date, in the usual check).
+* :class:`Partial`: the finished batches of an extraction in a folder beside the output
+  (``<out>.partial/``), each batch written atomically as it finishes, under a key of the
+  extraction's inputs and settings (the rows' fingerprint, the backbone, its weights and their
+  sha256, the transform, batch size, shard, library versions, device). An interrupted run
+  (Ctrl-C, a crash, a killed job) leaves it behind; a rerun with the same key reads it back and
+  extracts only the remaining rows, in the same batches a clean run would have used, so the
+  final store is byte-identical to a clean run's. A folder of another key is removed, and a
+  finished extraction removes its own.
+
+Neither the lock file nor the folder is the output: the store itself is still written once,
+atomically, at the end (:func:`pipeline.store.hdf5.write`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.common import files
+from pipeline.common.config import ExtractConfig
+from pipeline.common.errors import FeatureStoreError
+from pipeline.sources.base import Listing, Source
+from pipeline.store.hdf5 import library_versions
+
+log = logging.getLogger("pipeline")
+
+KEY_FILE = "key.json"
+
+
+def lock_path(out: str | Path) -> Path:
+    """The lock file of an output: ``<out>.lock`` beside it."""
+    out = Path(out)
+    return out.with_name(out.name + ".lock")
+
+
+@contextlib.contextmanager
+def locked(out: str | Path) -> Iterator[None]:
+    """Hold the lock of ``out`` inside the block, waiting (with a log line) while another
+    process or thread holds it.
+
+    Raises:
+        FeatureStoreError: the lock file cannot be created (the message names it).
+
+    Example:
+        >>> with locked("features/hymenoptera-resnet18.h5"):
+        ...     pass  # check, extract and write the store
+    """
+    import filelock  # only when a store is written
+
+    path = lock_path(out)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            log.info("waiting for another extraction of %s to finish (lock %s)", out, path)
+            lock.acquire()
+    except OSError as exc:
+        raise FeatureStoreError(
+            f"cannot take the lock {str(path)!r} beside the output: {exc}; expected a "
+            "writable folder"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def key(settings: Mapping[str, Any]) -> str:
+    """SHA-256 of ``settings`` (JSON with sorted keys): what a partial extraction is valid for.
+
+    Example:
+        >>> key({"batch_size": 32, "weights": "none"}) == key({"weights": "none", "batch_size": 32})
+        True
+    """
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One finished batch: rows ``start..stop-1`` of a split's iterated rows."""
+
+    split: str
+    start: int
+    stop: int
+    indices: np.ndarray  # (k,) int64, the positions (start <= i < stop) that gave features
+    features: np.ndarray  # (k, feature_dim)
+    failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
+
+
+class Partial:
+    """The finished batches of one extraction of ``out`` (see the module docstring).
+
+    Args:
+        out: the store being written.
+        settings: the extraction's inputs and settings; their :func:`key` names the batches.
+    """
+
+    def __init__(self, out: str | Path, settings: Mapping[str, Any]):
+        out = Path(out)
+        self.dir = out.with_name(out.name + ".partial")
+        self.settings = dict(settings)
+        self.key = key(settings)
+        self._count = 0
+
+    def _chunk_path(self, n: int) -> Path:
+        return self.dir / f"batch-{n:07d}.npz"
+
+    def load(self) -> dict[str, list[Chunk]]:
+        """The finished batches per split, each list contiguous from row 0; {} when there are
+        none. A folder of another key, or one that cannot be read, is removed."""
+        try:
+            stored = json.loads((self.dir / KEY_FILE).read_text(encoding="utf-8"))["key"]
+        except (OSError, ValueError, KeyError, TypeError):
+            stored = None
+        if stored != self.key:
+            if self.dir.exists():
+                log.info("removing %s: left by an extraction of other inputs or settings", self.dir)
+                self.remove()
+            return {}
+        try:
+            chunks = [self._read(path) for path in sorted(self.dir.glob("batch-*.npz"))]
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("removing %s: cannot read it back (%s)", self.dir, exc)
+            self.remove()
+            return {}
+        self._count = len(chunks)
+        by_split: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            done = by_split.setdefault(chunk.split, [])
+            if chunk.start == (done[-1].stop if done else 0):  # keep the contiguous prefix
+                done.append(chunk)
+        return by_split
+
+    @staticmethod
+    def _read(path: Path) -> Chunk:
+        with np.load(path, allow_pickle=False) as z:
+            return Chunk(
+                split=str(z["split"]),
+                start=int(z["start"]),
+                stop=int(z["stop"]),
+                indices=z["indices"].astype(np.int64),
+                features=z["features"],
+                failed=[
+                    (int(i), str(r))
+                    for i, r in zip(z["failed_at"], z["failed_reason"], strict=True)
+                ],
+            )
+
+    def add(self, chunk: Chunk) -> None:
+        """Keep one finished batch (written atomically: a batch is either there or not)."""
+        if self._count == 0:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            record = {"key": self.key, "settings": self.settings}
+            files.write_text(self.dir / KEY_FILE, json.dumps(record, indent=1, sort_keys=True))
+        with files.atomic_path(self._chunk_path(self._count)) as tmp, open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                split=np.array(chunk.split),
+                start=np.array(chunk.start),
+                stop=np.array(chunk.stop),
+                indices=np.asarray(chunk.indices, dtype=np.int64),
+                features=chunk.features,
+                failed_at=np.array([i for i, _ in chunk.failed], dtype=np.int64),
+                failed_reason=np.array([r for _, r in chunk.failed], dtype=str),
+            )
+        self._count += 1
+
+    def remove(self) -> None:
+        """Delete the folder (after the store is written, or when it is of no use)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def for_extraction(
+    out: Path,
+    source: Source,
+    listing: Listing,
+    rows: Mapping[str, Sequence[int]],
+    fingerprint: str,
+    cfg: ExtractConfig | None,
+    record: Mapping[str, Any],
+) -> Partial | None:
+    """The :class:`Partial` of a backbone's extraction of ``out``, keyed by everything that
+    shapes its features; None without a backbone (such sources are quick to redo).
+
+    Args:
+        out: the store (or shard) being written.
+        source, listing, fingerprint: the rows and their content fingerprint.
+        rows: split -> the positions being extracted (a shard's, undecodable ones left out).
+        cfg: batch size, bad-image policy and device; None for a source without a backbone.
+        record: what the store will record about the backbone (provenance and ``extra``).
+
+    Example:
+        >>> partial = for_extraction(out, source, listing, rows, fp, cfg, provenance | extra)
+        >>> partial.load()  # the finished batches per split
+    """
+    if cfg is None:
+        return None
+    from pipeline.common.devices import resolve_device  # torch: already loaded by the backbone
+
+    selected = "\n".join(listing.rows[s][i] for s, positions in rows.items() for i in positions)
+    settings = {
+        "out": out.name,
+        "source": source.kind,
+        "dataset_fingerprint": fingerprint,
+        "rows_sha256": hashlib.sha256(selected.encode()).hexdigest(),
+        "record": dict(record),
+        "batch_size": cfg.batch_size,
+        "on_bad_image": cfg.on_bad_image,
+        "device": resolve_device(cfg.device).type,
+        "versions": library_versions(),
+    }
+    return Partial(out, settings)
