@@ -126,6 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        (workdir / "params.yaml").write_text((REPO / "params.yaml").read_text())
         features = args.features
         if features is None:
             features = workdir / "features.h5"
@@ -133,7 +134,6 @@ def main() -> None:
                 ["pipeline.extract", "--set", f"data.dir={args.data}", "--set",
                  "extract.weights=none", "--set", f"extract.out={features}"], workdir,
             )  # fmt: skip
-        (workdir / "params.yaml").write_text((REPO / "params.yaml").read_text())
         print(f"{os.cpu_count()} CPUs; features {features}")
         stacks(features.resolve(), args.sizes, args.repeats)
         if not args.skip_commands:

@@ -123,9 +123,8 @@ class TorchCircuit(nn.Module):
             signed_flips = torch.zeros(n * dim, dim)
             signed_flips[torch.arange(n * dim), flip.reshape(-1)] = (2.0 * bits.T - 1).reshape(-1)
             self.register_buffer("flips", signed_flips, persistent=False)
-            self.register_buffer("flips_after_cnot", signed_flips @ cnot, persistent=False)
-        else:
-            self.register_buffer("inverse_perm", torch.argsort(perm), persistent=False)
+        self.register_buffer("perm", perm, persistent=False)
+        self.register_buffer("inverse_perm", torch.argsort(perm), persistent=False)
 
     def extra_repr(self) -> str:
         return f"n_qubits={self.n_qubits}, q_depth={self.q_depth}, method={self.method!r}"
@@ -179,6 +178,8 @@ class TorchCircuit(nn.Module):
             expected = ", ".join([*map(str, lead), "B", str(n)])
             raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
         if self.method == "matrix":
+            if not lead:  # one circuit: a stack of one
+                return _MatrixCircuit.apply(x.unsqueeze(0), weights.unsqueeze(0), self)[0]
             return _MatrixCircuit.apply(x, weights, self)
         if lead:
             raise ValueError(f"stacked circuits need method 'matrix'; got {self.method!r}")
@@ -207,60 +208,63 @@ def _prefix_products(layers: torch.Tensor) -> torch.Tensor:
 
 
 class _MatrixCircuit(torch.autograd.Function):
-    """<Z> of the circuit with analytic gradients, for TorchCircuit(method="matrix").
+    """<Z> of M stacked circuits with analytic gradients, for TorchCircuit(method="matrix").
 
-    Forward (row vectors): s_0 = product state of x (B, N); layer l is L_l = R_l C (CNOTs C,
-    then the RY layer R_l); s_{l+1} = s_l L_l^T; E = s_d^2 Z.
-    Backward: adjoints lam_{l+1} = dE/ds_{l+1} run back through the layers, and
-    dRY(t)/dt = RY(t + pi) / 2 = RY(t) RY(pi) / 2, where RY(pi) on one wire is a signed bit
-    flip; so each partial derivative is a gather of a state the forward pass already made:
-    dE/dx_i = <lam_0, flip_i(s_0)> / 2 and dE/dw_li = <lam_{l+1} R_l, flip_i(s_l C^T)> / 2.
+    Forward (row vectors, each member m on its own): s_0 = product state of x (B, N); layer l
+    is the CNOTs C, a permutation of the basis (u_l = s_l C^T, a gather), then the RY layer
+    R_l, one N x N matrix (s_{l+1} = u_l R_l^T); E = s_d^2 Z.
+    Backward: adjoints lam_{l+1} = dE/ds_{l+1} run back through the layers (a_l = lam_{l+1}
+    R_l = dE/du_l, then lam_l = a_l C, a gather), and dRY(t)/dt = RY(t + pi) / 2 = RY(t)
+    RY(pi) / 2, where RY(pi) on one wire is a signed bit flip; so each partial derivative is a
+    gather of a state the forward pass already made: dE/dx_i = <lam_0, flip_i(s_0)> / 2 and
+    dE/dw_li = <a_l, flip_i(u_l)> / 2.
+
+    Every product is a batched product over the members (shared matrices expanded, not
+    copied) and the permutations are gathers: a member's numbers do not depend on how many are
+    stacked. Inputs x (M, B, n), weights (M, d, n); outputs (M, B, n).
     """
 
     @staticmethod
     def forward(ctx, x, weights, circuit: TorchCircuit):
-        # x (*M, B, n), weights (*M, d, n): *M is () for one circuit, (M,) for a stack of M
-        state = circuit.product_state(x)  # (*M, B, N)
-        states = [state]
-        if circuit.q_depth:
-            ry_layers = circuit.layer_matrices(weights)  # (*M, d, N, N)
-            layers = ry_layers @ circuit.cnot.to(x.dtype)  # (*M, d, N, N)
-            for layer in layers.unbind(-3):
-                state = state @ layer.transpose(-1, -2)  # (*M, B, N)
-                states.append(state)
-        else:
-            ry_layers = layers = x.new_empty(0)
+        m = x.shape[0]
+        state = circuit.product_state(x)  # (M, B, N)
+        first, before = state, []
+        ry_layers = circuit.layer_matrices(weights) if circuit.q_depth else x.new_empty(0)
+        for layer in range(circuit.q_depth):  # ry_layers: (M, d, N, N)
+            state = state.index_select(-1, circuit.inverse_perm)  # CNOTs: u = s C^T
+            before.append(state)
+            state = torch.bmm(state, ry_layers[:, layer].transpose(1, 2))  # (M, B, N)
         ctx.circuit = circuit
-        ctx.save_for_backward(torch.stack(states), ry_layers, layers)  # (d + 1, *M, B, N)
-        return (state * state) @ circuit.z_signs.to(state.dtype)  # (*M, B, n)
+        stacked = torch.stack(before, dim=1) if before else x.new_empty(0)  # (M, d, B, N)
+        ctx.save_for_backward(first, state, stacked, ry_layers)
+        z = circuit.z_signs.to(state.dtype)  # (N, n)
+        return torch.bmm(state * state, z.expand(m, *z.shape))  # (M, B, n)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad):  # grad: (*M, B, n)
-        states, ry_layers, layers = ctx.saved_tensors
+    def backward(ctx, grad):  # grad: (M, B, n)
+        first, last, before, ry_layers = ctx.saved_tensors
         c: TorchCircuit = ctx.circuit
         n, dim, depth = c.n_qubits, 2**c.n_qubits, c.q_depth
-        *lead, batch = states.shape[1:-1]
-        lam = 2 * states[-1] * (grad @ c.z_signs.to(states.dtype).T)  # dE/ds_d (*M, B, N)
-        adjoints = []
-        per_layer = layers.unbind(-3) if depth else ()
+        m, batch = first.shape[0], first.shape[1]
+        z_t = c.z_signs.to(first.dtype).T  # (n, N)
+        lam = 2 * last * torch.bmm(grad, z_t.expand(m, *z_t.shape))  # dE/ds_d (M, B, N)
+        afters = [None] * depth
         for layer in range(depth - 1, -1, -1):
-            adjoints.append(lam)  # lam_{layer + 1}
-            lam = lam @ per_layer[layer]  # (*M, B, N)
+            afters[layer] = torch.bmm(lam, ry_layers[:, layer])  # a_l = dE/du_l (M, B, N)
+            lam = afters[layer].index_select(-1, c.perm)  # dE/ds_l = a_l C
+        flips = c.flips.to(first.dtype).T  # (N, n N): v -> [flip_i(v) for each wire i]
         grad_x = grad_w = None
         if ctx.needs_input_grad[0]:
-            flips = c.flips.to(states.dtype)
-            flipped = (states[0] @ flips.T).view(*lead, batch, n, dim)  # (*M, B, n, N)
-            grad_x = 0.5 * (flipped @ lam.unsqueeze(-1)).squeeze(-1)  # (*M, B, n)
+            flipped = torch.bmm(first, flips.expand(m, *flips.shape))  # (M, B, n N)
+            grad_x = 0.5 * (flipped.view(m, batch, n, dim) * lam.unsqueeze(2)).sum(-1)  # (M,B,n)
         if ctx.needs_input_grad[1] and depth:
-            # lam_{l+1} R_l  (d, *M, B, N)
-            after = torch.stack(adjoints[::-1]) @ ry_layers.movedim(-3, 0)
-            flips = c.flips_after_cnot.to(states.dtype)  # flip_i(s C^T) = s (F C)^T
-            flipped = (states[:-1] @ flips.T).view(depth, *lead, batch, n, dim)  # (d, *M, B, n, N)
-            grad_w = 0.5 * (flipped * after.unsqueeze(-2)).sum((-3, -1))  # (d, *M, n)
-            grad_w = grad_w.movedim(0, -2)  # (*M, d, n)
+            u = before.reshape(m, depth * batch, dim)  # (M, d B, N)
+            flipped = torch.bmm(u, flips.expand(m, *flips.shape)).view(m, depth, batch, n, dim)
+            after = torch.stack(afters, dim=1).unsqueeze(3)  # (M, d, B, 1, N)
+            grad_w = 0.5 * (flipped * after).sum((2, 4))  # (M, d, n)
         elif ctx.needs_input_grad[1]:
-            grad_w = torch.zeros(*lead, 0, n, dtype=states.dtype, device=states.device)
+            grad_w = torch.zeros(m, 0, n, dtype=first.dtype, device=first.device)
         return grad_x, grad_w, None
 
 

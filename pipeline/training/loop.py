@@ -95,9 +95,10 @@ def train_one_epoch(
     ys = y[orders]  # (M, N) each member's labels in its order
     small = m * n * x.shape[1] * x.element_size() <= GATHER_BYTES
     xs = _rows(x, orders) if small else None  # (M, N, D) once per epoch when it is small
+    buffer = None if small else x.new_empty(m * batch_size, x.shape[1])  # reused every step
     all_mean, any_mean = bool(mean.all()), bool(mean.any())
     for i in range(0, n, batch_size):
-        xb = xs[:, i : i + batch_size] if small else _rows(x, orders[:, i : i + batch_size])
+        xb = xs[:, i : i + batch_size] if small else _rows(x, orders[:, i : i + batch_size], buffer)
         yb = ys[:, i : i + batch_size]  # (M, b)
         logits = heads(xb)  # (M, b, C)
         per_row = F.cross_entropy(logits.flatten(0, 1), yb.flatten(), reduction="none")
@@ -115,9 +116,16 @@ def train_one_epoch(
     return totals / n, (torch.cat(predicted, dim=1) == ys).double().mean(1)
 
 
-def _rows(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """Rows ``x[index]`` (M, b, D) for ``index`` (M, b), by one index_select."""
-    return x.index_select(0, index.reshape(-1)).view(*index.shape, x.shape[1])
+def _rows(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Rows ``x[index]`` (M, b, D) for ``index`` (M, b), by one index_select (into ``out``,
+    a buffer of at least M b rows reused from step to step: a fresh allocation of that size
+    costs more than the copy)."""
+    flat = index.reshape(-1)
+    if out is None:
+        return x.index_select(0, flat).view(*index.shape, x.shape[1])
+    rows = out[: len(flat)]
+    torch.index_select(x, 0, flat, out=rows)
+    return rows.view(*index.shape, x.shape[1])
 
 
 def evaluate(
