@@ -115,7 +115,9 @@ def _figure(figsize: tuple[float, float], dpi: int, **kwargs: Any):
 def _png(fig, dpi: int) -> bytes:
     """The figure as PNG bytes of exactly figsize * dpi pixels, without a Software stamp."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    # zlib level 1: a quarter of the encoding time of the default 6, for a few percent more bytes
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None},
+                pil_kwargs={"compress_level": 1})  # fmt: skip
     return buf.getvalue()
 
 
@@ -131,7 +133,7 @@ def _default_style() -> Iterator[None]:
 
 
 def _thumbnail(path: Path, max_px: int) -> np.ndarray:
-    image = load_rgb(path)
+    image = load_rgb(path, at_least=max_px)
     image.thumbnail((max_px, max_px))
     return np.asarray(image)
 

@@ -132,8 +132,14 @@ def walk_images(
     return found, ignored
 
 
-def load_rgb(path: str | Path):
+def load_rgb(path: str | Path, *, at_least: int | None = None):
     """Decode an image file fully and convert it to RGB (palette, L, CMYK, RGBA, ...).
+
+    Args:
+        path: the file.
+        at_least: for a preview, let a JPEG decode at a reduced scale that keeps both sides
+            at least this many pixels (PIL's ``draft``: much faster for large photographs);
+            None decodes at full size, as features need.
 
     Raises:
         BadImageError: the file cannot be decoded (truncated, not an image, unsupported).
@@ -142,6 +148,8 @@ def load_rgb(path: str | Path):
 
     try:
         with Image.open(path) as img:
+            if at_least is not None:
+                img.draft("RGB", (at_least, at_least))
             return img.convert("RGB")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(str(path), f"{type(exc).__name__}: {exc}") from exc
