@@ -128,8 +128,8 @@ def time_steps(work: Path, steps: int) -> None:
     from pipeline.heads import cv
     from pipeline.simulators import fock
     from pipeline.training.data import load_data
+    from pipeline.training.ensemble import fit_ensemble
     from pipeline.training.loop import fit
-    from pipeline.training.optim import Adam
 
     data = load_data(work / "qq.h5")
     kets = torch.as_tensor(data.train.features)  # (4000, 15) complex128
@@ -143,7 +143,7 @@ def time_steps(work: Path, steps: int) -> None:
         torch.manual_seed(0)
         shape = (members, 3, 6) if members > 1 else (3, 6)
         weights = (cv.INIT_STD * torch.randn(shape, dtype=torch.float64)).requires_grad_()
-        optimizer = Adam([weights], 0.01)
+        optimizer = torch.optim.Adam([weights], lr=0.01)  # the step's cost, not its numbers
         times = []
         for step in range(steps):
             rows = slice(8 * (step % 500), 8 * (step % 500) + 8)
@@ -170,6 +170,12 @@ def time_steps(work: Path, steps: int) -> None:
     result = fit(params.train, data, on_epoch=lambda row: None)
     seconds = result.timing["train_seconds_per_epoch"]
     print(f"fit(params-qq.yaml): {seconds:.2f} s per 500-step epoch ({2 * seconds:.2f} ms/step)")
+    cfgs = [dataclasses.replace(params.train, seed=s) for s in range(10)]
+    start = time.perf_counter()
+    fit_ensemble(cfgs, data)
+    seconds = time.perf_counter() - start
+    print(f"fit_ensemble, 10 seeds of params-qq.yaml as one stack: {seconds:.2f} s "
+          f"({2 * seconds:.2f} ms per step of all ten)")  # fmt: skip
 
 
 def compare_orders(work: Path, seeds: int) -> None:

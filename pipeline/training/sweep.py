@@ -581,6 +581,8 @@ def _write_summary(
         f"{len(records)} of {len(cells)} runs; mean ± sample std over "
         f"{', '.join(OVER)}; features {', '.join(paths)}; per-run results in results.csv."
     ]
+    if any(read_meta(path).random_init for path in paths):
+        note.insert(0, f"**{RANDOM_INIT_WARNING}**\n")
     if failed:
         note.append("")
         note.append(f"Failed runs ({len(failed)}, not in the table):")
