@@ -44,6 +44,7 @@ from pipeline.store.hdf5 import (
     load_splits,
     read_meta,
     write,
+    write_like,
 )
 from pipeline.store.shards import Shard
 
@@ -372,20 +373,8 @@ def _rerecord(out: Path, images: dict[str, Any]) -> StoreMeta:
     """Rewrite ``out`` with the same arrays and metadata but another ``extra["images"]``."""
     meta = read_meta(out)
     parts = load_splits(out, meta.splits)
-    return write(
-        out,
-        {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()},
-        class_names=meta.class_names,
-        source=meta.source,
-        backbone=meta.backbone,
-        weights=meta.weights,
-        weights_sha256=meta.weights_sha256,
-        transform=meta.transform,
-        dataset_fingerprint=meta.dataset_fingerprint,
-        skipped=meta.skipped,
-        versions=meta.versions,
-        extra=meta.extra | {"images": images},
-    )
+    arrays = {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()}
+    return write_like(out, arrays, meta, extra=meta.extra | {"images": images})
 
 
 def _extract_rows(

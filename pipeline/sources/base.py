@@ -77,7 +77,17 @@ class Encoder(Protocol):
 
 
 class Source(Protocol):
-    """A source of rows and features (see the module docstring)."""
+    """A source of rows and features (see the module docstring).
+
+    Two members are optional, looked up with ``getattr`` by the extraction loop, and only
+    image folders have them (:class:`pipeline.sources.folder.FolderSource`):
+
+    * ``check(listing, selection) -> {split: {position: reason}}``: every row that cannot be
+      read, found in one cheap pass before a backbone is built
+      (:func:`pipeline.extraction.checks.checked_rows`);
+    * ``data_dir: str``: the folder the rows' files are in, recorded in the store's ``extra``
+      so that the report can show a run's own images.
+    """
 
     #: The store's ``source`` attribute (``folder``, ``cifar10``, ``spiral``, ...).
     kind: str

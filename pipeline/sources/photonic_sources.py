@@ -127,7 +127,49 @@ def _batch(data: dict[str, photonic.PhotonicSplit], split: str, rows: Sequence[s
     return Batch(list(range(len(rows))), data[split].features[index], [])
 
 
-class QCSource:
+class _PhotonicSource:
+    """What the QC and QQ sources share: rows from a generated data set, no backbone.
+
+    A subclass names its ``kind`` (the store's ``source`` and the params block), its
+    ``protocol`` version and the block's ``settings_keys`` that the features depend on (not
+    the pretrained file's path or url, nor QC's ``min_norm``, which only sets a warning).
+    """
+
+    kind: str
+    protocol: int
+    settings_keys: tuple[str, ...]
+    needs_backbone = False
+    provenance: Provenance  # the pretrained file, as the store records it
+    data: dict[str, photonic.PhotonicSplit]  # split -> the generated rows (computed once)
+
+    def __init__(self, cfg: QCConfig | QQConfig):
+        self.cfg = cfg
+
+    def settings(self) -> dict[str, Any]:
+        """What the features depend on (not the file's path or its url)."""
+        keep = self.settings_keys
+        values = {k: v for k, v in asdict(self.cfg).items() if k in keep}
+        return {"protocol": self.protocol, **values}
+
+    def fingerprint(self, listing: Listing) -> str:
+        return _digest({self.kind: self.settings(), "sha256": self.provenance.weights_sha256})
+
+    def location(self, row: str) -> str:
+        return f"{self.kind.upper()} state {row}"
+
+    def iterate(
+        self,
+        split: str,
+        rows: Sequence[str],
+        encoder: Encoder | None,
+        *,
+        batch_size: int,
+        workers: int,
+    ) -> Iterator[Batch]:
+        yield _batch(self.data, split, rows)
+
+
+class QCSource(_PhotonicSource):
     """The QC store's rows (``<split>/<i>``), features (16 magnitudes) and metadata.
 
     Example:
@@ -136,20 +178,14 @@ class QCSource:
     """
 
     kind = "qc"
-    needs_backbone = False
-
-    def __init__(self, cfg: QCConfig):
-        self.cfg = cfg
+    protocol = QC_PROTOCOL
+    settings_keys = ("layers", "cutoff", "seed", "n_train_batches", "n_val_batches")
+    cfg: QCConfig
 
     @property
     def provenance(self) -> Provenance:
         spec = photonic.PRETRAINED[QC_FILE]
         return Provenance(f"cv-tetromino-{self.cfg.layers}of25", QC_FILE, spec.sha256, QC_TRANSFORM)
-
-    def settings(self) -> dict[str, Any]:
-        """What the features depend on (not the file's path, its url or ``min_norm``)."""
-        keep = ("layers", "cutoff", "seed", "n_train_batches", "n_val_batches")
-        return {"protocol": QC_PROTOCOL, **{k: v for k, v in asdict(self.cfg).items() if k in keep}}
 
     @cached_property
     def data(self) -> dict[str, photonic.PhotonicSplit]:
@@ -170,9 +206,6 @@ class QCSource:
         labels = {s: np.tile(np.arange(n, dtype=np.int64), b) for s, b in counts.items()}
         return Listing(photonic.QC_CLASSES, _rows(labels), labels)
 
-    def fingerprint(self, listing: Listing) -> str:
-        return _digest({"qc": self.settings(), "sha256": self.provenance.weights_sha256})
-
     def metadata(self) -> dict[str, Any]:
         return {
             "qc": self.settings(),
@@ -180,22 +213,8 @@ class QCSource:
             "paths": "<split>/<row>: one noisy state of each class per batch of 7, in order",
         }
 
-    def location(self, row: str) -> str:
-        return f"QC state {row}"
 
-    def iterate(
-        self,
-        split: str,
-        rows: Sequence[str],
-        encoder: Encoder | None,
-        *,
-        batch_size: int,
-        workers: int,
-    ) -> Iterator[Batch]:
-        yield _batch(self.data, split, rows)
-
-
-class QQSource:
+class QQSource(_PhotonicSource):
     """The QQ store's rows (``<split>/<i>``), features (complex kets) and metadata.
 
     Example:
@@ -204,20 +223,14 @@ class QQSource:
     """
 
     kind = "qq"
-    needs_backbone = False
-
-    def __init__(self, cfg: QQConfig):
-        self.cfg = cfg
+    protocol = QQ_PROTOCOL
+    settings_keys = ("cutoff", "seed", "n_train_batches", "n_val_batches")
+    cfg: QQConfig
 
     @property
     def provenance(self) -> Provenance:
         spec = photonic.PRETRAINED[QQ_FILE]
         return Provenance("cv-circuit-A", QQ_FILE, spec.sha256, QQ_TRANSFORM)
-
-    def settings(self) -> dict[str, Any]:
-        """What the features depend on (not the file's path or its url)."""
-        keep = ("cutoff", "seed", "n_train_batches", "n_val_batches")
-        return {"protocol": QQ_PROTOCOL, **{k: v for k, v in asdict(self.cfg).items() if k in keep}}
 
     @cached_property
     def data(self) -> dict[str, photonic.PhotonicSplit]:
@@ -237,9 +250,6 @@ class QQSource:
         labels = {split: d.labels for split, d in draws.items()}
         return Listing(photonic.QQ_CLASSES, _rows(labels), labels)
 
-    def fingerprint(self, listing: Listing) -> str:
-        return _digest({"qq": self.settings(), "sha256": self.provenance.weights_sha256})
-
     def metadata(self) -> dict[str, Any]:
         return {
             "qq": self.settings(),
@@ -247,17 +257,3 @@ class QQSource:
             "paths": "<split>/<row>: the batches of 8 as drawn, in order",
             "features": "circuit A's output kets <n|psi>, n < cutoff, complex128, unnormalised",
         }
-
-    def location(self, row: str) -> str:
-        return f"QQ state {row}"
-
-    def iterate(
-        self,
-        split: str,
-        rows: Sequence[str],
-        encoder: Encoder | None,
-        *,
-        batch_size: int,
-        workers: int,
-    ) -> Iterator[Batch]:
-        yield _batch(self.data, split, rows)

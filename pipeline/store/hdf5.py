@@ -285,6 +285,35 @@ def write(
     return read_meta(path)
 
 
+def write_like(
+    path: str | Path,
+    splits: Mapping[str, SplitArrays],
+    like: StoreMeta,
+    *,
+    skipped: Sequence[Mapping[str, str]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> StoreMeta:
+    """:func:`write` ``splits`` with the provenance of an existing store's ``like``.
+
+    Used to rewrite a store (another ``extra``) and to merge shards, so that the provenance
+    is copied in one place. ``skipped`` and ``extra`` default to ``like``'s.
+    """
+    return write(
+        path,
+        splits,
+        class_names=like.class_names,
+        source=like.source,
+        backbone=like.backbone,
+        weights=like.weights,
+        weights_sha256=like.weights_sha256,
+        transform=like.transform,
+        dataset_fingerprint=like.dataset_fingerprint,
+        skipped=like.skipped if skipped is None else skipped,
+        versions=like.versions,
+        extra=like.extra if extra is None else extra,
+    )
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that shape the features (read without importing them)."""
     from importlib.metadata import PackageNotFoundError, version

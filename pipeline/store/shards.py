@@ -24,7 +24,7 @@ from pipeline.store.hdf5 import (
     StoreMeta,
     load_splits,
     read_meta,
-    write,
+    write_like,
 )
 
 
@@ -94,6 +94,7 @@ _SHARD_SAME = (
     "class_names",
     "splits",
     "feature_dim",
+    "feature_dtype",
     "dataset_fingerprint",
     "versions",
 )
@@ -145,20 +146,7 @@ def merge(out: str | Path, shards: Sequence[str | Path]) -> StoreMeta:
         )
         for split, chunks in parts.items()
     }
-    return write(
-        out,
-        splits,
-        class_names=ref.class_names,
-        source=ref.source,
-        backbone=ref.backbone,
-        weights=ref.weights,
-        weights_sha256=ref.weights_sha256,
-        transform=ref.transform,
-        dataset_fingerprint=ref.dataset_fingerprint,
-        skipped=skipped,
-        versions=ref.versions,
-        extra=ref_extra,
-    )
+    return write_like(out, splits, ref, skipped=skipped, extra=ref_extra)
 
 
 def _shard_record(path: str | Path, meta: StoreMeta) -> dict[str, int]:

@@ -159,22 +159,22 @@ _META = {
 _PATHS = [f"train/a/{i}.jpg" for i in range(5)]  # 5 images, all in train; val is empty
 
 
-def _rows(paths):
+def _rows(paths, dtype=np.float32):
     n = len(paths)
     rng = np.random.default_rng(len(paths))
     return hdf5.SplitArrays(
-        rng.standard_normal((n, 4)).astype(np.float32), np.arange(n) % 2, list(paths)
+        rng.standard_normal((n, 4)).astype(dtype), np.arange(n) % 2, list(paths)
     )
 
 
-def _fake_shard(tmp_path, k, n, paths=None, skipped=(), shard=None, **overrides):
+def _fake_shard(tmp_path, k, n, paths=None, skipped=(), shard=None, dtype=np.float32, **overrides):
     start, stop = Shard(k, n).bounds(len(_PATHS))
     paths = _PATHS[start:stop] if paths is None else paths
     kept = [p for p in paths if p not in {s["path"] for s in skipped}]
     path = tmp_path / f"s.shard-{k}-of-{n}.h5"
     hdf5.write(
         path,
-        {"train": _rows(kept), "val": _rows([])},
+        {"train": _rows(kept, dtype), "val": _rows([], dtype)},
         skipped=list(skipped),
         extra={"weights_kind": "none", "shard": shard or Shard(k, n).meta(len(_PATHS))},
         **{**_META, **overrides},
@@ -240,6 +240,10 @@ def test_merge_joins_in_order_and_matches_a_direct_write(tmp_path):
         (
             lambda t: [_fake_shard(t, 1, 2), _fake_shard(t, 2, 2, versions={"torch": "2"})],
             r"versions \{'torch': '2'\} differs",
+        ),
+        (
+            lambda t: [_fake_shard(t, 1, 2), _fake_shard(t, 2, 2, dtype=np.complex128)],
+            r"feature_dtype 'complex128' differs from .*s.shard-1-of-2.h5'+s 'float32'",
         ),
         (
             lambda t: [_fake_shard(t, 1, 2), _fake_shard(t, 2, 2, paths=_PATHS[2:4])],
