@@ -102,15 +102,14 @@ def compare_summary(cfg: CompareConfig) -> list[dict[str, Any]]:
     """Write ``summary.md`` and ``summary.json`` into ``cfg.dir``; return the rows."""
     runs, random_init = collect_runs(cfg)
     rows = summary.summarize(runs)
-    note = PAPER_NOTE
     if random_init:
-        note = f"**{RANDOM_INIT_WARNING}**\n\n{note}"
         log.warning("%s", RANDOM_INIT_WARNING)
     md, js = summary.write(
         rows,
         cfg.dir,
         title=f"Heads on the same features, mean ± std over seeds {list(cfg.seeds)}",
-        note=note,
+        note=PAPER_NOTE,
+        warning=RANDOM_INIT_WARNING if random_init else "",
     )
     log.info("wrote %s and %s\n%s", md, js, summary.to_markdown(rows))
     return rows

@@ -119,10 +119,16 @@ def write(
     title: str,
     metrics: Sequence[str] = DEFAULT_METRICS,
     note: str = "",
+    warning: str = "",
 ) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically)."""
+    """Write ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically).
+
+    ``summary.md`` is the title, then ``warning`` in bold (above the table, where a reader
+    cannot miss it: e.g. that the features are random-init), the table and ``note``.
+    """
     out = Path(out_dir)
-    md = f"# {title}\n\n" + to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
+    md = f"# {title}\n\n" + (f"**{warning}**\n\n" if warning else "")
+    md += to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
     files.write_text(out / "summary.md", md)
     files.write_text(out / "summary.json", json.dumps(list(rows), indent=2) + "\n")
     return out / "summary.md", out / "summary.json"

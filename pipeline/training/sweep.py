@@ -581,8 +581,6 @@ def _write_summary(
         f"{len(records)} of {len(cells)} runs; mean ± sample std over "
         f"{', '.join(OVER)}; features {', '.join(paths)}; per-run results in results.csv."
     ]
-    if any(read_meta(path).random_init for path in paths):
-        note.insert(0, f"**{RANDOM_INIT_WARNING}**\n")
     if failed:
         note.append("")
         note.append(f"Failed runs ({len(failed)}, not in the table):")
@@ -592,4 +590,5 @@ def _write_summary(
         out,
         title="Sweep over " + ", ".join(grid),
         note="\n".join(note),
+        warning=RANDOM_INIT_WARNING if any(read_meta(p).random_init for p in paths) else "",
     )

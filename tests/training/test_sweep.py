@@ -169,6 +169,28 @@ def test_results_summary_and_a_cell_equal_to_a_direct_run(synthetic_store, tmp_p
 
 
 @pytest.mark.slow
+def test_a_random_init_store_puts_the_warning_above_the_table(synthetic_store, tmp_path):
+    from pipeline.store import hdf5
+
+    plain = synthetic_store(tmp_path / "blobs.h5")
+    meta = hdf5.read_meta(plain)
+    random_init = tmp_path / "random-init.h5"
+    hdf5.write_like(
+        random_init,
+        {s: hdf5.load(plain, s) for s in meta.splits},
+        meta,
+        extra={**meta.extra, "weights_kind": "none"},
+    )
+    grid = sweep.parse_grid(["train.seed=0,1"])
+    sweep.sweep(_params(plain, head="linear"), grid, out_dir=tmp_path / "plain")
+    sweep.sweep(_params(random_init, head="linear"), grid, out_dir=tmp_path / "ri")
+    assert "RANDOM-INIT" not in (tmp_path / "plain" / "summary.md").read_text()
+    lines = (tmp_path / "ri" / "summary.md").read_text().splitlines()
+    assert lines[0] == "# Sweep over train.seed"
+    assert lines[2] == f"**{hdf5.RANDOM_INIT_WARNING}**"  # before the table, not under it
+    assert lines[4].startswith("| ")
+
+
 def test_jobs_1_jobs_2_and_a_local_dask_cluster_agree(synthetic_store, tmp_path):
     store = synthetic_store(tmp_path / "blobs.h5", dim=8)
     grid = sweep.parse_grid(["train.seed=0,1", "train.head=quantum,classical,linear"])
