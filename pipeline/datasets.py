@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pipeline.common import cli
 from pipeline.common.config import add_params_arguments
 from pipeline.extraction.loop import extract
-from pipeline.sources.photonic_sources import QCSource, QQSource
 from pipeline.sources.spiral import SpiralSource
 
 #: subcommand -> its help line
@@ -34,10 +33,14 @@ DATASETS = {
 
 def _run(args) -> None:
     params = cli.params(args)
-    if args.command == "qc":
-        extract(QCSource(params.qc), params.qc_out, force=args.force)
-    elif args.command == "qq":
-        extract(QQSource(params.qq), params.qq_out, force=args.force)
+    if args.command in ("qc", "qq"):
+        # torch and the photonic simulator: only for these two, not for the spiral
+        from pipeline.sources.photonic_sources import QCSource, QQSource
+
+        if args.command == "qc":
+            extract(QCSource(params.qc), params.qc_out, force=args.force)
+        else:
+            extract(QQSource(params.qq), params.qq_out, force=args.force)
     else:
         extract(SpiralSource(params.spiral), params.spiral_out, force=args.force)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 _HASH_CHUNK = 1 << 20
 
@@ -55,6 +57,16 @@ def write_bytes(target: str | Path, data: bytes) -> None:
     """Write a binary file atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def json_sha256(value: Any) -> str:
+    """SHA-256 of ``value`` as JSON with sorted keys: the same digest for equal settings.
+
+    Example:
+        >>> json_sha256({"b": 1, "a": 2}) == json_sha256({"a": 2, "b": 1})
+        True
+    """
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def file_sha256(path: str | Path) -> str:

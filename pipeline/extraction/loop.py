@@ -105,10 +105,11 @@ def stale_reason(
         cfg: the backbone's settings (None for a source without a backbone).
         shard: the expected shard record (:meth:`Shard.meta`), None for a whole store.
     """
-    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
+    meta, reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
     images = _images_record(source, listing)
-    if not reasons and images is not None and read_meta(out).extra.get("images") != images:
-        reasons.append(f"the data folder it records -> {images['dir']!r}")
+    if meta is not None and not reasons and images is not None:
+        if meta.extra.get("images") != images:
+            reasons.append(f"the data folder it records -> {images['dir']!r}")
     return "; ".join(reasons) if reasons else None
 
 
@@ -119,11 +120,13 @@ def _stale_reasons(
     fingerprint: str,
     cfg: ExtractConfig | None,
     shard: dict[str, int] | None,
-) -> list[str]:
+) -> tuple[StoreMeta | None, list[str]]:
+    """The existing store's metadata (None when unreadable) and why it differs from what
+    ``source`` would write now, the data folder it records aside."""
     try:
         meta = read_meta(out)
     except FeatureStoreError as exc:
-        return [f"the existing file is not usable ({exc})"]
+        return None, [f"the existing file is not usable ({exc})"]
     splits = tuple(listing.rows)
     metadata = source.metadata()
     stored = {key: meta.extra.get(key) for key in metadata}
@@ -140,7 +143,7 @@ def _stale_reasons(
         (stored == metadata, f"{source.kind} settings {stored} -> {metadata}"),
         (meta.dataset_fingerprint == fingerprint, "the rows changed (dataset fingerprint)"),
     ]
-    return [reason for ok, reason in checks if not ok]
+    return meta, [reason for ok, reason in checks if not ok]
 
 
 def _log_listing(listing: Listing) -> None:
@@ -308,7 +311,7 @@ def extract(
     lock = shard is None and source.needs_backbone
     with locked(out) if lock else contextlib.nullcontext():
         if out.exists() and not force:
-            done = _up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
+            done = up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
             if done is not None:
                 return done
         rows, bad = checked_rows(source, listing, selection, cfg, whole=shard is None)
@@ -342,7 +345,7 @@ def extract(
     return ExtractResult(out, meta, False, time.perf_counter() - start)
 
 
-def _up_to_date(
+def up_to_date(
     out: Path,
     source: Source,
     listing: Listing,
@@ -356,22 +359,22 @@ def _up_to_date(
     An output that differs only in the data folder it records (the images moved, with the
     same contents) is rewritten with the new folder, without a backbone.
     """
-    reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard_meta)
+    meta, reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard_meta)
     images = _images_record(source, listing)
-    if not reasons:
-        if images is None or read_meta(out).extra.get("images") == images:
+    if meta is not None and not reasons:
+        if images is None or meta.extra.get("images") == images:
             log.info("%s is up to date (same rows, settings, backbone and weights)", out)
-            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
-        meta = _rerecord(out, images)
+            return ExtractResult(out, meta, True, time.perf_counter() - start)
+        meta = _rerecord(out, meta, images)
         log.info("%s: same features; recorded the data folder %s", out, images["dir"])
         return ExtractResult(out, meta, False, time.perf_counter() - start)
     log.info("re-extracting %s: %s", out, "; ".join(reasons))
     return None
 
 
-def _rerecord(out: Path, images: dict[str, Any]) -> StoreMeta:
-    """Rewrite ``out`` with the same arrays and metadata but another ``extra["images"]``."""
-    meta = read_meta(out)
+def _rerecord(out: Path, meta: StoreMeta, images: dict[str, Any]) -> StoreMeta:
+    """Rewrite ``out`` (whose metadata is ``meta``) with the same arrays and metadata but
+    another ``extra["images"]``."""
     parts = load_splits(out, meta.splits)
     arrays = {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()}
     return write_like(out, arrays, meta, extra=meta.extra | {"images": images})

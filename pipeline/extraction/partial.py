@@ -88,7 +88,7 @@ def key(settings: Mapping[str, Any]) -> str:
         >>> key({"batch_size": 32, "weights": "none"}) == key({"weights": "none", "batch_size": 32})
         True
     """
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return files.json_sha256(settings)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,8 @@ from pathlib import Path
 from pipeline.common import cluster
 from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.progress import progress
-from pipeline.extraction.loop import ExtractResult, extract_images, stale_reason
+from pipeline.extraction.loop import ExtractResult, extract_images, up_to_date
 from pipeline.sources.catalog import image_source
-from pipeline.store.hdf5 import read_meta
 from pipeline.store.shards import Shard, merge
 
 log = logging.getLogger("pipeline")
@@ -68,11 +67,9 @@ def extract_on_dask(
     fingerprint = source.fingerprint(listing)
     total = listing.total
     if out.exists() and not force:
-        reason = stale_reason(out, source, listing, fingerprint, cfg)
-        if reason is None:
-            log.info("%s is up to date (same rows, settings, backbone and weights)", out)
-            return ExtractResult(out, read_meta(out), True, time.perf_counter() - start)
-        log.info("re-extracting %s: %s", out, reason)
+        done = up_to_date(out, source, listing, fingerprint, cfg, None, start)
+        if done is not None:
+            return done
     n = max(1, min(shards or cluster.total_threads(client), total))
     log.info("extracting %d rows as %d shards on %s", total, n, client.scheduler.address)
     token = uuid.uuid4().hex[:8]  # task keys unique to this run, on a shared cluster too
@@ -92,10 +89,8 @@ def extract_on_dask(
     try:
         with progress(n, "extract shards", unit="shard") as bar:
             for future in as_completed(futures):
-                path, up_to_date, seconds = future.result()
-                log.info(
-                    "%s %s in %.1f s", path, "was up to date" if up_to_date else "done", seconds
-                )
+                path, fresh, seconds = future.result()
+                log.info("%s %s in %.1f s", path, "was up to date" if fresh else "done", seconds)
                 paths.append(path)
                 bar.update(1)
     finally:

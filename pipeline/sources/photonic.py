@@ -36,7 +36,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import torch
 
 from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
+from pipeline.common.files import file_sha256
 from pipeline.simulators import fock
 
 log = logging.getLogger("pipeline")
@@ -94,14 +94,6 @@ class PhotonicSplit:
     labels: np.ndarray  # (N,) int64
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_pretrained(path: str | Path, name: str) -> np.ndarray:
     """One of the paper's pretrained parameter files, checked.
 
@@ -147,7 +139,7 @@ def load_pretrained_file(file: str | Path, name: str) -> np.ndarray:
     file = Path(file)
     if not file.is_file():
         raise DataError(f"pretrained file {file} does not exist (expected sha256 {spec.sha256})")
-    got = _sha256(file)
+    got = file_sha256(file)
     if got != spec.sha256:
         raise DataError(
             f"pretrained file {file} was altered: expected sha256 {spec.sha256}; got {got}"
@@ -281,36 +273,6 @@ def qc_image(ket: torch.Tensor) -> torch.Tensor:
     return corner / norm
 
 
-def qc_features(
-    alpha: np.ndarray,
-    beta: np.ndarray,
-    params: np.ndarray,
-    *,
-    n_layers: int = 15,
-    cutoff: int = 11,
-    min_norm: float = 0.99,
-) -> np.ndarray:
-    """QC features of input amplitudes: ``|ket[:4, :4]| / ||ket[:4, :4]||`` after A'.
-
-    The first ``n_layers`` layers are multiplied into one two-mode gate
-    (:func:`pipeline.simulators.fock.circuit_matrix`), which is then applied to all states.
-
-    Args:
-        alpha, beta: complex (N,) displacements of modes 0 and 1.
-        params: ``trained_params.npy`` (16, 25).
-        n_layers: layers of A' (the notebook's ``q_depth``), 0..25.
-        cutoff: Fock cutoff per mode (the notebook's 11), >= 4.
-        min_norm: log a warning when an output state keeps less than this norm² in the
-            truncated space (the cutoff is then too small for the inputs).
-
-    Returns:
-        float32 (N, 16), row-major over ``(n0, n1)``.
-    """
-    kets = _qc_kets(alpha, beta, params, n_layers, cutoff)  # (N, c, c)
-    warn_truncation(kets.abs().square().sum(dim=(-2, -1)), cutoff, min_norm)
-    return _qc_image_features(kets)
-
-
 def _qc_kets(
     alpha: np.ndarray, beta: np.ndarray, params: np.ndarray, n_layers: int, cutoff: int
 ) -> torch.Tensor:
@@ -364,7 +326,12 @@ def qc_dataset(
 
     Args:
         params: ``trained_params.npy`` (:func:`load_pretrained`).
-        n_layers, cutoff, min_norm: see :func:`qc_features`.
+        n_layers: layers of A' (the notebook's ``q_depth``), 0..25; the first ``n_layers``
+            are multiplied into one two-mode gate
+            (:func:`pipeline.simulators.fock.circuit_matrix`), applied to all states.
+        cutoff: Fock cutoff per mode (the notebook's 11), >= 4.
+        min_norm: log a warning when an output state keeps less than this norm² in the
+            truncated space (the cutoff is then too small for the inputs).
         n_train_batches, n_val_batches, seed: see :func:`qc_amplitudes`.
         threads: torch threads while computing
             (:func:`pipeline.common.devices.torch_threads`).

@@ -25,8 +25,6 @@ arrays (which cost seconds), so an up-to-date store is recognised without the fi
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
@@ -38,7 +36,7 @@ import numpy as np
 
 from pipeline.common.config import QCConfig, QQConfig
 from pipeline.common.errors import DataError
-from pipeline.common.files import atomic_path
+from pipeline.common.files import atomic_path, json_sha256
 from pipeline.sources import download, photonic
 from pipeline.sources.base import Batch, Encoder, Listing, Provenance
 
@@ -114,10 +112,6 @@ def fetch_pretrained(file: str | Path, url: str, name: str) -> np.ndarray:
     return photonic.load_pretrained_file(file, name)
 
 
-def _digest(payload: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-
-
 def _rows(labels: dict[str, np.ndarray]) -> dict[str, list[str]]:
     return {split: [f"{split}/{i}" for i in range(len(y))] for split, y in labels.items()}
 
@@ -152,7 +146,7 @@ class _PhotonicSource:
         return {"protocol": self.protocol, **values}
 
     def fingerprint(self, listing: Listing) -> str:
-        return _digest({self.kind: self.settings(), "sha256": self.provenance.weights_sha256})
+        return json_sha256({self.kind: self.settings(), "sha256": self.provenance.weights_sha256})
 
     def location(self, row: str) -> str:
         return f"{self.kind.upper()} state {row}"

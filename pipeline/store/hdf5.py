@@ -106,7 +106,7 @@ class StoreMeta:
     @property
     def random_init(self) -> bool:
         """Made by a random-init backbone: accuracies on these features mean nothing."""
-        return self.extra.get("weights_kind") == "none"
+        return is_random_init({"extra": self.extra})
 
     @property
     def shard(self) -> dict[str, int] | None:

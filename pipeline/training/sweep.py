@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
-import hashlib
 import io
 import itertools
 import json
@@ -54,7 +53,7 @@ from pipeline.common.config import (
     typed_value,
 )
 from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
-from pipeline.common.files import file_sha256
+from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
 from pipeline.extraction.loop import feature_store
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
@@ -142,8 +141,7 @@ class Cell:
 
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
     settings = {k: v for k, v in to_dict(config).items() if k not in NOT_SWEPT}
-    blob = json.dumps({"train": settings, "features_sha256": features_sha256}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return json_sha256({"train": settings, "features_sha256": features_sha256})[:16]
 
 
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:

@@ -168,7 +168,6 @@ def test_results_summary_and_a_cell_equal_to_a_direct_run(synthetic_store, tmp_p
     assert "| quantum | 3 |" in md and "| linear | 3 |" in md
 
 
-@pytest.mark.slow
 def test_a_random_init_store_puts_the_warning_above_the_table(synthetic_store, tmp_path):
     from pipeline.store import hdf5
 
@@ -191,6 +190,7 @@ def test_a_random_init_store_puts_the_warning_above_the_table(synthetic_store, t
     assert lines[4].startswith("| ")
 
 
+@pytest.mark.slow
 def test_jobs_1_jobs_2_and_a_local_dask_cluster_agree(synthetic_store, tmp_path):
     store = synthetic_store(tmp_path / "blobs.h5", dim=8)
     grid = sweep.parse_grid(["train.seed=0,1", "train.head=quantum,classical,linear"])
