@@ -52,6 +52,12 @@ def unstackable_reason(cfg: TrainConfig) -> str | None:
     return None
 
 
+def stack_kind(cfg: TrainConfig) -> str | None:
+    """The ``kind`` of :class:`StackedHeads` for heads of ``cfg``: ``cfg.head`` where they
+    have a vectorised stacked form, else None (the members run one after the other)."""
+    return cfg.head if unstackable_reason(cfg) is None else None
+
+
 class StackedHeads:
     """M heads of one kind and shape, trained as one model (see the module docstring).
 
@@ -151,9 +157,8 @@ def head_logits(model: nn.Module, cfg: TrainConfig, x: torch.Tensor) -> torch.Te
     whose arithmetic may differ from the module's own forward pass in the last bits; this
     gives the numbers ``metrics.json`` was made from.
     """
-    kind = cfg.head if unstackable_reason(cfg) is None else None
     with torch.no_grad():
-        return StackedHeads([model], kind)(x)[0]
+        return StackedHeads([model], stack_kind(cfg))(x)[0]
 
 
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -53,6 +53,7 @@ from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_se
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256
+from pipeline.heads import inputs
 from pipeline.heads.checkpoint import load_checkpoint
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
@@ -350,7 +351,7 @@ def score_grid(
     device = resolve_device(cfg_train.get("device", "cpu"))
     dtype = next(head.model.parameters()).dtype
     model = head.model.to(device)
-    x = torch.as_tensor(split.features).to(device, dtype)  # (N, D)
+    x = inputs.as_tensor(split.features, device, dtype)  # (N, D); kets (N, 2c)
     labels = split.labels  # (N,)
     grid = settings(cfg)
     circuits = build_circuits(head, grid, cfg)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from pipeline.common.errors import DataError, PipelineError
-from pipeline.heads.checkpoint import read_checkpoint
 from pipeline.sources import folder
 from pipeline.store.hdf5 import is_random_init
 
@@ -74,6 +73,10 @@ def load_run(out_dir: str | Path) -> Run:
             f"run folder {str(out)!r} lacks {', '.join(missing)}; expected the outputs of "
             "python -m pipeline.train_head"
         )
+    # torch (to read model.pt): only once the folder is known to hold a run, so that
+    # `python -m pipeline.report --help` and a wrong folder answer without it
+    from pipeline.heads.checkpoint import read_checkpoint
+
     ckpt = read_checkpoint(out / "model.pt")
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -113,10 +113,6 @@ class TorchCircuit(nn.Module):
             persistent=False,
         )
         if self.method == "matrix":
-            # the entangling layer as a permutation matrix: C[pi[k], k] = 1
-            cnot = torch.zeros(dim, dim)
-            cnot[perm, torch.arange(dim)] = 1.0
-            self.register_buffer("cnot", cnot, persistent=False)
             # RY(pi) on wire i maps psi to psi'[k] = s_i(k) psi[flip_i(k)], s_i(k) = 2 bit_i(k) - 1;
             # stacked over wires as one (n * 2^n, 2^n) signed permutation matrix F
             flip = torch.arange(dim)[None, :] ^ (1 << torch.arange(n - 1, -1, -1))[:, None]
@@ -145,13 +141,8 @@ class TorchCircuit(nn.Module):
 
     def unitary(self, weights: torch.Tensor) -> torch.Tensor:
         """The weights-only part of the circuit as a (2^n, 2^n) real orthogonal matrix."""
-        dim = 2**self.n_qubits
-        eye = torch.eye(dim, dtype=weights.dtype, device=weights.device)
-        if self.method != "matrix":
-            return self._apply_layers(eye, weights).T
-        if self.q_depth == 0:
-            return eye
-        return _prefix_products(self.layer_matrices(weights) @ self.cnot.to(weights.dtype))[-1]
+        eye = torch.eye(2**self.n_qubits, dtype=weights.dtype, device=weights.device)
+        return self._apply_layers(eye, weights).T  # its rows are U|k>: the transpose is U
 
     def _apply_layers(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Apply the variational layers gate by gate to a batch of states (B, 2^n)."""
@@ -197,14 +188,6 @@ def _kron(factors: torch.Tensor) -> torch.Tensor:
         factor = factor.reshape(*lead, *placed)  # broadcasts over the other wires
         out = factor if out is None else out * factor
     return out.reshape(*lead, r**n, c**n)
-
-
-def _prefix_products(layers: torch.Tensor) -> torch.Tensor:
-    """P[l] = L[l] @ ... @ L[0] for layers (d, N, N), d >= 1."""
-    prefix = [layers[0]]
-    for layer in layers[1:]:
-        prefix.append(layer @ prefix[-1])
-    return torch.stack(prefix)
 
 
 class _MatrixCircuit(torch.autograd.Function):

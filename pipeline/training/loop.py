@@ -29,7 +29,7 @@ from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import PipelineError
 from pipeline.heads import inputs
 from pipeline.heads.dressed import build_head
-from pipeline.heads.stacked import StackedHeads, unstackable_reason
+from pipeline.heads.stacked import StackedHeads, stack_kind
 from pipeline.training.data import HeadData
 from pipeline.training.optim import StackedOptimizer
 
@@ -237,8 +237,7 @@ def fit_stack(
     start, base = time.perf_counter(), cfgs[0]
     device, dtype = resolve_device(base.device), getattr(torch, base.dtype)
     models = [_build(cfg, data, device, dtype) for cfg in cfgs]
-    kind = base.head if unstackable_reason(base) is None else None
-    heads = StackedHeads(models, kind)
+    heads = StackedHeads(models, stack_kind(base))
     optimizer = StackedOptimizer(
         heads.flat,
         heads.grad,

@@ -137,6 +137,7 @@ class Cell:
     config: TrainConfig  # the run's train block (features resolved; out_dir unused)
     features_file: str  # absolute path the worker reads
     features_sha256: str
+    random_init: bool  # the features come from a random-init backbone (StoreMeta.random_init)
 
 
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
@@ -160,6 +161,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     base = {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(Params)}
     blocks = section_types()
     digests: dict[str, str] = {}
+    random_init: dict[str, bool] = {}
     seen: dict[str, dict[str, Any]] = {}
     cells = []
     for index, combo in enumerate(itertools.product(*grid.values())):
@@ -177,8 +179,9 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)
         if path not in digests:
-            read_meta(path).require_whole()  # a clear error for a missing or incomplete file
-            digests[path] = file_sha256(path)
+            meta = read_meta(path)  # a clear error for a missing or incomplete file
+            meta.require_whole()
+            digests[path], random_init[path] = file_sha256(path), meta.random_init
         run_id = _run_id(config, digests[path])
         if run_id in seen:
             raise ConfigError(
@@ -187,7 +190,15 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
             )
         seen[run_id] = settings
         cells.append(
-            Cell(index, run_id, settings, config, str(Path(path).resolve()), digests[path])
+            Cell(
+                index,
+                run_id,
+                settings,
+                config,
+                str(Path(path).resolve()),
+                digests[path],
+                random_init[path],
+            )
         )
     return cells
 
@@ -539,9 +550,8 @@ def sweep(
 
 
 def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Results, out) -> None:
-    for path in sorted({c.config.features for c in cells}):
-        if read_meta(path).random_init:
-            log.warning("%s: %s", path, RANDOM_INIT_WARNING)
+    for path in sorted({c.config.features for c in cells if c.random_init}):
+        log.warning("%s: %s", path, RANDOM_INIT_WARNING)
     log.info(
         "sweep of %d runs (%s) into %s: %d already in results.csv%s, %d to run",
         len(cells),
@@ -588,5 +598,5 @@ def _write_summary(
         out,
         title="Sweep over " + ", ".join(grid),
         note="\n".join(note),
-        warning=RANDOM_INIT_WARNING if any(read_meta(p).random_init for p in paths) else "",
+        warning=RANDOM_INIT_WARNING if any(c.random_init for c in cells) else "",
     )

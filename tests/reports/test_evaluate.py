@@ -161,6 +161,39 @@ def test_the_exact_row_equals_the_heads_own_metrics(tmp_path, train, which):
         }
 
 
+def _kets(path: Path, *, cutoff: int = 6, n_train: int = 32, n_val: int = 24) -> Path:
+    """A store of normalised one-mode kets (complex128, format 2), two classes."""
+    rng = np.random.default_rng(5)
+
+    def split(name: str, n: int) -> hdf5.SplitArrays:
+        kets = rng.standard_normal((n, cutoff)) + 1j * rng.standard_normal((n, cutoff))
+        kets /= np.linalg.norm(kets, axis=1, keepdims=True)
+        return hdf5.SplitArrays(kets, np.arange(n) % 2, [f"{name}/{i}" for i in range(n)])
+
+    hdf5.write(
+        path,
+        {"train": split("train", n_train), "val": split("val", n_val)},
+        class_names=["gaussian", "non-gaussian"],
+        source="qq",
+        backbone="none",
+        weights="none",
+        weights_sha256="",
+        transform="none",
+        dataset_fingerprint="kets",
+    )
+    return path
+
+
+def test_the_exact_row_of_a_cv_head_on_complex_kets_equals_its_metrics(tmp_path):
+    """The kets reach the head as training gave them: [real parts | imaginary parts]."""
+    store = _kets(tmp_path / "kets.h5")
+    run = _train(tmp_path, store, head="cv", cv_layers=1, epochs=2, lr=0.01)
+    result = _evaluate(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert result.scored[0].row.accuracy == metrics["best"]["val_acc"]
+    assert {s.backend for s in result.scored} == {"head"}
+
+
 def test_the_same_seed_gives_the_same_table_and_another_seed_another(quantum_run, tmp_path):
     csv_path, png = quantum_run / "robustness.csv", quantum_run / "plots" / "robustness.png"
     _evaluate(quantum_run)

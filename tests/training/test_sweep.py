@@ -359,7 +359,8 @@ def test_a_foreign_results_csv_is_refused(synthetic_store, tmp_path):
 
 def test_the_commands_import_neither_torch_nor_dask_up_front():
     code = (
-        "import sys, pipeline.sweep, pipeline.extract, pipeline.features, pipeline.common.cluster; "
+        "import sys, pipeline.sweep, pipeline.extract, pipeline.features, pipeline.common.cluster, "
+        "pipeline.report, pipeline.datasets, pipeline.fetch_data; "
         "print(sorted(m for m in ('torch', 'dask', 'distributed', 'joblib') if m in sys.modules))"
     )
     out = subprocess.run(
