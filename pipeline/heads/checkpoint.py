@@ -13,10 +13,31 @@ from pathlib import Path
 import torch
 
 from pipeline.common.config import TrainConfig, build_section
-from pipeline.common.errors import PipelineError
+from pipeline.common.errors import ConfigError, PipelineError
 from pipeline.heads.dressed import build_head
 
 CHECKPOINT_VERSION = 1
+#: What every reader needs (``checkpoint`` and ``epoch`` are later additions: read with .get).
+REQUIRED_KEYS = ("state_dict", "config", "class_names", "in_features", "best_epoch", "features")
+
+
+def not_a_head(path: str | Path) -> str:
+    """The start of every message that refuses a file as a head checkpoint."""
+    return f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
+
+
+def require_keys(path: str | Path, ckpt: dict, keys: tuple[str, ...] = REQUIRED_KEYS) -> None:
+    """Refuse a checkpoint dict without ``keys`` (and a ``features`` record without its path
+    and sha256), naming the file, the keys expected and the ones it lacks."""
+    missing = [k for k in keys if k not in ckpt]
+    record = ckpt.get("features")
+    if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
+        missing = ["features.path", "features.sha256"]
+    if missing:
+        raise PipelineError(
+            f"{not_a_head(path)}: expected the keys {', '.join(keys)}; it lacks "
+            f"{', '.join(missing)}"
+        )
 
 
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
@@ -48,6 +69,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         raise PipelineError(
             f"{str(path)!r} is not a head checkpoint of format_version {CHECKPOINT_VERSION}"
         )
+    require_keys(path, ckpt)
     return ckpt
 
 
@@ -59,10 +81,16 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         the checkpoint dict (``config``, ``class_names``, ``in_features``, ``features``, ...).
 
     Raises:
-        PipelineError: the file is missing or is not a checkpoint of this pipeline.
+        PipelineError: the file is missing or is not a checkpoint of this pipeline, or its
+            config or weights do not make a head of this version (the message says why).
     """
     ckpt = read_checkpoint(path, map_location=map_location)
-    cfg = build_section("train", TrainConfig, ckpt["config"])
-    model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
-    model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
+    try:
+        cfg = build_section("train", TrainConfig, ckpt["config"])
+        model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
+        model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
+    except ConfigError as exc:  # its train config (a head this version does not know, say)
+        raise PipelineError(f"{not_a_head(path)}: {exc}") from exc
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # weights of another shape
+        raise PipelineError(f"{not_a_head(path)}: {exc}") from exc
     return model.eval(), ckpt

@@ -51,10 +51,10 @@ from torch import nn
 from pipeline.common import files
 from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
 from pipeline.common.devices import resolve_device, torch_threads
-from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
+from pipeline.common.errors import FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.heads import inputs
-from pipeline.heads.checkpoint import load_checkpoint
+from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
 from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
@@ -84,7 +84,7 @@ CSV_COLUMNS = (
 HEAD = "head"
 CHUNK = 4096  # rows per forward pass with a replaced circuit
 #: What a checkpoint must hold to be rebuilt and scored.
-CHECKPOINT_KEYS = ("state_dict", "config", "class_names", "in_features", "features", "checkpoint")
+CHECKPOINT_KEYS = (*REQUIRED_KEYS, "checkpoint")
 
 
 # ----------------------------------------------------------------------------- the grid
@@ -172,24 +172,8 @@ def load_head(path: str | Path) -> Head:
         'quantum'
     """
     path = Path(path)
-    not_a_head = f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
-    try:
-        model, ckpt = load_checkpoint(path)
-    except ConfigError as exc:  # its train config (a head this version does not know, say)
-        raise PipelineError(f"{not_a_head}: {exc}") from exc
-    except PipelineError:  # missing, unreadable or of another format: the message names it
-        raise
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # a dict of another shape
-        raise PipelineError(f"{not_a_head}: {exc}") from exc
-    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
-    record = ckpt.get("features")
-    if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
-        missing = ["features.path", "features.sha256"]
-    if missing:
-        raise PipelineError(
-            f"{not_a_head}: expected the keys {', '.join(CHECKPOINT_KEYS)}; it lacks "
-            f"{', '.join(missing)}"
-        )
+    model, ckpt = load_checkpoint(path)
+    require_keys(path, ckpt, CHECKPOINT_KEYS)  # and which epoch it holds
     return Head(path, model, ckpt)
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
@@ -53,6 +55,31 @@ def test_load_checkpoint_refuses_foreign_files(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"junk")
     with pytest.raises(PipelineError, match="not a readable checkpoint"):
         load_checkpoint(tmp_path / "junk.pt")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"config": {"n_qubits": 3}}, "size mismatch"),
+        ({"config": {"head": "photonic"}}, "train.head: expected one of"),
+        ({"drop": "in_features"}, "expected the keys .* it lacks in_features"),
+        ({"features": {"path": "x.h5"}}, "it lacks features.path, features.sha256"),
+    ],
+)
+def test_a_checkpoint_that_does_not_make_a_head_is_refused_with_the_reason(
+    tiny_run, tmp_path, change, reason
+):
+    """Every reader (report, predict, evaluate, compare) gets a named error, not a traceback."""
+    good = torch.load(tiny_run / "model.pt", weights_only=True)
+    bad = {k: v for k, v in good.items() if k != change.get("drop")}
+    if "config" in change:
+        bad["config"] = {**good["config"], **change["config"]}
+    if "features" in change:
+        bad["features"] = change["features"]
+    torch.save(bad, tmp_path / "model.pt")
+    with pytest.raises(PipelineError, match=r"model\.pt' is not a head checkpoint") as err:
+        load_checkpoint(tmp_path / "model.pt")
+    assert re.search(reason, str(err.value))
 
 
 @pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
