@@ -341,11 +341,16 @@ def score_grid(
     circuits = build_circuits(head, grid, cfg)
     scored = []
     with torch_threads(cfg.threads):
+        start = time.perf_counter()
         exact = logits_of(head, model, x, None).cpu()  # (N, C)
+        exact_seconds = time.perf_counter() - start
         for setting, circuit in zip(grid, circuits, strict=True):
-            start = time.perf_counter()
-            logits = logits_of(head, model, x, circuit).cpu()  # (N, C)
-            seconds = time.perf_counter() - start
+            if circuit is None:  # the head's own circuit: the reference itself, computed once
+                logits, seconds = exact, exact_seconds
+            else:
+                start = time.perf_counter()
+                logits = logits_of(head, model, x, circuit).cpu()  # (N, C)
+                seconds = time.perf_counter() - start
             row = score_setting(
                 exact,
                 labels,
