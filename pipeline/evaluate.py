@@ -27,9 +27,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Score a trained head under finite shots and noise; write robustness.csv, "
         "robustness.json and plots/robustness.png beside its model.pt.",
     )
-    parser.add_argument(
-        "--model", metavar="FILE", help="the head (default: <train.out_dir>/model.pt)"
-    )
+    cli.add_model_argument(parser)
     parser.add_argument(
         "--features",
         metavar="FILE",

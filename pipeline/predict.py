@@ -60,7 +60,7 @@ def _params(args) -> Params:
 
 def _run(args) -> None:
     params = _params(args)
-    model = args.model or str(Path(params.out_dir) / "model.pt")
+    model = args.model or params.model_path
     predictions = predict(
         model,
         args.inputs,
@@ -87,9 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "on extract.device in batches of extract.batch_size.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images or folders")
-    parser.add_argument(
-        "--model", metavar="FILE", help="the head (default: <train.out_dir>/model.pt)"
-    )
+    cli.add_model_argument(parser)
     parser.add_argument(
         "--weights",
         metavar="FILE",

@@ -74,6 +74,13 @@ def parser(prog: str, description: str, *, with_params: bool = True) -> argparse
     return result
 
 
+def add_model_argument(parser: argparse.ArgumentParser) -> None:
+    """``--model FILE``: a trained head, by default ``train_head``'s (:attr:`Params.model_path`)."""
+    parser.add_argument(
+        "--model", metavar="FILE", help="the head (default: <train.out_dir>/model.pt)"
+    )
+
+
 def params(args: argparse.Namespace) -> Params:
     """The checked :class:`Params` of ``--params`` and ``--set``."""
     return load_params(args.params, args.overrides)

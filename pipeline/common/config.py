@@ -411,6 +411,11 @@ class Params:
         """``train.out_dir`` with its placeholders filled in."""
         return self.expand(self.train.out_dir, "train.out_dir")
 
+    @property
+    def model_path(self) -> str:
+        """The head that ``train_head`` writes: ``<out_dir>/model.pt``."""
+        return str(Path(self.out_dir) / "model.pt")
+
 
 def section_types() -> dict[str, type]:
     """Block name -> its dataclass, in the order of :class:`Params`."""

@@ -515,7 +515,7 @@ def evaluate(
             device or one that cannot simulate the noise; nothing is written then.
     """
     cfg = params.evaluate
-    head = load_head(model if model is not None else Path(params.out_dir) / "model.pt")
+    head = load_head(model if model is not None else params.model_path)
     split = load_val(head, features)
     if split.meta.random_init:
         log.warning("%s", hdf5.RANDOM_INIT_WARNING)
