@@ -11,6 +11,7 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_HYMENOPTERA = REPO.parent / "shared" / "data" / "hymenoptera_data"
+PAPER_PRETRAINED = REPO.parent / "shared/data/paper-pretrained"
 
 # (split, class, file name, PIL mode, size (w, h), format)
 TINY_IMAGES = [
@@ -83,6 +84,32 @@ def tiny_store(tiny_root, tmp_path_factory) -> Path:
         DataConfig(dir=str(root)), ExtractConfig(weights="none", out=str(out), workers=0)
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def pretrained_dir() -> Path:
+    """The paper's pretrained photonic parameters (``../shared/data/paper-pretrained``, with
+    their checksums in its README); the tests that need them skip without them."""
+    from pipeline.sources import photonic  # torch: only for the tests that ask for these
+
+    missing = [name for name in photonic.PRETRAINED if not (PAPER_PRETRAINED / name).is_file()]
+    if missing:
+        pytest.skip(f"the paper's pretrained {', '.join(missing)} not at {PAPER_PRETRAINED}")
+    return PAPER_PRETRAINED
+
+
+def readme_block(heading: str, lang: str) -> str:
+    """The first ```lang code block after ``heading`` in README.md."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index(heading) :]
+    start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
+    return section[start : section.index("```", start)]
+
+
+@pytest.fixture(scope="session")
+def readme():
+    """The :func:`readme_block` reader."""
+    return readme_block
 
 
 @pytest.fixture(scope="session")

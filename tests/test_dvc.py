@@ -101,7 +101,7 @@ def project(tmp_path_factory, image_folder) -> Project:
     )
 
 
-def test_pipeline_end_to_end(project: Project):
+def test_pipeline_end_to_end(project: Project, readme):
     stages = {
         "fetch_data",
         "extract",
@@ -125,12 +125,11 @@ def test_pipeline_end_to_end(project: Project):
     assert len(robustness) == 1 + 16  # the default grid: 4 shot settings x 4 noise levels
 
     # 1b. the README's experiment block, then back to the baseline it committed
-    _readme_experiments(project)
+    _readme_experiments(project, readme)
     project.run("git", "checkout", "--", ".")
     project.dvc("checkout")
-    assert project.ran("repro") == set()
 
-    # 2. a second repro runs nothing
+    # 2. a second repro (at the baseline again) runs nothing
     assert project.ran("repro") == set()
 
     # 3. a train.* change re-runs the heads, never fetch_data or extract
@@ -154,26 +153,18 @@ def test_pipeline_end_to_end(project: Project):
     assert {"extract", "train_head", "compare"} <= ran and "fetch_data" not in ran
 
 
-def readme_block(heading: str, lang: str) -> str:
-    """The first ```lang code block after ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(heading) :]
-    start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
-    return section[start : section.index("```", start)]
-
-
 def _shell_commands(block: str) -> list[str]:
     """The commands of a README bash block: continuation lines joined, comments left out."""
     joined = block.replace("\\\n", " ")
     return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
 
 
-def _readme_experiments(project: Project) -> None:
+def _readme_experiments(project: Project, readme) -> None:
     """Run the README's experiment block as written, on a fresh clone after `dvc repro`:
     every command works in order, --queue and --run-all included, and its `exp show` table
     fits in 120 columns."""
     outputs = {}
-    for command in _shell_commands(readme_block("### Experiments reuse the features", "bash")):
+    for command in _shell_commands(readme("### Experiments reuse the features", "bash")):
         outputs[command] = project.run("bash", "-c", command, COLUMNS="120")
     assert "Failed to reproduce" not in "".join(outputs.values())
     (table,) = [out for cmd, out in outputs.items() if cmd.startswith("dvc exp show")]

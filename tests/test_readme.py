@@ -9,16 +9,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def readme_block(heading: str, lang: str) -> str:
-    """The first ```lang code block after ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    section = text[text.index(heading) :]
-    start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
-    return section[start : section.index("```", start)]
-
-
-def test_the_python_api_example_runs(tiny_run, tiny_store, tmp_path, monkeypatch, capsys):
-    code = readme_block("## Python API", "python")
+def test_the_python_api_example_runs(readme, tiny_run, tiny_store, tmp_path, monkeypatch, capsys):
+    code = readme("## Python API", "python")
     shutil.copytree(tiny_run, tmp_path / "runs" / "head")
     (tmp_path / "features").mkdir()
     shutil.copy(tiny_store, tmp_path / "features" / "hymenoptera-resnet18.h5")

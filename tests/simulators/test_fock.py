@@ -9,8 +9,6 @@ import torch
 
 from pipeline.simulators import fock
 
-PRETRAINED = Path(__file__).resolve().parents[2].parent / "shared/data/paper-pretrained"
-
 # Killoran et al. (2018), tetrominos_learning.py: the 4 x 4 target images, cells (n0, n1)
 TETROMINOES = {
     "L": {(0, 0), (1, 0), (2, 0), (2, 1)},
@@ -250,10 +248,10 @@ def test_gradients_match_finite_differences(gate):
     assert torch.autograd.gradcheck(gate, (a, b), eps=1e-6, atol=1e-6)
 
 
-def _tetromino_images(layers) -> np.ndarray:
+def _tetromino_images(pretrained_dir: Path, layers: int) -> np.ndarray:
     from pipeline.sources import photonic
 
-    params = photonic.load_pretrained(PRETRAINED, "trained_params.npy")
+    params = photonic.load_pretrained(pretrained_dir, "trained_params.npy")
     kets = photonic.qc_input_states(photonic.QC_ALPHA, photonic.QC_BETA, 11)  # clean: δ = ε = 0
     kets = photonic.qc_layers(kets, params[:, :layers])  # (7, 11, 11)
     return photonic.qc_image(kets).abs().square().numpy()  # (7, 4, 4), each sums to 1
@@ -264,15 +262,8 @@ def _top4(image: np.ndarray) -> set[tuple[int, int]]:
     return {divmod(int(k), image.shape[1]) for k in order}
 
 
-@pytest.fixture
-def pretrained_dir() -> Path:
-    if not (PRETRAINED / "trained_params.npy").is_file():
-        pytest.skip(f"the paper's pretrained parameters are not at {PRETRAINED}")
-    return PRETRAINED
-
-
 def test_pretrained_network_draws_the_tetrominoes(pretrained_dir):
-    images = _tetromino_images(25)
+    images = _tetromino_images(pretrained_dir, 25)
     for image, name in zip(images, TETROMINOES, strict=True):
         assert _top4(image) == TETROMINOES[name], name
         assert image.ravel()[np.argsort(image.ravel())[-4:]].sum() > 0.85, name  # the 4 cells
@@ -285,7 +276,7 @@ def test_the_tetromino_check_catches_a_transposed_beamsplitter(pretrained_dir, m
         return original(*args, **kwargs).transpose(-3, -2)
 
     monkeypatch.setattr(fock, "beamsplitter", sf_layout)
-    images = _tetromino_images(25)
+    images = _tetromino_images(pretrained_dir, 25)
     matches = [
         _top4(image) == cells for image, cells in zip(images, TETROMINOES.values(), strict=True)
     ]

@@ -3,7 +3,6 @@ from __future__ import annotations
 import logging
 import math
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,15 +12,6 @@ from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
 from pipeline.simulators import fock
 from pipeline.sources import photonic
-
-PRETRAINED = Path(__file__).resolve().parents[2].parent / "shared/data/paper-pretrained"
-
-
-@pytest.fixture(scope="module")
-def pretrained_dir() -> Path:
-    if not all((PRETRAINED / name).is_file() for name in photonic.PRETRAINED):
-        pytest.skip(f"the paper's pretrained parameters are not at {PRETRAINED}")
-    return PRETRAINED
 
 
 @pytest.fixture(scope="module")

@@ -24,15 +24,7 @@ from pipeline.training.loop import fit
 from pipeline.training.run import train_head as run_train_head
 
 REPO = Path(__file__).resolve().parents[2]
-PRETRAINED = REPO.parent / "shared/data/paper-pretrained"
 SMALL = ["n_train_batches=4", "n_val_batches=3"]
-
-
-@pytest.fixture(scope="module")
-def pretrained_dir() -> Path:
-    if not all((PRETRAINED / name).is_file() for name in photonic.PRETRAINED):
-        pytest.skip(f"the paper's pretrained parameters are not at {PRETRAINED}")
-    return PRETRAINED
 
 
 def _overrides(block: str, tmp_path: Path, pretrained: Path, *extra: str) -> list[str]:

@@ -143,21 +143,18 @@ def test_pennylane_backends_stack_one_after_the_other(synthetic_store, tmp_path)
 
 
 REPO = Path(__file__).resolve().parents[2]
-PRETRAINED = REPO.parent / "shared/data/paper-pretrained"
 
 
-def test_cv_members_match_their_own_runs_on_qq_kets(tmp_path):
+def test_cv_members_match_their_own_runs_on_qq_kets(pretrained_dir, tmp_path):
     """The photonic head stacks too (its layers batched over members), on complex kets.
 
     Its complex kernels' backward passes round a member's gradient in the last bit depending
     on the stack's size, so members match their own runs to 1e-12 (accuracies exactly)
     rather than bitwise.
     """
-    if not (PRETRAINED / "circuit_A.npy").is_file():
-        pytest.skip(f"the paper's pretrained circuit A is not at {PRETRAINED}")
     params = load_params(
         REPO / "params-qq.yaml",
-        [f"qq.pretrained={PRETRAINED / 'circuit_A.npy'}", f"qq.out={tmp_path / 'qq.h5'}",
+        [f"qq.pretrained={pretrained_dir / 'circuit_A.npy'}", f"qq.out={tmp_path / 'qq.h5'}",
          "qq.n_train_batches=6", "qq.n_val_batches=4", f"train.features={tmp_path / 'qq.h5'}"],
     )  # fmt: skip
     data = load_data(feature_store(params))
