@@ -112,19 +112,25 @@ def test_verify_catches_duplicate_paths(tmp_path):
         hdf5.verify(path)
 
 
+#: The least metadata a write takes, for tests of what a write refuses.
+_BARE = {
+    "class_names": ["a"],
+    "source": "s",
+    "backbone": "b",
+    "weights": "w",
+    "weights_sha256": "",
+    "transform": "",
+    "dataset_fingerprint": "",
+}
+
+
 def test_write_checks_shapes(tmp_path):
     bad = hdf5.SplitArrays(np.zeros((3, 4), np.float32), np.zeros(2, np.int64), ["a"] * 3)
     with pytest.raises(FeatureStoreError, match="3 feature rows, 2 labels and 3 paths"):
         hdf5.write(
             tmp_path / "x.h5",
             {"train": bad},
-            class_names=["a"],
-            source="s",
-            backbone="b",
-            weights="w",
-            weights_sha256="",
-            transform="",
-            dataset_fingerprint="",
+            **_BARE,
         )
     assert not (tmp_path / "x.h5").exists()
 
@@ -277,13 +283,7 @@ def test_complex_nan_and_mixed_splits_are_refused(tmp_path):
         hdf5.write(
             tmp_path / "x.h5",
             {"train": real, "val": kets},
-            class_names=["a"],
-            source="s",
-            backbone="b",
-            weights="w",
-            weights_sha256="",
-            transform="",
-            dataset_fingerprint="",
+            **_BARE,
         )
     assert not (tmp_path / "x.h5").exists()
 
