@@ -416,8 +416,9 @@ def _powers(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=16)
-def _displacement_table(cutoff: int) -> torch.Tensor:
-    """``P`` (2c-1, c²) with ``D(r, 0)[m, n] = e^{-r²/2} sum_j P[j, (m, n)] r^j``, float64.
+def _displacement_table(cutoff: int, device: torch.device | None = None) -> torch.Tensor:
+    """``P`` (2c-1, c²) with ``D(r, 0)[m, n] = e^{-r²/2} sum_j P[j, (m, n)] r^j``, float64
+    (on ``device``: cached there, so a step copies nothing to a GPU).
 
     ``<m|D(r)|n> = e^{-r²/2} sum_k (-1)^(n-k) sqrt(m! n!) / (k! (m-k)! (n-k)!) r^(m+n-2k)``
     for real ``r``: the exact matrix elements, a polynomial in ``r``.
@@ -430,13 +431,16 @@ def _displacement_table(cutoff: int) -> torch.Tensor:
             for k in range(min(m, n) + 1):
                 sign = -1.0 if (n - k) % 2 else 1.0
                 table[m + n - 2 * k, m, n] += sign * root / (fact[k] * fact[m - k] * fact[n - k])
-    return torch.from_numpy(table.reshape(2 * cutoff - 1, cutoff * cutoff))
+    return torch.from_numpy(table.reshape(2 * cutoff - 1, cutoff * cutoff)).to(device)
 
 
 @functools.lru_cache(maxsize=16)
-def _squeezing_table(cutoff: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _squeezing_table(
+    cutoff: int, device: torch.device | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The monomials' exponents ``a``, ``b`` (K,) and coefficients ``Q`` (K, c²) with
-    ``S(r, 0)[m, n] = sqrt(sech r) sum_k Q[k, (m, n)] sech^a[k] tanh^b[k]``, float64.
+    ``S(r, 0)[m, n] = sqrt(sech r) sum_k Q[k, (m, n)] sech^a[k] tanh^b[k]``, float64 (on
+    ``device``, cached there).
 
     The coefficients come from :func:`squeezing`'s recurrence at θ = 0, run once on
     polynomials in ``sech r`` and ``tanh r`` instead of numbers. Entry ``(m, n)`` has degree
@@ -455,7 +459,8 @@ def _squeezing_table(cutoff: int) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
                 q[m, n, :, 1:] += math.sqrt((n - 1) / n) * q[m, n - 2, :, :-1]
     a, b = np.nonzero(np.add.outer(np.arange(c), np.arange(c)) < c)  # the monomials kept
     table = q[:, :, a, b].reshape(c * c, len(a)).T  # (K, c²)
-    return torch.from_numpy(a * 1.0), torch.from_numpy(b * 1.0), torch.from_numpy(table.copy())
+    arrays = (a * 1.0, b * 1.0, table.copy())
+    return tuple(torch.from_numpy(array).to(device) for array in arrays)
 
 
 @functools.lru_cache(maxsize=16)
@@ -486,7 +491,7 @@ def displacement_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
     """
     _check_cutoff(cutoff)
     r = torch.as_tensor(r, dtype=torch.float64)
-    table = _displacement_table(cutoff).to(r.device)  # (2c-1, c²)
+    table = _displacement_table(cutoff, r.device)  # (2c-1, c²)
     poly = _powers(r, 2 * cutoff - 1) @ table  # (..., c²)
     scale = torch.exp(-0.5 * r * r)[..., None]  # (..., 1)
     return (scale * poly).reshape(*r.shape, cutoff, cutoff)
@@ -504,7 +509,7 @@ def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
     _check_cutoff(cutoff)
     r = torch.as_tensor(r, dtype=torch.float64)
     sech = 1.0 / torch.cosh(r)  # (...)
-    a, b, table = (t.to(r.device) for t in _squeezing_table(cutoff))  # (K,), (K,), (K, c²)
+    a, b, table = _squeezing_table(cutoff, r.device)  # (K,), (K,), (K, c²)
     monomials = sech[..., None] ** a * torch.tanh(r)[..., None] ** b  # (..., K)
     poly = monomials @ table  # (..., c²)
     return (sech.sqrt()[..., None] * poly).reshape(*r.shape, cutoff, cutoff)
