@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pipeline import extract
-from pipeline.backbones import inference, models
+from pipeline.backbones import inference
 from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.devices import resolve_device
 from pipeline.common.errors import BadImageError, DataError, FeatureStoreError, WeightsError
@@ -80,14 +80,13 @@ def test_two_extractions_give_identical_bytes(tiny_data, tmp_path):
     assert out.read_bytes() == first
 
 
-def test_up_to_date_run_builds_no_model(tiny_store, tiny_root, monkeypatch, caplog):
+def test_up_to_date_run_builds_no_model(
+    forbid_backbone, tiny_store, tiny_root, monkeypatch, caplog
+):
     root = tiny_root
     before = tiny_store.read_bytes()
 
-    def no_model(*a, **k):
-        raise AssertionError("the model must not be built for an up-to-date file")
-
-    monkeypatch.setattr(models, "build", no_model)
+    forbid_backbone()
     caplog.set_level(logging.INFO, logger="pipeline")
     result = extract_images(DataConfig(dir=str(root)), _cfg(tiny_store))
     assert result.up_to_date
@@ -129,7 +128,7 @@ def test_changed_image_triggers_reextraction(tiny_data, tmp_path, image_folder):
 
 
 def test_bad_images_are_all_named_in_one_error_before_any_model_is_built(
-    tiny_data, tmp_path, truncated_jpeg, monkeypatch, capsys
+    forbid_backbone, tiny_data, tmp_path, truncated_jpeg, monkeypatch, capsys
 ):
     truncated_jpeg(tiny_data)
     truncated_jpeg(tiny_data, "val/ants/zz_truncated.jpg")
@@ -137,10 +136,7 @@ def test_bad_images_are_all_named_in_one_error_before_any_model_is_built(
     for k in range(22):
         truncated_jpeg(tiny_data, f"train/bees/many/{k:02d}.jpg")
 
-    def no_model(*a, **k):
-        raise AssertionError("no model may be built while images are bad")
-
-    monkeypatch.setattr(models, "build", no_model)
+    forbid_backbone()
     out = tmp_path / "feats" / "a.h5"
     with pytest.raises(DataError) as info:
         extract_images(DataConfig(dir=str(tiny_data)), _cfg(out))
@@ -359,16 +355,13 @@ def test_real_set_extraction_is_byte_reproducible(real_store, hymenoptera_dir, t
 
 
 def test_skipping_every_image_of_a_class_is_refused_before_any_model_is_built(
-    tiny_data, tmp_path, truncated_jpeg, monkeypatch
+    forbid_backbone, tiny_data, tmp_path, truncated_jpeg, monkeypatch
 ):
     for name in ("d_cmyk.jpg", "e_rgba.PNG", "f_rgb.jpeg"):
         (tiny_data / "train" / "bees" / name).unlink()
     truncated_jpeg(tiny_data)  # train/bees: only this one, and it cannot be decoded
 
-    def no_model(*a, **k):
-        raise AssertionError("no model may be built")
-
-    monkeypatch.setattr(models, "build", no_model)
+    forbid_backbone()
     with pytest.raises(DataError, match=r"class 'bees' of split 'train' has no images left"):
         extract_images(DataConfig(dir=str(tiny_data)), _cfg(tmp_path / "a.h5", on_bad_image="skip"))
     assert not (tmp_path / "a.h5").exists()

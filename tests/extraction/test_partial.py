@@ -143,17 +143,16 @@ def test_a_lock_that_cannot_be_taken_is_named(tmp_path):
             pass
 
 
-def test_moved_images_are_re_recorded_without_a_backbone(tiny_data, tmp_path, monkeypatch, caplog):
+def test_moved_images_are_re_recorded_without_a_backbone(
+    forbid_backbone, tiny_data, tmp_path, monkeypatch, caplog
+):
     out = tmp_path / "a.h5"
     first = extract_images(DataConfig(dir=str(tiny_data)), _cfg(out))
     assert first.meta.extra["images"] == {"dir": str(tiny_data), "splits": ["train", "val"]}
     before = hdf5.load(out, "train").features
     moved = shutil.move(tiny_data, tmp_path / "moved")
 
-    def no_model(*args, **kwargs):
-        raise AssertionError("the same images need no backbone")
-
-    monkeypatch.setattr(models, "build", no_model)
+    forbid_backbone()
     caplog.set_level(logging.INFO, logger="pipeline")
     again = extract_images(DataConfig(dir=str(moved)), _cfg(out))
     assert "same features; recorded the data folder" in caplog.text
