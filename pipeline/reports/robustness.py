@@ -17,11 +17,9 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,13 +28,12 @@ import numpy as np
 
 from pipeline.common import files
 from pipeline.common.errors import PipelineError
+from pipeline.reports.figures import FAINT, WRONG, default_style, figure, png_bytes
 
 #: norm.ppf(0.975): the two-sided 95 % normal quantile.
 Z95 = 1.959963984540054
 
 ROBUSTNESS_FIGSIZE = (10.0, 5.0)  # inches, the legend on the right included
-FAINT = "#6e7781"  # grey, as pipeline.report
-WARN = "#d62728"  # red, as pipeline.report's random-init line
 
 
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -173,26 +170,6 @@ def score_setting(
 # ----------------------------------------------------------------------------- the plot
 
 
-def _figure(figsize: tuple[float, float], dpi: int):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg  # lazily: matplotlib is slow
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-@contextlib.contextmanager
-def _default_style() -> Iterator[None]:
-    """matplotlib's default style inside the block, whatever the user's matplotlibrc says."""
-    import matplotlib  # lazily: matplotlib takes a second to import
-    import matplotlib.style
-
-    with matplotlib.rc_context():
-        matplotlib.style.use("default")
-        yield
-
-
 def _rows(rows: Sequence[RobustnessRow | Mapping[str, Any]]) -> list[RobustnessRow]:
     out = [row if isinstance(row, RobustnessRow) else RobustnessRow(**row) for row in rows]
     if not out:
@@ -219,7 +196,7 @@ def draw_robustness(
     finite = sorted({r.shots for r in rows if r.shots is not None})
     x_exact = finite[-1] * 10.0 if finite else 1.0  # one decade right of the largest count
     groups = sorted({r.noise for r in rows})
-    fig = _figure(ROBUSTNESS_FIGSIZE, dpi)
+    fig = figure(ROBUSTNESS_FIGSIZE, dpi, layout="constrained")
     ax = fig.subplots()
     ax.set_xscale("log")
     ax.axhline(exact_accuracy, color=FAINT, linestyle="--", linewidth=1.2, zorder=1)
@@ -255,7 +232,7 @@ def draw_robustness(
             ax.errorbar([x], [r.accuracy], yerr=err, fmt="D", color=color, capsize=4, label=label)
     _axes(ax, rows, finite, x_exact, exact_accuracy)
     if note:  # e.g. the random-init warning: above the title, in red
-        fig.suptitle(textwrap.fill(note, 80), fontsize=8, color=WARN)
+        fig.suptitle(textwrap.fill(note, 80), fontsize=8, color=WRONG)
     return fig
 
 
@@ -299,11 +276,8 @@ def robustness_png(
         >>> robustness_png(rows, exact_accuracy=0.93)[:4]
         b'\\x89PNG'
     """
-    with _default_style():
-        fig = draw_robustness(rows, exact_accuracy, dpi, note)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
-    return buf.getvalue()
+    with default_style():
+        return png_bytes(draw_robustness(rows, exact_accuracy, dpi, note), dpi)
 
 
 def plot_robustness(
