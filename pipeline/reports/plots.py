@@ -90,11 +90,6 @@ def confusion_figsize(n_classes: int) -> tuple[float, float]:
     return max(5.6, 0.8 * n_classes + 3.2), max(4.8, 0.8 * n_classes + 2.4)
 
 
-def pixel_size(figsize: tuple[float, float], dpi: int) -> tuple[int, int]:
-    """(width, height) in pixels of a PNG of ``figsize`` inches at ``dpi``."""
-    return round(figsize[0] * dpi), round(figsize[1] * dpi)
-
-
 # ----------------------------------------------------------------------------- drawing
 
 
