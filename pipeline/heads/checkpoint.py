@@ -9,12 +9,15 @@ feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from pipeline.common.config import TrainConfig, build_section
-from pipeline.common.errors import ConfigError, PipelineError
+from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
+from pipeline.common.files import file_sha256
 from pipeline.heads.dressed import build_head
+from pipeline.store import hdf5
 
 CHECKPOINT_VERSION = 1
 #: What every reader needs (``checkpoint`` and ``epoch`` are later additions: read with .get).
@@ -94,3 +97,45 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:  # weights of another shape
         raise PipelineError(f"{not_a_head(path)}: {exc}") from exc
     return model.eval(), ckpt
+
+
+def trained_store(
+    model: str | Path, record: dict[str, Any], features: str | Path | None, *, advice: str
+) -> Path:
+    """The feature store a head was trained on, checked: it exists and has the sha256 that
+    ``model.pt`` records.
+
+    Args:
+        model: the ``model.pt`` (for messages).
+        record: its ``features`` record (path, sha256, provenance).
+        features: where the store is now (None: the recorded path).
+        advice: what to do when the file is missing (e.g. "pass --features FILE").
+
+    Raises:
+        FeatureStoreError: missing, or other bytes (the message names both files, both hashes
+            and the provenance fields that differ).
+    """
+    path = Path(features if features is not None else record["path"])
+    if not path.is_file():
+        raise FeatureStoreError(
+            f"features file {str(path)!r} (the one {str(model)!r} was trained on) does not "
+            f"exist; {advice}"
+        )
+    sha = file_sha256(path)
+    if sha != record["sha256"]:
+        raise FeatureStoreError(
+            f"features file {str(path)!r} is not the one {str(model)!r} was trained on: "
+            f"expected sha256 {record['sha256']} (recorded for {record['path']!r}); got "
+            f"{sha}; {_differences(record, hdf5.read_meta(path).provenance())}"
+        )
+    return path
+
+
+def _differences(record: dict[str, Any], provenance: dict[str, Any]) -> str:
+    keys = sorted(set(provenance) | (set(record) - {"path", "sha256"}))
+    diffs = [
+        f"{k} {record.get(k)!r} (model) against {provenance.get(k)!r} (file)"
+        for k in keys
+        if record.get(k) != provenance.get(k)
+    ]
+    return "; ".join(diffs) if diffs else "the same provenance, but other bytes"

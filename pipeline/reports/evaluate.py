@@ -52,9 +52,8 @@ from pipeline.common import files
 from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import FeatureStoreError
-from pipeline.common.files import file_sha256
 from pipeline.heads import inputs
-from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys
+from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
 from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
@@ -177,16 +176,6 @@ def load_head(path: str | Path) -> Head:
     return Head(path, model, ckpt)
 
 
-def _differences(record: dict[str, Any], provenance: dict[str, Any]) -> str:
-    keys = sorted(set(provenance) | (set(record) - {"path", "sha256"}))
-    diffs = [
-        f"{k} {record.get(k)!r} (model) against {provenance.get(k)!r} (file)"
-        for k in keys
-        if record.get(k) != provenance.get(k)
-    ]
-    return "; ".join(diffs) if diffs else "the same provenance, but other bytes"
-
-
 def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSplit:
     """The val split of the features ``head`` was trained on.
 
@@ -206,21 +195,12 @@ def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSpli
         >>> len(load_val(load_head("runs/head/model.pt")))
         153
     """
-    record = head.ckpt["features"]
-    path = Path(features if features is not None else record["path"])
-    if not path.is_file():
-        raise FeatureStoreError(
-            f"features file {str(path)!r} (the one {str(head.path)!r} was trained on) does not "
-            "exist; extract it again or pass --features FILE"
-        )
-    meta = hdf5.read_meta(path)
-    sha = file_sha256(path)
-    if sha != record["sha256"]:
-        raise FeatureStoreError(
-            f"features file {str(path)!r} is not the one {str(head.path)!r} was trained on: "
-            f"expected sha256 {record['sha256']} (recorded for {record['path']!r}); got "
-            f"{sha}; {_differences(record, meta.provenance())}"
-        )
+    path = trained_store(
+        head.path,
+        head.ckpt["features"],
+        features,
+        advice="extract it again or pass --features FILE",
+    )
     split = hdf5.load(path, "val")
     if len(split) == 0:
         raise FeatureStoreError(f"features file {str(path)!r}: expected val rows; got none")

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from pipeline.common.errors import PipelineError
-from pipeline.common.files import atomic_path, file_sha256
-from pipeline.heads.checkpoint import load_checkpoint
+from pipeline.common.files import atomic_path
+from pipeline.heads.checkpoint import load_checkpoint, trained_store
 from pipeline.store.hdf5 import load, load_splits, read_meta
 
 log = logging.getLogger("pipeline")
@@ -52,15 +52,12 @@ def load_run(run_dir: str | Path) -> Panel:
     run = Path(run_dir)
     model, ckpt = load_checkpoint(run / "model.pt")
     store = ckpt["features"]["path"]
-    if not Path(store).is_file():
-        raise PipelineError(
-            f"{run / 'model.pt'} was trained on {store!r}, which does not exist; write it "
-            "again (python -m pipeline.datasets spiral with the run's settings)"
-        )
-    if file_sha256(store) != ckpt["features"]["sha256"]:
-        raise PipelineError(
-            f"{run / 'model.pt'} was trained on another version of {store!r} (sha256 differs)"
-        )
+    trained_store(
+        run / "model.pt",
+        ckpt["features"],
+        None,
+        advice="write it again (python -m pipeline.datasets spiral with the run's settings)",
+    )
     if ckpt["in_features"] != 2:
         raise PipelineError(
             f"{run / 'model.pt'}: expected a head on 2-D points (the spiral benchmark); "
