@@ -55,15 +55,17 @@ def compare(params: Params) -> list[dict[str, Any]]:
     cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
     log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
              list(cfg.seeds), data.path)  # fmt: skip
-    failed = []
+    failed, runs = [], []
     for train, result in zip(cfgs, fit_ensemble(cfgs, data), strict=True):
         if isinstance(result, MemberFailure):
             failed.append(f"{train.head}/seed {train.seed}: {result.error}")
             continue
         save(result, run_dir(cfg, train.head, train.seed))
+        settings = {"train.head": train.head, "train.seed": train.seed}
+        runs.append(summary.run_record(settings, result.metrics))
     if failed:
         raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
-    return compare_summary(cfg)
+    return _write_summary(cfg, runs, data.meta.random_init)  # from memory: nothing read back
 
 
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
@@ -99,8 +101,14 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
 
 
 def compare_summary(cfg: CompareConfig) -> list[dict[str, Any]]:
-    """Write ``summary.md`` and ``summary.json`` into ``cfg.dir``; return the rows."""
-    runs, random_init = collect_runs(cfg)
+    """Write ``summary.md`` and ``summary.json`` into ``cfg.dir`` from the runs under
+    ``cfg.dir/runs`` (:func:`collect_runs`); return the rows."""
+    return _write_summary(cfg, *collect_runs(cfg))
+
+
+def _write_summary(
+    cfg: CompareConfig, runs: list[dict[str, Any]], random_init: bool
+) -> list[dict[str, Any]]:
     rows = summary.summarize(runs)
     if random_init:
         log.warning("%s", RANDOM_INIT_WARNING)

@@ -197,8 +197,9 @@ class _Kept:
     failed: list[str | None]
 
     def record(self, epoch: int, rows: dict[str, torch.Tensor], heads, val_probs) -> None:
+        columns = {k: v.tolist() if torch.is_tensor(v) else v for k, v in rows.items()}  # 1 sync
         for m, history in enumerate(self.history):
-            history.append({"epoch": epoch, **{k: float(v[m]) for k, v in rows.items()}})
+            history.append({"epoch": epoch, **{k: float(c[m]) for k, c in columns.items()}})
             loss = history[-1]["train_loss"]
             if self.failed[m] is None and not np.isfinite(loss):
                 self.failed[m] = f"the training loss diverged ({loss}) in epoch {epoch}"

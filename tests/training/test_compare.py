@@ -50,6 +50,10 @@ def test_compare_trains_every_head_and_seed_in_one_process_as_single_runs_would(
     )
     rows = compare.compare(params)
     assert [(r["train.head"], r["n"]) for r in rows] == [("quantum", 2), ("linear", 2)]
+    # the summary made from memory is the one --summary-only makes from the written runs
+    written = {n: (tmp_path / "c" / n).read_bytes() for n in ("summary.md", "summary.json")}
+    assert compare.compare_summary(params.compare) == rows
+    assert {n: (tmp_path / "c" / n).read_bytes() for n in written} == written
     for head in ("quantum", "linear"):
         for seed in (0, 1):
             run = compare.run_dir(params.compare, head, seed)
