@@ -14,22 +14,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
 from pathlib import Path
+
+from timing import median_seconds
 
 from pipeline.sources import folder, images
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _median(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -49,7 +40,7 @@ def main() -> None:
         ("full decode to RGB, for scale", lambda: [images.load_rgb(p) for p in paths]),
     ]
     for label, fn in rows:
-        seconds = _median(fn, args.repeats)
+        seconds = median_seconds(fn, args.repeats)
         print(f"{label:<40} {seconds:6.3f} s  ({seconds / len(paths) * 1e3:.2f} ms/image)")
 
 

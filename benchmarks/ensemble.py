@@ -21,39 +21,18 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import re
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import median_seconds, peak_mib, run_module
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _command(args: list[str], cwd: Path) -> tuple[float, float]:
-    """Run ``python benchmarks/peak_rss.py ARGS`` in ``cwd``: (wall seconds, peak RSS MiB)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "peak_rss.py"), *args],
-        cwd=cwd, env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    peak = float(re.search(r"peak_rss_mib: (\d+)", proc.stderr).group(1))
-    return wall, peak
-
-
-def _median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    """Run ``python -m ARGS`` in ``cwd``, a fresh process: (wall seconds, peak RSS MiB)."""
+    wall, stderr = run_module(args, peak=True, cwd=cwd)
+    return wall, peak_mib(stderr)[0]
 
 
 def stacks(features: Path, sizes: list[int], repeats: int) -> None:
@@ -68,13 +47,13 @@ def stacks(features: Path, sizes: list[int], repeats: int) -> None:
     torch.set_num_threads(1)
     data = load_data(features)
     quiet = {"on_epoch": lambda row: None}
-    single = _median_seconds(lambda: fit(TrainConfig(seed=0), data, **quiet), repeats)
+    single = median_seconds(lambda: fit(TrainConfig(seed=0), data, **quiet), repeats)
     print(f"sequential train_head fit, one quantum head: {single:.2f} s = {1 / single:.2f} heads/s")
     print("| quantum heads in one stack (M) | seconds | heads/s | vs sequential |")
     print("| --- | --- | --- | --- |")
     for m in sizes:
         cfgs = [TrainConfig(seed=s) for s in range(m)]
-        seconds = _median_seconds(lambda cfgs=cfgs: fit_ensemble(cfgs, data), repeats)
+        seconds = median_seconds(lambda cfgs=cfgs: fit_ensemble(cfgs, data), repeats)
         print(f"| {m} | {seconds:.2f} | {m / seconds:.1f} | {single * m / seconds:.1f}x |")
 
 

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import re
 import statistics
 import subprocess
 import sys
@@ -32,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from timing import median_seconds, peak_mib, run_module
 
 from pipeline.common.config import DataConfig, EvaluateConfig, ExtractConfig, Params, TrainConfig
 from pipeline.reports.evaluate import load_head, load_val, score_grid
@@ -40,28 +39,18 @@ from pipeline.training.run import train_head
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-    return env
-
-
 def whole_process(run: Path) -> tuple[float, float, float]:
     """Wall seconds and peak RSS (MiB) of ``python -m pipeline.evaluate`` on ``run``, and the
     sum of the ``seconds`` column it wrote."""
     cmd = [
-        sys.executable,
-        str(REPO / "benchmarks" / "peak_rss.py"),
         "pipeline.evaluate",
         "--params",
         str(REPO / "params.yaml"),
         "--model",
         str(run / "model.pt"),
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True, env=_env())
-    wall = time.perf_counter() - start
-    peak = float(re.search(r"peak_rss_mib: (\d+)", proc.stderr).group(1))
+    wall, stderr = run_module(cmd, peak=True)
+    peak = peak_mib(stderr)[0]
     with open(run / "robustness.csv", newline="") as fh:
         settings = sum(float(row["seconds"]) for row in csv.DictReader(fh))
     return wall, peak, settings
@@ -71,12 +60,7 @@ def scoring_seconds(run: Path, cfg: EvaluateConfig, repeats: int) -> float:
     """Median seconds of score_grid (the head's forward passes and the scores, no files)."""
     head = load_head(run / "model.pt")
     split = load_val(head)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        score_grid(head, split, cfg)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: score_grid(head, split, cfg), repeats)
 
 
 def torch_import_seconds() -> float:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 import torchvision
+from timing import peak_mib, run_module
 
 from pipeline.backbones import inference, models
 from pipeline.sources import folder, images
@@ -56,8 +57,6 @@ def end_to_end(data: Path, out: Path, workers: int, batch_size: int) -> tuple[fl
     getrusage's maximum over children counts those shared pages again.
     """
     cmd = [
-        sys.executable,
-        str(REPO / "benchmarks" / "peak_rss.py"),
         "pipeline.extract",
         "--params",
         str(REPO / "params.yaml"),
@@ -75,12 +74,9 @@ def end_to_end(data: Path, out: Path, workers: int, batch_size: int) -> tuple[fl
         "extract.device=cpu",
         "--force",
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - start
-    own = float(re.search(r"peak_rss_mib: (\d+) (\d+)", proc.stderr).group(1))
-    inside = float(re.search(r"forwarded in ([\d.]+) s", proc.stderr).group(1))
-    return wall, own, inside
+    wall, stderr = run_module(cmd, peak=True)
+    inside = float(re.search(r"read and encoded in ([\d.]+) s", stderr).group(1))
+    return wall, peak_mib(stderr)[0], inside
 
 
 def _module(args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:

@@ -35,13 +35,12 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from timing import run_module
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = {"qc": 0.8067, "qq": 0.8755}  # the notebooks' test accuracies
@@ -68,17 +67,10 @@ def _overrides(block: str, pretrained: Path, work: Path) -> list[str]:
 
 def _command(args: list[str], *, threads: int | None = None) -> float:
     """Run ``python -m ARGS`` in this checkout; its wall seconds (exit on failure)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "DVC_NO_ANALYTICS": "1"}
+    env = {"DVC_NO_ANALYTICS": "1"}
     if threads is not None:
         env["OMP_NUM_THREADS"] = str(threads)
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return wall
+    return run_module(args, env=env)[0]
 
 
 def _set(block: str, pretrained: Path, work: Path) -> list[str]:

@@ -17,10 +17,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import torch
+from timing import median_seconds
 
 from pipeline.reports.robustness import RobustnessRow, plot_robustness, score_setting
 from pipeline.simulators.noise import (
@@ -64,15 +63,6 @@ def run_grid(x, w, post, labels, seed: int = 0) -> tuple[list[RobustnessRow], to
                 z = sample_expectations(probs, shots, generator=seed + 10 * i + j)
             rows.append(score_setting(exact, labels, post(z), shots=shots, depolarizing=p))
     return rows, exact
-
-
-def median_seconds(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def one_setting(x, w, p: float, shots: int | None, repeats: int) -> list[tuple[str, float]]:

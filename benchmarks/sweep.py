@@ -21,26 +21,18 @@ import argparse
 import csv
 import os
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from timing import run_module
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _run(args: list[str]) -> tuple[float, str]:
     """Run ``python -m ARGS`` in this checkout; (wall seconds, stderr)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    start = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", *args], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    wall = time.perf_counter() - start
-    if proc.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return wall, proc.stderr
+    return run_module(args)
 
 
 def _mode_args(mode: str) -> list[str]:

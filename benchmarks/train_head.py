@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from timing import peak_mib, run_module
 
 from pipeline.common.config import TrainConfig
 from pipeline.training.data import HeadData, load_data
@@ -105,8 +105,6 @@ def ours_epoch_seconds(data: HeadData, repeats: int, **train) -> float:
 def whole_process(features: Path, out_dir: Path) -> tuple[float, float]:
     """Wall seconds and peak RSS (MiB) of `python -m pipeline.train_head`, 30 paper epochs."""
     cmd = [
-        sys.executable,
-        str(REPO / "benchmarks" / "peak_rss.py"),
         "pipeline.train_head",
         "--params",
         str(REPO / "params.yaml"),
@@ -117,11 +115,8 @@ def whole_process(features: Path, out_dir: Path) -> tuple[float, float]:
         "--set",
         "train.device=cpu",
     ]
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    wall = time.perf_counter() - start
-    own = float(re.search(r"peak_rss_mib: (\d+)", proc.stderr).group(1))
-    return wall, own
+    wall, stderr = run_module(cmd, peak=True)
+    return wall, peak_mib(stderr)[0]
 
 
 def torch_import_baseline() -> tuple[float, float]:
