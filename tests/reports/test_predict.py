@@ -251,22 +251,20 @@ def test_json_output_and_an_unreadable_image(tiny_run, tiny_root, tmp_path, trun
     assert f"1 of 5 images could not be decoded: {bad}" in proc.stderr
 
 
-def test_predict_runs_anywhere_from_the_checkpoint_alone(tiny_run, tiny_root, tmp_path, capsys):
+def test_predict_runs_anywhere_from_the_checkpoint_alone(
+    tiny_run, tiny_root, tmp_path, capsys, monkeypatch
+):
     somewhere = tmp_path / "somewhere"
     somewhere.mkdir()  # no params.yaml here
-    cwd = os.getcwd()
-    os.chdir(somewhere)
-    try:
-        model = str(tiny_run / "model.pt")
-        image = str(tiny_root / "val" / "bees" / "j_rgb.jpg")
-        rc = predict_command.main([image, "--model", model, "--set", "extract.workers=0"])
-        out, err = capsys.readouterr()
-        assert rc == 0, err
-        assert out.split()[0] == image and out.split()[1] in ("ants", "bees")
-        assert predict_command.main([image]) == 1
-        assert "no --model given and no params file 'params.yaml' here" in capsys.readouterr().err
-    finally:
-        os.chdir(cwd)
+    monkeypatch.chdir(somewhere)
+    model = str(tiny_run / "model.pt")
+    image = str(tiny_root / "val" / "bees" / "j_rgb.jpg")
+    rc = predict_command.main([image, "--model", model, "--set", "extract.workers=0"])
+    out, err = capsys.readouterr()
+    assert rc == 0, err
+    assert out.split()[0] == image and out.split()[1] in ("ants", "bees")
+    assert predict_command.main([image]) == 1
+    assert "no --model given and no params file 'params.yaml' here" in capsys.readouterr().err
 
 
 def _line(path: str, probs: list[float]) -> predict.Prediction:

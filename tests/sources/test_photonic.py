@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
 from pipeline.simulators import fock
 from pipeline.sources import photonic
@@ -160,15 +159,3 @@ def test_qq_dataset(circuit_a):
     assert (norms < 1 + 1e-12).all() and (norms > 0.9).all()  # unnormalised, truncated
     again = photonic.qq_dataset(circuit_a, n_train_batches=2, n_val_batches=1)
     assert np.array_equal(again["val"].features, val.features)
-
-
-def test_torch_threads_is_scoped():
-    before = torch.get_num_threads()
-    with torch_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with torch_threads(None):
-        assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="threads: expected an integer >= 1 or None; got 0"):
-        with torch_threads(0):
-            pass

@@ -17,7 +17,7 @@ from pipeline.common.errors import ConfigError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.heads.checkpoint import load_checkpoint
 from pipeline.training.data import load_data
-from pipeline.training.loop import fit
+from pipeline.training.loop import fit, train_one_epoch
 from pipeline.training.run import train_head
 
 REPO = Path(__file__).resolve().parents[2]
@@ -297,14 +297,14 @@ def test_out_dir_placeholders(synthetic_store, tmp_path):
 
 
 def _orders(monkeypatch, cfg: TrainConfig, data) -> list[list[int]]:
-    """The row order of every epoch ``fit`` trains in (recorded from the labels it passes)."""
+    """The row order of every epoch ``fit`` trains in (recorded from the orders it passes)."""
     from pipeline.training import loop
 
-    seen, real = [], loop.train_one_epoch
+    seen = []
 
     def record(heads, optimizer, x, y, orders, batch_size, mean):
         seen.append(orders[0].tolist())  # the one member's order of the rows
-        return real(heads, optimizer, x, y, orders, batch_size, mean)
+        return train_one_epoch(heads, optimizer, x, y, orders, batch_size, mean)  # the real one
 
     monkeypatch.setattr(loop, "train_one_epoch", record)
     loop.fit(cfg, data, on_epoch=lambda row: None)
