@@ -97,6 +97,8 @@ class StackedOptimizer:
         self.exp_avg = torch.zeros_like(flat)
         self.exp_avg_sq = torch.zeros_like(flat)
         self._step = torch.zeros((), dtype=torch.float32, device=flat.device)  # the kernel's t
+        self._groups: list[tuple[float, torch.Tensor | None, int]] = []
+        self._moments: list[tuple[torch.Tensor, torch.Tensor]] = []  # per group, padded
         self._rates()
 
     def zero_grad(self) -> None:
@@ -111,14 +113,23 @@ class StackedOptimizer:
             self._rates()
 
     def _rates(self) -> None:
-        """Each element's learning rate; for Adam, the elements of each distinct rate."""
+        """Each element's learning rate; for Adam, the elements of each distinct rate, and
+        their moments gathered into padded buffers that the steps update in place until the
+        rates change again (then they go back into ``exp_avg``/``exp_avg_sq``)."""
+        groups = self._groups if self._moments else []  # one rate: the moments are in place
+        for (_, idx, _), moments in zip(groups, self._moments, strict=True):
+            for target, value in zip((self.exp_avg, self.exp_avg_sq), moments, strict=True):
+                target.index_copy_(0, idx, value[: len(idx)])
         self._element_lr = self.lr[self.member].to(self.flat.dtype)  # (len(flat),)
         rates = self.lr.unique().tolist()
-        self._groups = []
-        if len(rates) > 1:
+        self._groups, self._moments = [], []
+        if len(rates) > 1 and self.kind == "adam":  # PennyLane's step is elementwise
             for rate in rates:
                 idx = (self._element_lr == rate).nonzero().squeeze(1)
-                self._groups.append((rate, idx, -(-len(idx) // PAD) * PAD))
+                size = -(-len(idx) // PAD) * PAD
+                self._groups.append((rate, idx, size))
+                moments = (self.exp_avg, self.exp_avg_sq)
+                self._moments.append(tuple(self._padded(t, idx, size) for t in moments))
         else:
             self._groups.append((rates[0], None, len(self.flat)))
 
@@ -134,14 +145,11 @@ class StackedOptimizer:
                  **self._options(self._groups[0][0]))  # fmt: skip
             return
         self._step += 1
-        for rate, idx, size in self._groups:  # each rate's elements, padded to whole vectors
-            parts = [self._padded(t, idx, size) for t in (self.flat, self.grad)]
-            moments = [self._padded(t, idx, size) for t in (self.exp_avg, self.exp_avg_sq)]
-            self._adam(parts[0], parts[1], *moments, rate)
-            n = len(idx)
-            for target, value in zip((self.flat, self.exp_avg, self.exp_avg_sq),
-                                     (parts[0], *moments), strict=True):  # fmt: skip
-                target.index_copy_(0, idx, value[:n])
+        for (rate, idx, size), moments in zip(self._groups, self._moments, strict=True):
+            # each rate's elements, padded to whole vectors (the padding stays zero throughout)
+            param, grad = (self._padded(t, idx, size) for t in (self.flat, self.grad))
+            self._adam(param, grad, *moments, rate)
+            self.flat.index_copy_(0, idx, param[: len(idx)])
 
     @staticmethod
     def _padded(t: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
