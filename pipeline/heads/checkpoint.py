@@ -3,7 +3,8 @@
 The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
 ``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
 ``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch`` and ``features`` (the
-feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` writes it.
+feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` writes it,
+and ``run.json`` beside it: the same without the weights (:mod:`pipeline.heads.record`).
 """
 
 from __future__ import annotations
@@ -17,30 +18,8 @@ from pipeline.common.config import TrainConfig, build_section
 from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256
 from pipeline.heads.dressed import build_head
+from pipeline.heads.record import CHECKPOINT_VERSION, not_a_head, require_keys
 from pipeline.store import hdf5
-
-CHECKPOINT_VERSION = 1
-#: What every reader needs (``checkpoint`` and ``epoch`` are later additions: read with .get).
-REQUIRED_KEYS = ("state_dict", "config", "class_names", "in_features", "best_epoch", "features")
-
-
-def not_a_head(path: str | Path) -> str:
-    """The start of every message that refuses a file as a head checkpoint."""
-    return f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
-
-
-def require_keys(path: str | Path, ckpt: dict, keys: tuple[str, ...] = REQUIRED_KEYS) -> None:
-    """Refuse a checkpoint dict without ``keys`` (and a ``features`` record without its path
-    and sha256), naming the file, the keys expected and the ones it lacks."""
-    missing = [k for k in keys if k not in ckpt]
-    record = ckpt.get("features")
-    if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
-        missing = ["features.path", "features.sha256"]
-    if missing:
-        raise PipelineError(
-            f"{not_a_head(path)}: expected the keys {', '.join(keys)}; it lacks "
-            f"{', '.join(missing)}"
-        )
 
 
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:

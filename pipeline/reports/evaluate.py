@@ -53,8 +53,9 @@ from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_se
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import FeatureStoreError
 from pipeline.heads import inputs
-from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
+from pipeline.heads.checkpoint import load_checkpoint, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
+from pipeline.heads.record import REQUIRED_KEYS, require_keys
 from pipeline.heads.stacked import head_logits
 from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
 from pipeline.simulators.noise import NoiseModel, make_noisy_circuit

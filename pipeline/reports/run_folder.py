@@ -1,8 +1,9 @@
 """A run folder written by ``pipeline.train_head``, read back and checked, and its images found.
 
-``model.pt`` (classes, best epoch, where the features came from), ``metrics.json``,
-``history.csv`` and ``val_predictions.csv``; :func:`find_images` finds the image folder the
-run's features were made from (the one stage one recorded), whatever the current params say.
+``run.json`` (what ``model.pt`` holds but the weights: classes, best epoch, where the features
+came from; read without torch), ``metrics.json``, ``history.csv`` and ``val_predictions.csv``;
+:func:`find_images` finds the image folder the run's features were made from (the one stage
+one recorded), whatever the current params say.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.common.errors import DataError, PipelineError
+from pipeline.heads.record import read_record
 from pipeline.sources import folder
 from pipeline.store.hdf5 import is_random_init
 
@@ -73,11 +75,11 @@ def load_run(out_dir: str | Path) -> Run:
             f"run folder {str(out)!r} lacks {', '.join(missing)}; expected the outputs of "
             "python -m pipeline.train_head"
         )
-    # torch (to read model.pt): only once the folder is known to hold a run, so that
-    # `python -m pipeline.report --help` and a wrong folder answer without it
-    from pipeline.heads.checkpoint import read_checkpoint
+    ckpt = read_record(out)  # run.json: what model.pt holds but the weights, without torch
+    if ckpt is None:  # a run folder of an older version: model.pt itself, with torch
+        from pipeline.heads.checkpoint import read_checkpoint
 
-    ckpt = read_checkpoint(out / "model.pt")
+        ckpt = read_checkpoint(out / "model.pt")
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         history = [{k: float(v) for k, v in row.items()} for row in _read_csv(out / "history.csv")]

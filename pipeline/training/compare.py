@@ -4,10 +4,12 @@
 ``compare.heads`` with every seed in ``compare.seeds`` in one process, as stacks
 (:func:`pipeline.training.ensemble.fit_ensemble`: the same numbers as one ``train_head`` run
 each), and writes each run into its own folder ``compare.dir/runs/<head>-seed<seed>/``
-(:func:`pipeline.training.outputs.save`). :func:`compare_summary` then reads those runs (their
-settings from each ``model.pt``, their numbers from each ``metrics.json``), keeps exactly the
-heads x seeds asked for, and writes ``compare.dir/summary.md`` and ``summary.json`` through
-:mod:`pipeline.training.summary`: the quantum-against-classical table of the paper, over seeds.
+(:func:`pipeline.training.outputs.write_run`); a head trained before with the same settings
+on the same features is copied from the head cache instead (:mod:`pipeline.training.cache`).
+:func:`compare_summary` then reads those runs (their settings from each ``model.pt``, their
+numbers from each ``metrics.json``), keeps exactly the heads x seeds asked for, and writes
+``compare.dir/summary.md`` and ``summary.json`` through :mod:`pipeline.training.summary`: the
+quantum-against-classical table of the paper, over seeds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pipeline.extraction.loop import feature_store
 from pipeline.heads.checkpoint import read_checkpoint
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, is_random_init
 from pipeline.training import summary
+from pipeline.training.cache import HeadCache, head_key
 from pipeline.training.data import load_data
 from pipeline.training.ensemble import fit_ensemble
 from pipeline.training.loop import MemberFailure
-from pipeline.training.outputs import save
+from pipeline.training.outputs import rebased_files, run_files, write_run
 
 log = logging.getLogger("pipeline")
 
@@ -43,9 +46,14 @@ def run_dir(cfg: CompareConfig, head: str, seed: int) -> Path:
     return Path(cfg.dir) / "runs" / f"{head}-seed{seed}"
 
 
-def compare(params: Params) -> list[dict[str, Any]]:
+def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
     run and the summary; return the summary's rows.
+
+    Args:
+        params: the ``compare`` and ``train`` blocks, and the features' blocks.
+        cache_dir: a head cache (:mod:`pipeline.training.cache`): heads found there are
+            copied, not trained, and the heads trained now are kept there (None: no cache).
 
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
@@ -53,16 +61,29 @@ def compare(params: Params) -> list[dict[str, Any]]:
     cfg = params.compare
     data = load_data(feature_store(params))
     cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
-    log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
-             list(cfg.seeds), data.path)  # fmt: skip
+    cache = HeadCache(cache_dir) if cache_dir is not None else None
+    keys = [head_key(c, data.sha256) for c in cfgs]
+    found = {i: blobs for i, k in enumerate(keys) if cache and (blobs := cache.get(k))}
+    todo = [i for i in range(len(cfgs)) if i not in found]
+    log.info("training %d heads (%s x seeds %s) on %s%s", len(todo), ", ".join(cfg.heads),
+             list(cfg.seeds), data.path, f"; {len(found)} more from the head cache "
+             f"{cache.root}" if found else "")  # fmt: skip
+    trained = fit_ensemble([cfgs[i] for i in todo], data) if todo else []
+    results = dict(zip(todo, trained, strict=True))
     failed, runs = [], []
-    for train, result in zip(cfgs, fit_ensemble(cfgs, data), strict=True):
-        if isinstance(result, MemberFailure):
-            failed.append(f"{train.head}/seed {train.seed}: {result.error}")
+    for i, train in enumerate(cfgs):
+        if i in found:
+            run = rebased_files(found[i], train, data.path)
+        elif isinstance(results[i], MemberFailure):
+            failed.append(f"{train.head}/seed {train.seed}: {results[i].error}")
             continue
-        save(result, run_dir(cfg, train.head, train.seed))
+        else:
+            run = run_files(results[i])
+            if cache is not None:
+                cache.put(keys[i], run, train)
+        write_run(run, run_dir(cfg, train.head, train.seed))
         settings = {"train.head": train.head, "train.seed": train.seed}
-        runs.append(summary.run_record(settings, result.metrics))
+        runs.append(summary.run_record(settings, json.loads(run["metrics.json"])))
     if failed:
         raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
     return _write_summary(cfg, runs, data.meta.random_init)  # from memory: nothing read back

@@ -2,6 +2,8 @@
 
 * ``model.pt``: the kept state dict, the full train config, class names, the features'
   identity (:mod:`pipeline.heads.checkpoint` reads it);
+* ``run.json``: the same without the weights, and the weights' sha256 (readable without
+  torch: :mod:`pipeline.heads.record`);
 * ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
   confusion matrix), parameter count, timing;
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
@@ -15,7 +17,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,17 @@ from typing import Any
 import torch
 
 from pipeline.common import files
-from pipeline.common.config import to_dict
-from pipeline.heads.checkpoint import CHECKPOINT_VERSION
+from pipeline.common.config import TrainConfig, to_dict
+from pipeline.heads.record import CHECKPOINT_VERSION, RECORD_NAME, record_text
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
+
+#: The files of a run folder, in the order :func:`run_files` writes them.
+RUN_FILES = ("model.pt", RECORD_NAME, "metrics.json", "history.csv", "val_predictions.csv")
+
+
+def run_config(config: TrainConfig, features: str) -> dict[str, Any]:
+    """The ``config`` that ``model.pt`` records: the train block, its features resolved."""
+    return to_dict(replace(config, features=features))
 
 
 def checkpoint(result: TrainResult) -> dict[str, Any]:
@@ -33,7 +43,7 @@ def checkpoint(result: TrainResult) -> dict[str, Any]:
     return {
         "format_version": CHECKPOINT_VERSION,
         "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-        "config": to_dict(replace(result.config, features=result.data.path)),
+        "config": run_config(result.config, result.data.path),
         "class_names": list(result.data.class_names),
         "in_features": result.data.meta.feature_dim,
         "best_epoch": result.best_epoch,
@@ -53,38 +63,73 @@ def _csv(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
+def model_bytes(ckpt: dict[str, Any]) -> bytes:
+    """The bytes of ``model.pt`` holding ``ckpt``."""
+    buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
+    torch.save(ckpt, buf)
+    return buf.getvalue()
+
+
 def save_model(result: TrainResult, path: str | Path) -> Path:
     """Write the run's ``model.pt`` (:func:`checkpoint`) atomically."""
-    buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
-    torch.save(checkpoint(result), buf)
-    files.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, model_bytes(checkpoint(result)))
     return Path(path)
 
 
-def save(result: TrainResult, out_dir: str | Path) -> Path:
-    """Write model.pt, metrics.json, history.csv and val_predictions.csv, each atomically."""
-    out = Path(out_dir)
-    save_model(result, out / "model.pt")
+def run_files(result: TrainResult) -> dict[str, bytes]:
+    """The bytes of every file of the run's folder (:data:`RUN_FILES`)."""
+    ckpt = checkpoint(result)
+    model = model_bytes(ckpt)
     metrics = {**result.metrics, "timing": result.timing}
-    files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    files.write_text(
-        out / "history.csv",
-        _csv([HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)]),
-    )
     names = result.data.class_names
     pred = result.val_probs.argmax(axis=1)
-    files.write_text(
-        out / "val_predictions.csv",
-        _csv(
-            [
-                ("path", "actual", "predicted", "probability"),
-                *(
-                    (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
-                    for i, (p, a, b) in enumerate(
-                        zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
-                    )
-                ),
-            ]
-        ),
+    predictions = _csv(
+        [
+            ("path", "actual", "predicted", "probability"),
+            *(
+                (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
+                for i, (p, a, b) in enumerate(
+                    zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
+                )
+            ),
+        ]
     )
+    history = _csv([HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)])
+    return {
+        "model.pt": model,
+        RECORD_NAME: record_text(ckpt, model).encode(),
+        "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode(),
+        "history.csv": history.encode(),
+        "val_predictions.csv": predictions.encode(),
+    }
+
+
+def rebased_files(
+    stored: Mapping[str, bytes], config: TrainConfig, features: str
+) -> dict[str, bytes]:
+    """The run folder of another run with the same result, as ``config`` would write it.
+
+    ``stored`` holds ``model.pt``, ``metrics.json``, ``history.csv`` and
+    ``val_predictions.csv`` of a run whose result ``config`` on the same features gives too
+    (:func:`pipeline.training.cache.head_key`): only the settings and the features' path that
+    ``model.pt`` records change.
+    """
+    ckpt = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
+    ckpt["config"] = run_config(config, features)
+    ckpt["features"] = {**ckpt["features"], "path": features}
+    model = model_bytes(ckpt)
+    out = {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
+    return out | {name: stored[name] for name in RUN_FILES if name not in out}
+
+
+def write_run(run: Mapping[str, bytes], out_dir: str | Path) -> Path:
+    """Write a run folder's files (:func:`run_files`), each atomically, in order."""
+    out = Path(out_dir)
+    for name in RUN_FILES:
+        files.write_bytes(out / name, run[name])
     return out
+
+
+def save(result: TrainResult, out_dir: str | Path) -> Path:
+    """Write model.pt, run.json, metrics.json, history.csv and val_predictions.csv."""
+    return write_run(run_files(result), out_dir)
