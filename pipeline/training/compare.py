@@ -73,7 +73,7 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
     failed, runs = [], []
     for i, train in enumerate(cfgs):
         if i in found:
-            run = rebased_files(found[i], train, data.path)
+            run = rebased_files(found[i], train, data.path, data.sha256, data.meta)
         elif isinstance(results[i], MemberFailure):
             failed.append(f"{train.head}/seed {train.seed}: {results[i].error}")
             continue

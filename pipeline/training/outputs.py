@@ -27,6 +27,7 @@ import torch
 from pipeline.common import files
 from pipeline.common.config import TrainConfig, to_dict
 from pipeline.heads.record import CHECKPOINT_VERSION, RECORD_NAME, record_text
+from pipeline.store.hdf5 import StoreMeta
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
 
 #: The files of a run folder, in the order :func:`run_files` writes them.
@@ -40,20 +41,31 @@ def run_config(config: TrainConfig, features: str) -> dict[str, Any]:
 
 def checkpoint(result: TrainResult) -> dict[str, Any]:
     """The ``model.pt`` payload: plain types only (``torch.load(weights_only=True)`` reads it)."""
+    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    data = result.data
+    return _checkpoint(result.config, data.path, data.sha256, data.meta, state, result.best_epoch)
+
+
+def _checkpoint(
+    config: TrainConfig,
+    path: str,
+    sha256: str,
+    meta: StoreMeta,
+    state_dict: dict[str, Any],
+    best_epoch: int,
+) -> dict[str, Any]:
+    """:func:`checkpoint` of its parts. Built the same way for a trained head and a copied
+    one, so that ``torch.save`` shares the same objects in both (its bytes depend on it)."""
     return {
         "format_version": CHECKPOINT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
-        "config": run_config(result.config, result.data.path),
-        "class_names": list(result.data.class_names),
-        "in_features": result.data.meta.feature_dim,
-        "best_epoch": result.best_epoch,
-        "checkpoint": result.config.checkpoint,
-        "epoch": result.best_epoch if result.config.checkpoint == "best" else result.config.epochs,
-        "features": {
-            "path": result.data.path,
-            "sha256": result.data.sha256,
-            **result.data.meta.provenance(),
-        },
+        "state_dict": state_dict,
+        "config": run_config(config, path),
+        "class_names": list(meta.class_names),
+        "in_features": meta.feature_dim,
+        "best_epoch": best_epoch,
+        "checkpoint": config.checkpoint,
+        "epoch": best_epoch if config.checkpoint == "best" else config.epochs,
+        "features": {"path": path, "sha256": sha256, **meta.provenance()},
     }
 
 
@@ -105,18 +117,22 @@ def run_files(result: TrainResult) -> dict[str, bytes]:
 
 
 def rebased_files(
-    stored: Mapping[str, bytes], config: TrainConfig, features: str
+    stored: Mapping[str, bytes], config: TrainConfig, path: str, sha256: str, meta: StoreMeta
 ) -> dict[str, bytes]:
     """The run folder of another run with the same result, as ``config`` would write it.
 
-    ``stored`` holds ``model.pt``, ``metrics.json``, ``history.csv`` and
-    ``val_predictions.csv`` of a run whose result ``config`` on the same features gives too
-    (:func:`pipeline.training.cache.head_key`): only the settings and the features' path that
-    ``model.pt`` records change.
+    Args:
+        stored: ``model.pt``, ``metrics.json``, ``history.csv`` and ``val_predictions.csv``
+            of a run whose result ``config`` gives too, on the same features
+            (:func:`pipeline.training.cache.head_key`).
+        config: the run's train block; path, sha256, meta: its feature store's.
+
+    Returns:
+        The files of :data:`RUN_FILES`: ``model.pt`` and ``run.json`` record ``config`` and
+        ``path``; the others are ``stored``'s.
     """
     ckpt = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
-    ckpt["config"] = run_config(config, features)
-    ckpt["features"] = {**ckpt["features"], "path": features}
+    ckpt = _checkpoint(config, path, sha256, meta, ckpt["state_dict"], ckpt["best_epoch"])
     model = model_bytes(ckpt)
     out = {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
     return out | {name: stored[name] for name in RUN_FILES if name not in out}

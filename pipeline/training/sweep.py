@@ -581,7 +581,8 @@ def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path
         if save is not None:
             from pipeline.training.outputs import rebased_files  # torch: only to write a model
 
-            run = rebased_files(blobs, cell.config, cell.features_file)
+            meta = read_meta(cell.features_file)
+            run = rebased_files(blobs, cell.config, cell.features_file, cell.features_sha256, meta)
             files.write_bytes(save / "runs" / cell.run_id / "model.pt", run["model.pt"])
         results.record(cell, outcome)
     if len(left) < len(todo):
