@@ -118,7 +118,7 @@ def time_steps(work: Path, steps: int) -> None:
 
     from pipeline.common.config import load_params
     from pipeline.heads import cv
-    from pipeline.simulators import fock
+    from pipeline.simulators import fock_layers
     from pipeline.training.data import load_data
     from pipeline.training.ensemble import fit_ensemble
     from pipeline.training.loop import fit
@@ -128,7 +128,7 @@ def time_steps(work: Path, steps: int) -> None:
     labels = torch.as_tensor(data.train.labels)
 
     def reference(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p0 = (x @ fock.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
+        p0 = (x @ fock_layers.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
         return torch.stack([torch.log(1 - p0 + cv.EPS), torch.log(p0 + cv.EPS)], dim=-1)
 
     def per_step(logits, members: int) -> float:
