@@ -1,10 +1,15 @@
-"""The documentation's Python API example runs as written (on a small store and head)."""
+"""The documentation: its Python example runs, its commands name real commands, params and
+keys, the README is short and its links resolve, and the API reference covers the package."""
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 import shutil
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,3 +61,59 @@ def test_the_api_reference_has_a_page_for_every_sub_package_and_command():
     commands = (REPO / "docs" / "reference" / "commands.md").read_text(encoding="utf-8")
     documented = set(re.findall(r"^::: pipeline\.(\w+)$", commands, re.MULTILINE))
     assert documented == {p.stem for p in package.glob("*.py")} - {"__init__"}
+
+
+def _documented_commands() -> list[tuple[str, list[str]]]:
+    """(page, argv) of every command in the bash and console blocks of the README, the docs
+    pages and CONTRIBUTING.md. Left out: lines of option syntax (``[--x]``, ``<name>``) and
+    console examples of an error (the next line starts with ``ERROR``)."""
+    pages = [REPO / "README.md", REPO / "CONTRIBUTING.md", *sorted((REPO / "docs").glob("*.md"))]
+    found = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for lang, block in re.findall(r"```(bash|console)\n(.*?)```", text, re.DOTALL):
+            lines = block.replace("\\\n", " ").splitlines()
+            for line, after in zip(lines, [*lines[1:], ""], strict=True):
+                if lang == "console":
+                    if not line.startswith("$ ") or after.startswith("ERROR"):
+                        continue
+                    line = line[2:]
+                if any(mark in line for mark in ("[--", "<", "…", "...")):
+                    continue
+                lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+                lexer.whitespace_split, lexer.commenters = True, "#"
+                argv: list[str] = []
+                for token in [*lexer, "&&"]:
+                    if token.strip("&|;>") or not token:
+                        argv.append(token)
+                    elif argv:
+                        found.append((page.name, argv))
+                        argv = []
+    return found
+
+
+def test_documented_commands_name_real_commands_params_and_keys():
+    from pipeline.common.config import load_params, parse_assignment, typed_value
+    from pipeline.common.errors import ConfigError
+
+    commands = {p.stem for p in (REPO / "pipeline").glob("*.py")} - {"__init__"}
+    checked = 0
+    for page, argv in _documented_commands():
+        if argv[:2] == ["python", "-m"] and argv[2].startswith("pipeline."):
+            assert argv[2].removeprefix("pipeline.") in commands, (page, argv)
+        elif argv[:3] != ["dvc", "exp", "run"]:
+            continue
+        pairs = list(itertools.pairwise(argv))
+        params = REPO / dict(pairs).get("--params", "params.yaml")
+        assert params.is_file(), (page, argv)
+        try:
+            load_params(params, [v for k, v in pairs if k in ("--set", "-S")])  # every key
+            for k, v in pairs:
+                if k == "--grid":
+                    section, key, values = parse_assignment(v, option="--grid", many=True)
+                    for value in values:
+                        typed_value(section, key, value)
+        except ConfigError as exc:
+            pytest.fail(f"{page}: {shlex.join(argv)}: {exc}")
+        checked += 1
+    assert checked > 40
