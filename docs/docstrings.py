@@ -33,8 +33,8 @@ def fence_examples(lines: list[str]) -> list[str]:
             i += 1
             continue
         pad = " " * _indent(lines[i])
-        if out and out[-1].strip():
-            out.append("")
+        if out and out[-1].strip() and not _SECTION.match(out[-1]):
+            out.append("")  # a fence needs a blank line before it, but not after a header
         out.append(f"{pad}```pycon")
         while i < len(lines) and lines[i].strip():
             out.append(lines[i])
