@@ -17,6 +17,7 @@ from griffe import Extension, Object
 _SECTION = re.compile(r"^(\s*)(\w[\w ]*):\s*$")
 _ARGS = {"Args", "Arguments", "Parameters", "Keyword Args", "Keyword Arguments"}
 _JOINT = re.compile(r"^(\s+)(\w+(?:,\s*\w+)+)(\s*(?:\([^)]*\))?:.*)$")
+_ROLE = re.compile(r":(?:mod|func|class|meth|data|attr|exc):`~?([\w.]+)`")
 
 
 def _indent(line: str) -> int:
@@ -68,6 +69,20 @@ def split_joint_args(lines: list[str]) -> list[str]:
     return out
 
 
+def cross_references(text: str) -> str:
+    """Sphinx roles as mkdocstrings reads them: ``:func:`pipeline.x.f``` becomes a link to
+    ``pipeline.x.f`` (a name that is not documented fails the strict build); a relative or
+    outside name becomes code."""
+
+    def link(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name.startswith("pipeline."):
+            return f"[`{name}`][{name}]"
+        return f"`{name}`"
+
+    return _ROLE.sub(link, text)
+
+
 class ReadableDocstrings(Extension):
     """Rewrite each docstring as the module docstring says, before it is parsed."""
 
@@ -75,4 +90,5 @@ class ReadableDocstrings(Extension):
         if obj.docstring is None:
             return
         lines = obj.docstring.value.splitlines()
-        obj.docstring.value = "\n".join(split_joint_args(fence_examples(lines)))
+        text = "\n".join(split_joint_args(fence_examples(lines)))
+        obj.docstring.value = cross_references(text)

@@ -117,3 +117,47 @@ def test_documented_commands_name_real_commands_params_and_keys():
             pytest.fail(f"{page}: {shlex.join(argv)}: {exc}")
         checked += 1
     assert checked > 40
+
+
+def _top_level_names(path: Path) -> set[str]:
+    """The names a module defines or imports at its top level."""
+    import ast
+
+    names = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return names
+
+
+def _resolves(dotted: str) -> bool:
+    """``pipeline.a.b.name``: a module or package, or a name defined at a module's top level."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        base = REPO.joinpath(*parts[:i])
+        module = base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+        if module.is_file():
+            return i == len(parts) or parts[i] in _top_level_names(module)
+    return False
+
+
+def test_every_dotted_pipeline_name_in_the_code_and_the_docs_exists():
+    files = [
+        *sorted((REPO / "pipeline").rglob("*.py")),
+        *sorted((REPO / "benchmarks").glob("*.py")),
+        *sorted((REPO / "docs").glob("*.md")),
+        REPO / "README.md",
+        REPO / "CONTRIBUTING.md",
+    ]
+    stale = set()
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        for match in re.finditer(r"(?<![\w.])pipeline(?:\.[a-zA-Z_]\w*)+", text):
+            if not re.search(r"\.[A-Z]$", match[0]) and not _resolves(match[0]):
+                stale.add(f"{path.relative_to(REPO)}: {match[0]}")
+    assert not stale, sorted(stale)
