@@ -16,7 +16,7 @@ output in a temporary folder.
    mean ± sample std of the last val accuracy from its ``summary.json``, against the paper.
 3. One QQ training step (batch 8, cross entropy, backward, the pipeline's Adam) of the ``cv``
    head, one torch thread, median milliseconds over ``--steps`` steps: the reference (the
-   layers multiplied into the full circuit matrix, gate by gate, as before
+   layers multiplied into the full circuit matrix, gate by gate, against
    :func:`pipeline.heads.cv.cv_logits`), ``cv_logits`` with one member, and ``cv_logits`` with
    M = 10 stacked members (weights (10, 3, 6), one optimiser over all): the per-step cost of a
    stacked ensemble. Also the seconds per epoch that :func:`pipeline.training.loop.fit`

@@ -22,7 +22,7 @@ from pipeline.training.loop import MemberFailure, TrainingError, epoch_totals, f
 
 
 def _members(base: TrainConfig, n: int) -> list[TrainConfig]:
-    """n members that differ in every per-member setting the issue names."""
+    """n members that differ in every per-member setting."""
     return [
         dataclasses.replace(
             base,
