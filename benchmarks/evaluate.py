@@ -5,7 +5,7 @@
 Unless ``--features`` names an existing store, the real ants/bees set is extracted with
 ``extract.weights: none`` into a temporary folder (timing does not depend on the weight
 values; the accuracies do, and mean nothing here). One quantum head is trained at the
-paper's settings (4 qubits, depth 6). Then, on the issue's default grid (shots [exact, 100,
+paper's settings (4 qubits, depth 6). Then, on the default grid (shots [exact, 100,
 1000, 10000] x depolarizing [0, 0.001, 0.01, 0.05], 153 val samples), it prints:
 
 * the wall time and peak RSS of the whole ``python -m pipeline.evaluate`` process (imports,

@@ -5,7 +5,7 @@
 Copies the project's pipeline (``pipeline/``, ``dvc.yaml``, ``params.yaml``, the DVC config) and
 the real image set into a temporary git repository, with ``extract.weights: none`` (no
 download; timing does not depend on the weights' values), runs ``dvc repro`` and commits it,
-as the README's experiment section says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
+as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
 
 * one 30-epoch ``python -m pipeline.train_head`` process with that depth (the head the
   experiment trains), its output outside the project;

@@ -16,7 +16,7 @@ output in a temporary folder.
    mean ± sample std of the last val accuracy from its ``summary.json``, against the paper.
 3. One QQ training step (batch 8, cross entropy, backward, the pipeline's Adam) of the ``cv``
    head, one torch thread, median milliseconds over ``--steps`` steps: the reference (the
-   layers multiplied into the full circuit matrix, gate by gate, as before
+   layers multiplied into the full circuit matrix, gate by gate, against
    :func:`pipeline.heads.cv.cv_logits`), ``cv_logits`` with one member, and ``cv_logits`` with
    M = 10 stacked members (weights (10, 3, 6), one optimiser over all): the per-step cost of a
    stacked ensemble. Also the seconds per epoch that :func:`pipeline.training.loop.fit`
@@ -118,7 +118,7 @@ def time_steps(work: Path, steps: int) -> None:
 
     from pipeline.common.config import load_params
     from pipeline.heads import cv
-    from pipeline.simulators import fock
+    from pipeline.simulators import fock_layers
     from pipeline.training.data import load_data
     from pipeline.training.ensemble import fit_ensemble
     from pipeline.training.loop import fit
@@ -128,7 +128,7 @@ def time_steps(work: Path, steps: int) -> None:
     labels = torch.as_tensor(data.train.labels)
 
     def reference(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p0 = (x @ fock.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
+        p0 = (x @ fock_layers.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
         return torch.stack([torch.log(1 - p0 + cv.EPS), torch.log(p0 + cv.EPS)], dim=-1)
 
     def per_step(logits, members: int) -> float:

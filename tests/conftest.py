@@ -98,9 +98,9 @@ def pretrained_dir() -> Path:
     return PAPER_PRETRAINED
 
 
-def readme_block(heading: str, lang: str) -> str:
-    """The first ```lang code block after ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def readme_block(heading: str, lang: str, page: str = "README.md") -> str:
+    """The first ```lang code block after ``heading`` in ``page`` (README.md or docs/*.md)."""
+    text = (REPO / page).read_text(encoding="utf-8")
     section = text[text.index(heading) :]
     start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
     return section[start : section.index("```", start)]

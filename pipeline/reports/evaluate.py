@@ -64,7 +64,7 @@ from pipeline.store import hdf5
 log = logging.getLogger("pipeline")
 
 CSV_NAME, JSON_NAME, PNG_NAME = "robustness.csv", "robustness.json", "plots/robustness.png"
-#: The issue's columns first, in its order; the other channels and the counts after them.
+#: Shots, depolarizing and the scores first; the other channels and the counts after them.
 CSV_COLUMNS = (
     "shots",
     "depolarizing",

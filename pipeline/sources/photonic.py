@@ -47,7 +47,7 @@ import torch
 from pipeline.common.devices import torch_threads
 from pipeline.common.errors import DataError
 from pipeline.common.files import file_sha256
-from pipeline.simulators import fock
+from pipeline.simulators import fock, fock_layers
 
 log = logging.getLogger("pipeline")
 
@@ -420,7 +420,7 @@ def circuit_a_matrix(circuit_a: np.ndarray, cutoff: int = 15) -> torch.Tensor:
         torch.Size([15, 15])
     """
     params = torch.as_tensor(np.asarray(circuit_a), dtype=torch.float64).T  # (1, 6)
-    return fock.one_mode_layers(params, cutoff, squeeze=False)
+    return fock_layers.one_mode_layers(params, cutoff, squeeze=False)
 
 
 def qq_dataset(
