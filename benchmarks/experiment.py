@@ -13,6 +13,8 @@ as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
   and evaluation, and the compare stage);
 * their ratio, and the seconds of each stage's process inside the experiment (recorded by a
   ``sitecustomize`` hook on ``PYTHONPATH``, from interpreter start to exit); the rest is DVC.
+  Wall and CPU seconds both: on a shared host the CPU seconds (of a process and all its
+  descendants) depend less on what else runs.
 
 Last, the seconds of ``python -m pipeline.<command> --help`` for every command.
 """
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,7 +46,7 @@ def _record():
     if os.path.basename(os.path.dirname(sys.argv[0] or ".")) == "pipeline":
         with open(os.environ["STAGE_LOG"], "a") as fh:
             fh.write(json.dumps({"command": name[:-3], "seconds": time.perf_counter() - _start,
-                                 "argv": sys.argv[1:]}) + "\\n")
+                                 "cpu": time.process_time(), "argv": sys.argv[1:]}) + "\\n")
 if os.environ.get("STAGE_LOG"):
     atexit.register(_record)
 """
@@ -60,11 +63,15 @@ class Project:
         (hooks / "sitecustomize.py").write_text(HOOK)
 
     def run(self, *cmd: str) -> tuple[float, str, list[dict]]:
-        """(wall seconds, output, the pipeline processes it ran with their seconds)."""
+        """(wall seconds, output, the pipeline processes it ran with their seconds); the CPU
+        seconds of the command and all its descendants in ``self.cpu``."""
         self.log.write_text("")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=self.root, env=self.env, capture_output=True, text=True)
         seconds = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         if proc.returncode != 0:
             sys.exit(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         stages = [json.loads(line) for line in self.log.read_text().splitlines()]
@@ -92,9 +99,13 @@ def project(root: Path, data: Path, hooks: Path) -> Project:
 
 
 def _stages(out: str, processes: list[dict]) -> str:
+    """``stage wall/cpu`` seconds of each stage that ran."""
     ran = re.findall(r"Running stage '([^']+)'", out)
-    seconds = {p["command"]: p["seconds"] for p in processes}
-    return ", ".join(f"{s} {seconds.get(s, float('nan')):.1f}" for s in ran)
+    by_name = {p["command"]: p for p in processes}
+    nan = {"seconds": float("nan"), "cpu": float("nan")}
+    return ", ".join(
+        f"{s} {by_name.get(s, nan)['seconds']:.1f}/{by_name.get(s, nan)['cpu']:.1f}" for s in ran
+    )
 
 
 def main() -> None:
@@ -115,13 +126,18 @@ def main() -> None:
             depth = 3 + i
             one = ["--set", f"train.q_depth={depth}", "--set", f"train.out_dir={heads}"]
             head, _, _ = p.run(sys.executable, "-m", "pipeline.train_head", *one)
+            head_cpu = p.cpu
             seconds, out, processes = p.dvc("exp", "run", "-S", f"train.q_depth={depth}")
             dvc_seconds = seconds - sum(s["seconds"] for s in processes)
-            ratios.append(seconds / head)
-            print(f"q_depth={depth}: train_head {head:.1f} s; dvc exp run {seconds:.1f} s; "
-                  f"ratio {seconds / head:.2f} (stages: {_stages(out, processes)}; "
-                  f"DVC {dvc_seconds:.1f})")  # fmt: skip
-        print(f"ratio: {min(ratios):.2f} to {max(ratios):.2f} over {len(ratios)} experiments")
+            dvc_cpu = p.cpu - sum(s["cpu"] for s in processes)
+            ratios.append((seconds / head, p.cpu / head_cpu))
+            print(f"q_depth={depth}: train_head {head:.1f} s ({head_cpu:.1f} s CPU); dvc exp run "
+                  f"{seconds:.1f} s ({p.cpu:.1f} s CPU); ratio {seconds / head:.2f} (CPU "
+                  f"{p.cpu / head_cpu:.2f}); stages, wall/CPU s: {_stages(out, processes)}, "
+                  f"DVC {dvc_seconds:.1f}/{dvc_cpu:.1f}")  # fmt: skip
+        wall, cpu = [r[0] for r in ratios], [r[1] for r in ratios]
+        print(f"ratio over {len(ratios)} experiments: wall {min(wall):.2f} to {max(wall):.2f}, "
+              f"CPU {min(cpu):.2f} to {max(cpu):.2f}")  # fmt: skip
         commands = sorted(f.stem for f in (REPO / "pipeline").glob("*.py") if f.stem != "__init__")
         helps = {c: p.run(sys.executable, "-m", f"pipeline.{c}", "--help")[0] for c in commands}
         print("--help: " + ", ".join(f"{c} {s:.2f} s" for c, s in helps.items()))

@@ -77,7 +77,12 @@ def code_digest() -> str:
 @functools.cache
 def environment() -> dict[str, str]:
     """The host and the versions of what computes the numbers."""
-    versions = {name: metadata.version(name) for name in ("torch", "numpy")}
+    versions = {}
+    for name in ("torch", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # a build without package metadata
+            versions[name] = "unknown"
     return {
         "host": platform.node(),
         "machine": platform.machine(),
