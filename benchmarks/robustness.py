@@ -21,7 +21,7 @@ import math
 import torch
 from timing import median_seconds
 
-from pipeline.reports.robustness import RobustnessRow, plot_robustness, score_setting
+from pipeline.inference.robustness import RobustnessRow, plot_robustness, score_setting
 from pipeline.simulators.noise import (
     NoiseModel,
     NoisyPennyLaneCircuit,

@@ -56,7 +56,7 @@ from pipeline.heads import inputs
 from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
-from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
+from pipeline.inference.robustness import RobustnessRow, robustness_png, score_setting
 from pipeline.simulators.noise import NoiseModel, make_noisy_circuit
 from pipeline.store import hdf5
 
