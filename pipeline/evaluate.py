@@ -9,7 +9,7 @@ was trained on, scores it under every combination of the ``evaluate`` block's ``
 the head's own circuit when exact and noiseless, the torch density matrix otherwise;
 ``torch``; or any PennyLane device, real hardware included), and writes
 ``robustness.csv``, ``robustness.json`` and ``plots/robustness.png`` into the model's folder
-(:mod:`pipeline.reports.evaluate`).
+(:mod:`pipeline.inference.evaluate`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(args) -> None:
     params = cli.params(args)
-    from pipeline.reports.evaluate import evaluate  # torch: imported for the work, not --help
+    from pipeline.inference.evaluate import evaluate  # torch: imported for the work, not --help
 
     evaluate(params, args.model, args.features)
 

@@ -90,9 +90,9 @@ def tiny_store(tiny_root, tmp_path_factory) -> Path:
 def pretrained_dir() -> Path:
     """The paper's pretrained photonic parameters (``../shared/data/paper-pretrained``, with
     their checksums in its README); the tests that need them skip without them."""
-    from pipeline.sources import photonic  # torch: only for the tests that ask for these
+    from pipeline.sources import photonic_data  # torch: only for the tests that ask for these
 
-    missing = [name for name in photonic.PRETRAINED if not (PAPER_PRETRAINED / name).is_file()]
+    missing = [name for name in photonic_data.PRETRAINED if not (PAPER_PRETRAINED / name).is_file()]
     if missing:
         pytest.skip(f"the paper's pretrained {', '.join(missing)} not at {PAPER_PRETRAINED}")
     return PAPER_PRETRAINED

@@ -37,6 +37,7 @@ LAYERS = (
     "heads",
     "training",
     "reports",
+    "inference",
 )
 SUBPACKAGES = set(LAYERS)
 

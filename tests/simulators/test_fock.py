@@ -249,12 +249,14 @@ def test_gradients_match_finite_differences(gate):
 
 
 def _tetromino_images(pretrained_dir: Path, layers: int) -> np.ndarray:
-    from pipeline.sources import photonic
+    from pipeline.sources import photonic_data
 
-    params = photonic.load_pretrained(pretrained_dir, "trained_params.npy")
-    kets = photonic.qc_input_states(photonic.QC_ALPHA, photonic.QC_BETA, 11)  # clean: δ = ε = 0
-    kets = photonic.qc_layers(kets, params[:, :layers])  # (7, 11, 11)
-    return photonic.qc_image(kets).abs().square().numpy()  # (7, 4, 4), each sums to 1
+    params = photonic_data.load_pretrained(pretrained_dir, "trained_params.npy")
+    kets = photonic_data.qc_input_states(
+        photonic_data.QC_ALPHA, photonic_data.QC_BETA, 11
+    )  # clean: δ = ε = 0
+    kets = photonic_data.qc_layers(kets, params[:, :layers])  # (7, 11, 11)
+    return photonic_data.qc_image(kets).abs().square().numpy()  # (7, 4, 4), each sums to 1
 
 
 def _top4(image: np.ndarray) -> set[tuple[int, int]]:

@@ -14,7 +14,7 @@ from pipeline.common.config import SpiralConfig, TrainConfig, load_params
 from pipeline.common.devices import torch_threads
 from pipeline.extraction.loop import extract
 from pipeline.heads.stacked import StackedHeads
-from pipeline.sources.photonic_sources import QQSource
+from pipeline.sources.photonic import QQSource
 from pipeline.sources.spiral import SpiralSource
 from pipeline.training import ensemble
 from pipeline.training.data import load_data

@@ -1,7 +1,7 @@
 """The QQ head B (``cv``): trainable one-mode photonic layers read out by the vacuum probability.
 
 Mari et al. (2020), example 5 (``q2q_transfer_learning.ipynb``): circuit B is the frozen
-circuit A (stage one: :func:`pipeline.sources.photonic.qq_dataset` stores A's output kets)
+circuit A (stage one: :func:`pipeline.sources.photonic_data.qq_dataset` stores A's output kets)
 followed by ``n_layers`` trainable layers, each R(r1) -> S(clip(sq), 0) -> R(r2) ->
 D(clip(d), 0) -> R(r3) -> V(clip(κ)) on one mode in truncated Fock space (clip to ±1,
 :func:`pipeline.simulators.fock_layers.one_mode_layers`). An on/off detector estimates the vacuum

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.heads.cv import EPS, CVHead, as_kets, cv_logits
+from pipeline.heads.photonic import EPS, CVHead, as_kets, cv_logits
 from pipeline.simulators import fock
 from pipeline.simulators.fock_layers import one_mode_layers
 
