@@ -29,8 +29,7 @@ from collections.abc import Callable
 
 import pennylane as qml
 
-CIRCUITS = ("paper", "basic_entangler", "strongly_entangling", "simplified_two_design")
-EMBEDDINGS = ("paper", "angle_x", "angle_y", "angle_z", "iqp")
+from pipeline.common.config import CIRCUITS, EMBEDDINGS
 
 
 def weight_shape(circuit: str, n_qubits: int, q_depth: int) -> tuple[int, ...]:

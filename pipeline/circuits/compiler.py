@@ -111,27 +111,41 @@ def _params(tape) -> list:
     return [p for op in tape.operations for p in op.data]
 
 
-def _classify(tapes, xs, ws) -> tuple[list[tuple[str, float]], list[int]]:
-    """Per angle: ("x", i), ("w", j), ("c", value), or ("e", k) for the k-th expression."""
+def _classify(tapes, xs, ws) -> tuple[list[tuple], list[int]]:
+    """Per angle: ("x", i), ("w", j), ("c", value), ("p", i, j) for a product of two
+    arguments, or ("e", k) for the k-th expression; and the expressions' angle positions."""
     values = [[float(p) for p in _params(t)] for t in tapes]
+    args = [torch.cat([x, w.reshape(-1)]).tolist() for x, w in zip(xs, ws, strict=True)]
+    n = len(xs[0])
     sources, expressions = [], []
     for p in range(len(values[0])):
         seen = [v[p] for v in values]
-        for kind, draws in (("x", xs), ("w", ws)):
-            hits = set.intersection(
-                *({i for i, a in enumerate(d.reshape(-1).tolist()) if a == s}
-                  for d, s in zip(draws, seen, strict=True))
-            )  # fmt: skip
-            if hits:
-                sources.append((kind, float(min(hits))))
-                break
+        hits = set.intersection(
+            *({i for i, a in enumerate(arg) if a == s} for arg, s in zip(args, seen, strict=True))
+        )
+        if hits:
+            i = min(hits)
+            sources.append(("x", i) if i < n else ("w", i - n))
+        elif all(s == seen[0] for s in seen):
+            sources.append(("c", seen[0]))
+        elif (pair := _product(args, seen)) is not None:
+            sources.append(("p", *pair))
         else:
-            if all(s == seen[0] for s in seen):
-                sources.append(("c", seen[0]))
-            else:
-                sources.append(("e", float(len(expressions))))
-                expressions.append(p)
+            sources.append(("e", len(expressions)))
+            expressions.append(p)
     return sources, expressions
+
+
+def _product(args: list[list[float]], seen: list[float]) -> tuple[int, int] | None:
+    """(i, j) with ``args[i] * args[j] == seen`` in every draw, or None."""
+    first = args[0]
+    for i, a in enumerate(first):
+        for j in range(i, len(first)):
+            if a * first[j] == seen[0] and all(
+                arg[i] * arg[j] == s for arg, s in zip(args[1:], seen[1:], strict=True)
+            ):
+                return i, j
+    return None
 
 
 def _expression_graph(fn, record_fn, x, w, positions: Sequence[int]):

@@ -2,8 +2,10 @@
 
 The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
 ``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
-``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch`` and ``features`` (the
-feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` writes it.
+``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch``, ``features`` (the
+feature store's path, sha256 and provenance) and, for a circuit file, ``circuit`` (its path,
+function, text and sha256: the head is rebuilt from that text, not from the file).
+:mod:`pipeline.training.outputs` writes it.
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     ckpt = read_checkpoint(path, map_location=map_location)
     try:
         cfg = build_section("train", TrainConfig, ckpt["config"])
-        model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
+        model = build_head(
+            cfg, ckpt["in_features"], len(ckpt["class_names"]), circuit=ckpt.get("circuit")
+        )
         model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
     except ConfigError as exc:  # its train config (a head this version does not know, say)
         raise PipelineError(f"{not_a_head(path)}: {exc}") from exc

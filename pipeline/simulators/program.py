@@ -53,8 +53,9 @@ class Program:
         weight_shape: shape of one member's weights.
         gates: in order of application.
         sources: per angle column, ``("x", i)`` (``inputs[i]``), ``("w", j)`` (element ``j``
-            of the flattened weights), ``("c", value)`` or ``("e", k)`` (output ``k`` of
-            ``expressions``).
+            of the flattened weights), ``("c", value)``, ``("p", i, j)`` (the product of
+            elements ``i`` and ``j`` of ``[inputs | flattened weights]``, as an IQP embedding's
+            ``x_i x_j``) or ``("e", k)`` (output ``k`` of ``expressions``).
         observables: per output, ``(coefficient, ((wire, "X" | "Y" | "Z"), ...))``.
         expressions: ``f(inputs (n,), weights) -> (E,)`` for the ``"e"`` columns, or None.
     """
@@ -62,7 +63,7 @@ class Program:
     n_qubits: int
     weight_shape: tuple[int, ...]
     gates: tuple[Gate, ...]
-    sources: tuple[tuple[str, float], ...]
+    sources: tuple[tuple, ...]
     observables: tuple[tuple[float, tuple[tuple[int, str], ...]], ...]
     expressions: Callable | None = None
 
@@ -144,21 +145,22 @@ def is_real(program: Program) -> bool:
 
 
 def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
-    """The program as ``("perm", index, phase)``, ``("h", wire)`` and ``("rot", r, index,
-    -i phase)`` steps (consecutive permutations fused into one), and per rotation ``r`` the
-    angle column it reads and the scale of that angle."""
+    """The program as ``("fixed", ((index, coefficient), ...))`` steps, ``sum_j c_j[k]
+    psi[index_j[k]]`` (consecutive signed permutations fused into one), and ``("rot", r,
+    index, -i phase)`` steps; per rotation ``r``, the angle column it reads and its scale."""
     n, steps, columns, scales = program.n_qubits, [], [], []
     for gate in program.gates:
         if gate.name == "Identity":
             continue
-        if gate.name == "Hadamard":
-            steps.append(("h", gate.wires[0]))
+        if gate.name == "Hadamard":  # H = (X + Z) / sqrt 2
+            (flip, one), (same, z) = (pauli_action(n, ((gate.wires[0], p),)) for p in "XZ")
+            steps.append(("fixed", ((flip, one / math.sqrt(2)), (same, z / math.sqrt(2)))))
         elif gate.name in _FIXED:
             index, phase = _fixed(gate.name, gate.wires, n)
-            if steps and steps[-1][0] == "perm":  # p2 p1 psi [k] = ph2 ph1[i2] psi[i1[i2]] [k]
-                _, i1, ph1 = steps.pop()
+            if steps and steps[-1][0] == "fixed" and len(steps[-1][1]) == 1:
+                ((i1, ph1),) = steps.pop()[1]  # p2 p1 psi [k] = ph2 ph1[i2] psi[i1[i2]] [k]
                 index, phase = i1[index], phase * ph1[index]
-            steps.append(("perm", index, phase))
+            steps.append(("fixed", ((index, phase),)))
         else:
             rotations = _ROTATIONS.get(gate.name)
             if gate.name == "MultiRZ":
@@ -168,11 +170,33 @@ def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
             for angle, scale, letters in rotations:
                 word = tuple((w, p) for w, p in zip(gate.wires, letters, strict=True) if p != "I")
                 index, phase = pauli_action(n, word)
-                # the r-th rotation reads column r of the half angles
                 steps.append(("rot", len(columns), index, -1j * phase))
                 columns.append(gate.params[angle])
                 scales.append(scale)
     return steps, columns, scales
+
+
+def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple[int, int]]]:
+    """Where each source column lies in the angle table ``[x | weights | expressions |
+    products | constants]``; the constants and the products' factor pairs."""
+    n, w = program.n_qubits, math.prod(program.weight_shape)
+    kinds = [s[0] for s in program.sources]
+    e = kinds.count("e")
+    products = [(int(s[1]), int(s[2])) for s in program.sources if s[0] == "p"]
+    constants = [float(s[1]) for s in program.sources if s[0] == "c"]
+    where, seen = [], {"p": 0, "c": 0}
+    for source in program.sources:
+        kind = source[0]
+        if kind == "x":
+            where.append(int(source[1]))
+        elif kind == "w":
+            where.append(n + int(source[1]))
+        elif kind == "e":
+            where.append(n + w + int(source[1]))
+        else:
+            where.append(n + w + e + (0 if kind == "p" else len(products)) + seen[kind])
+            seen[kind] += 1
+    return where, constants, products
 
 
 class ProgramCircuit(nn.Module):
@@ -190,15 +214,21 @@ class ProgramCircuit(nn.Module):
         super().__init__()
         self.program, self.n_qubits = program, program.n_qubits
         self.real = is_real(program)
-        self.steps, columns, scales = _steps(program)
-        self.register_buffer("columns", torch.tensor(columns, dtype=torch.long), persistent=False)
+        steps, columns, scales = _steps(program)
+        initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
+        initial[0] = 1
+        while steps and steps[0][0] == "fixed":  # the gates before the first angle, once
+            initial = _apply(steps.pop(0), initial, None, None)
+        self.steps, self.initial = steps, initial
+        where, constants, products = _table_columns(program)
+        self.constants, self.products = constants, products
+        self.register_buffer("rot_index", torch.tensor([where[c] for c in columns],
+                             dtype=torch.long), persistent=False)  # fmt: skip
         self.register_buffer("scales", torch.tensor(scales, dtype=torch.float64) * 0.5,
                              persistent=False)  # fmt: skip
-        self._tensors: dict[tuple, list] = {}
-        words = [pauli_action(program.n_qubits, w) for _, w in program.observables]
-        self.diagonal = all(bool((i == torch.arange(len(i))).all()) for i, _ in words)
-        self.words = words
+        self.words = [pauli_action(program.n_qubits, w) for _, w in program.observables]
         self.coefficients = [c for c, _ in program.observables]
+        self._tensors: dict[tuple, list] = {}
 
     def extra_repr(self) -> str:
         return (
@@ -207,48 +237,52 @@ class ProgramCircuit(nn.Module):
         )
 
     def _constants(self, dtype: torch.dtype, device: torch.device) -> list:
-        """The steps' index and phase tensors on ``device``, phases in the state's dtype."""
+        """The steps' tensors on ``device`` in the state's dtype (made once per dtype)."""
         key = (dtype, device)
         if key not in self._tensors:
-            sdtype = dtype if self.real else (torch.complex128 if dtype == torch.float64
-                                              else torch.complex64)  # fmt: skip
+            complex_ = torch.complex128 if dtype == torch.float64 else torch.complex64
+            sdtype = dtype if self.real else complex_
 
-            def phase(p):
+            def cast(p):
                 return (p.real if self.real else p).to(device=device, dtype=sdtype)
 
             steps = []
             for step in self.steps:
-                if step[0] == "perm":
-                    steps.append(("perm", step[1].to(device), phase(step[2])))
-                elif step[0] == "rot":
-                    steps.append(("rot", step[1], step[2].to(device), phase(step[3])))
+                if step[0] == "fixed":
+                    steps.append(("fixed", tuple((i.to(device), cast(c)) for i, c in step[1])))
                 else:
-                    steps.append(step)
-            words = [(i.to(device), phase(p)) for i, p in self.words]
-            self._tensors[key] = [steps, words, sdtype]
+                    steps.append(("rot", step[1], step[2].to(device), cast(step[3])))
+            diagonal = [k for k, (i, _) in enumerate(self.words)
+                        if bool((i == torch.arange(len(i))).all())]  # fmt: skip
+            signs = torch.stack(
+                [self.words[k][1].real * self.coefficients[k] for k in diagonal]
+                or [torch.zeros(0, 2**self.n_qubits, dtype=torch.float64)]
+            ).reshape(len(diagonal), 2**self.n_qubits)
+            others = [k for k in range(len(self.words)) if k not in diagonal]
+            words = [(self.words[k][0].to(device), cast(self.words[k][1]), self.coefficients[k])
+                     for k in others]  # fmt: skip
+            order = torch.argsort(torch.tensor(diagonal + others)).to(device)
+            extra = torch.tensor(self.constants, dtype=dtype, device=device)
+            pairs = torch.tensor(self.products, dtype=torch.long, device=device).reshape(-1, 2)
+            self._tensors[key] = [
+                steps, cast(self.initial), signs.to(device=device, dtype=dtype), words, order,
+                extra, pairs, sdtype,
+            ]  # fmt: skip
         return self._tensors[key]
 
-    def angles(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Every angle column (..., B, P) from inputs (..., B, n) and weights."""
+    def angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
+        """The angle table (..., B, T): inputs, weights, expressions, products, constants."""
         prog, lead = self.program, x.shape[:-2]
-        flat_w = weights.reshape(*lead, 1, -1)  # (..., 1, W)
-        expr = None
+        parts = [x, weights.reshape(*lead, 1, -1).expand(*x.shape[:-1], -1)]
         if prog.expressions is not None:  # one row and one member at a time, vectorised
             f = torch.func.vmap(prog.expressions, in_dims=(0, None))  # over rows
-            expr = torch.func.vmap(f, in_dims=(0, 0))(x, weights) if lead else f(x, weights)
-        columns = []
-        for kind, value in prog.sources:
-            if kind == "x":
-                columns.append(x[..., int(value)])
-            elif kind == "w":
-                columns.append(flat_w[..., int(value)].expand(x.shape[:-1]))
-            elif kind == "e":
-                columns.append(expr[..., int(value)])
-            else:
-                columns.append(x.new_full(x.shape[:-1], float(value)))
-        if not columns:
-            return x.new_zeros(*x.shape[:-1], 0)
-        return torch.stack(columns, dim=-1)
+            parts.append(torch.func.vmap(f, in_dims=(0, 0))(x, weights) if lead else f(x, weights))
+        if len(pairs):
+            base = torch.cat(parts[:2], dim=-1)
+            parts.append(base.index_select(-1, pairs[:, 0]) * base.index_select(-1, pairs[:, 1]))
+        if len(extra):
+            parts.append(extra.expand(*x.shape[:-1], -1))
+        return torch.cat(parts, dim=-1)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         prog, n = self.program, self.n_qubits
@@ -259,33 +293,35 @@ class ProgramCircuit(nn.Module):
         if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
             expected = ", ".join([*map(str, lead), "B", str(n)])
             raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
-        steps, words, sdtype = self._constants(x.dtype, x.device)
-        half = self.angles(x, weights).index_select(-1, self.columns) * self.scales.to(x.dtype)
-        cos, sin = torch.cos(half), torch.sin(half)  # (..., B, rotations)
-        state = torch.zeros(*x.shape[:-1], 2**n, dtype=sdtype, device=x.device)
-        state[..., 0] = 1
+        steps, initial, signs, words, order, extra, pairs, sdtype = self._constants(
+            x.dtype, x.device
+        )
+        table = self.angles(x, weights, extra, pairs)
+        half = table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+        # in the state's dtype, once: no mixed real-complex product per gate
+        cos = torch.cos(half).to(sdtype).unsqueeze(-1).unbind(-2)  # per rotation (..., B, 1)
+        sin = torch.sin(half).to(sdtype).unsqueeze(-1).unbind(-2)
+        state = initial.expand(*x.shape[:-1], 2**n)
         for step in steps:
-            state = _apply(step, state, n, cos, sin)
-        return self._expvals(state, words)
-
-    def _expvals(self, state: torch.Tensor, words: list) -> torch.Tensor:
-        outs = []
-        for c, (index, phase) in zip(self.coefficients, words, strict=True):
+            state = _apply(step, state, cos, sin)
+        if state is initial or state.shape != (*x.shape[:-1], 2**n):
+            state = state.expand(*x.shape[:-1], 2**n)
+        probs = state * state if self.real else (state.conj() * state).real
+        outs = [(probs.unsqueeze(-2) * signs).sum(-1)] if len(signs) else []
+        for index, phase, coefficient in words:
             moved = state.index_select(-1, index) * phase
-            value = (state.conj() * moved).real if not self.real else state * moved
-            outs.append(value.sum(-1) * c if c != 1 else value.sum(-1))
-        return torch.stack(outs, dim=-1)
+            value = (state * moved if self.real else (state.conj() * moved).real).sum(-1)
+            outs.append((value * coefficient).unsqueeze(-1))
+        return torch.cat(outs, dim=-1).index_select(-1, order)
 
 
-def _apply(step: tuple, state: torch.Tensor, n: int, cos, sin) -> torch.Tensor:
-    if step[0] == "perm":
-        return state.index_select(-1, step[1]) * step[2]
-    if step[0] == "h":  # H = (X + Z) / sqrt 2, on the view (..., 2^w, 2, rest)
-        wire = step[1]
-        view = state.unflatten(-1, (2**wire, 2, 2 ** (n - wire - 1)))
-        a, b = view.select(-2, 0), view.select(-2, 1)
-        s = 1 / math.sqrt(2)
-        return torch.stack(((a + b) * s, (a - b) * s), dim=-2).flatten(-3)
+def _apply(step: tuple, state: torch.Tensor, cos, sin) -> torch.Tensor:
+    """One step on the states (..., 2^n)."""
+    if step[0] == "fixed":
+        out = None
+        for index, coefficient in step[1]:
+            moved = state.index_select(-1, index)
+            out = moved * coefficient if out is None else torch.addcmul(out, moved, coefficient)
+        return out
     _, r, index, phase = step
-    c, s = cos[..., r : r + 1], sin[..., r : r + 1]
-    return state * c + state.index_select(-1, index) * phase * s
+    return torch.addcmul(state * cos[r], state.index_select(-1, index) * phase, sin[r])
