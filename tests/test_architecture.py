@@ -31,6 +31,7 @@ LAYERS = (
     "common",
     "store",
     "simulators",
+    "circuits",
     "sources",
     "backbones",
     "extraction",

@@ -49,9 +49,15 @@ import torch
 from torch import nn
 
 from pipeline.common import files
-from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
+from pipeline.common.config import (
+    CIRCUIT_DEFAULTS,
+    EvaluateConfig,
+    Params,
+    TrainConfig,
+    build_section,
+)
 from pipeline.common.devices import resolve_device, torch_threads
-from pipeline.common.errors import FeatureStoreError
+from pipeline.common.errors import ConfigError, FeatureStoreError
 from pipeline.heads import inputs
 from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
@@ -278,6 +284,13 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
         if backend == HEAD:
             circuits.append(None)
             continue
+        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
+        if custom != CIRCUIT_DEFAULTS:
+            raise ConfigError(
+                f"evaluate: {head.path} was trained with the circuit {custom}; noisy and "
+                "finite-shot settings simulate the paper's circuit only: keep evaluate's grid "
+                "at shots [null] and zero noise for it"
+            )
         seed = None if setting.shots is None else setting.seed(cfg.seed)
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
         circuits.append(
