@@ -3,7 +3,7 @@
 The function is written for one sample and one parameter set, as the body of a QNode:
 ``fn(inputs, weights)`` applies PennyLane operations on wires ``0 … n-1`` and returns a list
 of ``qml.expval`` of Pauli words (or nothing: ``<Z_i>`` on every wire). It is recorded with
-``qml.tape.make_qscript`` on two random draws of inputs and weights, and operations outside
+``qml.tape.make_qscript`` on three random draws of inputs and weights, and operations outside
 :data:`~pipeline.simulators.program.GATES` are lowered with ``qml.transforms.decompose``. An
 angle that equals one input or one weight in both recordings is read from it directly; any
 other angle that changes (``x_i * x_j`` in an IQP embedding) is an expression, traced once
@@ -22,6 +22,7 @@ Example:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 
 import pennylane as qml
@@ -30,9 +31,10 @@ import torch
 from pipeline.common.errors import ConfigError
 from pipeline.simulators.program import GATES, Gate, Program
 
-#: Random draws the function is recorded on (two: an angle equal to one argument in both is
-#: that argument).
-_DRAWS = 2
+#: The ranges of the random draws the function is recorded on: an angle equal to one
+#: argument in every draw is that argument; gates that differ between draws (a branch on a
+#: sign or a size) are refused.
+_DRAWS = ((0.05, 1.5), (-1.5, -0.05), (1.6, 3.1))
 
 
 class CircuitError(ConfigError):
@@ -65,7 +67,9 @@ def record(fn: Callable, x: torch.Tensor, w: torch.Tensor, n_qubits: int, name: 
         ) from exc
     _check_wires(tape, n_qubits, name)
     try:
-        (tape,), _ = qml.transforms.decompose(tape, gate_set=set(GATES))
+        with warnings.catch_warnings():  # what stays outside the gate set is named below
+            warnings.simplefilter("ignore")
+            (tape,), _ = qml.transforms.decompose(tape, gate_set=set(GATES))
     except Exception as exc:
         raise CircuitError(f"{name}: lowering to the gate set failed: {exc}") from exc
     for op in tape.operations:
@@ -165,7 +169,7 @@ def _expression_graph(fn, record_fn, x, w, positions: Sequence[int]):
 def compile_circuit(
     fn: Callable, weight_shape: Sequence[int], n_qubits: int, *, name: str
 ) -> Program:
-    """Record ``fn`` once (on two random draws) and compile it to a :class:`Program`.
+    """Record ``fn`` once (on three random draws) and compile it to a :class:`Program`.
 
     Args:
         fn: ``fn(inputs, weights)``, the body of a QNode for one sample.
@@ -180,8 +184,12 @@ def compile_circuit(
     """
     shape = check_weight_shape(weight_shape, name)
     gen = torch.Generator().manual_seed(0)
-    xs = [torch.rand(n_qubits, generator=gen, dtype=torch.float64) * 3 + 0.1 for _ in range(_DRAWS)]
-    ws = [torch.rand(shape, generator=gen, dtype=torch.float64) * 3 + 0.1 for _ in range(_DRAWS)]
+
+    def draw(size, low, high):
+        return torch.rand(size, generator=gen, dtype=torch.float64) * (high - low) + low
+
+    xs = [draw(n_qubits, *r) for r in _DRAWS]
+    ws = [draw(shape, *r) for r in _DRAWS]
 
     def record_fn(x, w):
         return record(fn, x, w, n_qubits, name)

@@ -87,7 +87,7 @@ def pauli_action(n: int, word: tuple[tuple[int, str], ...]) -> tuple[torch.Tenso
         if pauli in "XY":
             index = index ^ (1 << (n - 1 - wire))
         if pauli == "Y":  # Y|0> = i|1>, Y|1> = -i|0>: (Y psi)[k] = (i if bit 1 else -i) psi[flip]
-            phase = phase * torch.where(b == 1, 1j, -1j)
+            phase = phase * torch.tensor([-1j, 1j], dtype=torch.complex128)[b]
         if pauli == "Z":
             phase = phase * (1 - 2 * b)
     return index, phase
@@ -107,7 +107,8 @@ def _fixed(name: str, wires: tuple[int, ...], n: int) -> tuple[torch.Tensor, tor
         return pauli_action(n, ((wires[0], name[-1]),))
     if name in ("S", "T"):
         one = 1j if name == "S" else complex(math.cos(math.pi / 4), math.sin(math.pi / 4))
-        return index, torch.where(bits[:, wires[0]] == 1, one, 1.0 + 0j)
+        values = torch.tensor([1.0, one], dtype=torch.complex128)
+        return index, values[bits[:, wires[0]]]
     if name == "CNOT":
         flip = bits[:, wires[0]] << (n - 1 - wires[1])
         return index ^ flip, torch.ones(2**n, dtype=torch.complex128)
