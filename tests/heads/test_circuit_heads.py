@@ -147,3 +147,30 @@ def test_circuit_settings_are_checked():
 def test_default_checkpoints_do_not_record_the_circuit_keys(tiny_run):
     raw = torch.load(tiny_run / "model.pt", weights_only=True)
     assert not {"circuit", "embedding", "reupload"} & set(raw["config"]) and "circuit" not in raw
+
+
+def test_predict_report_and_evaluate_take_a_file_circuit_head(
+    tiny_store, tiny_root, tmp_path, monkeypatch, capsys
+):
+    from pipeline import evaluate as evaluate_command
+    from pipeline import predict as predict_command
+    from pipeline.common.config import DataConfig
+    from pipeline.reports import plots
+
+    run = tmp_path / "run"
+    cfg = TrainConfig(features=str(tiny_store), out_dir=str(run), epochs=2,
+                      circuit=f"{REPO}/circuits/ring.py:ring")  # fmt: skip
+    train_head(Params(train=cfg))
+    monkeypatch.chdir(tmp_path)  # the code's defaults, not the repository's params.yaml
+    model = str(run / "model.pt")
+    assert predict_command.main([str(tiny_root / "val"), "--model", model,
+                                 "--set", "extract.workers=0"]) == 0  # fmt: skip
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    result = plots.report(Params(data=DataConfig(dir=str(tiny_root))), run)
+    assert result.skipped == {}
+    Path("params.yaml").write_text("evaluate:\n  shots: [null]\n  depolarizing: [0.0]\n")
+    assert evaluate_command.main(["--model", model]) == 0
+    assert (run / "robustness.csv").is_file()
+    noisy = ["--set", "evaluate.depolarizing=[0.0,0.01]"]
+    assert evaluate_command.main(["--model", model, *noisy]) == 1  # the paper's circuit only
+    assert "simulate the paper's circuit only" in capsys.readouterr().err
