@@ -10,7 +10,8 @@ the one extraction loop (:mod:`pipeline.extraction.loop`) from its source
 :class:`pipeline.sources.photonic_sources.QCSource`, ``QQSource``); it is rewritten only when
 missing or made with other settings (``--force``: always). ``qc`` and ``qq`` download the
 paper's pretrained file (``qc.pretrained`` from ``qc.url``, ...) when it is missing and check
-its SHA-256. ``python -m pipeline.train_head`` writes a missing store itself.
+its SHA-256. Stage two only reads these stores: ``train_head``, ``sweep`` and ``compare`` name
+this command when one is missing.
 """
 
 from __future__ import annotations

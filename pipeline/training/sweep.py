@@ -57,10 +57,9 @@ from pipeline.common.config import (
 from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
-from pipeline.extraction.loop import feature_store
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
 from pipeline.training import summary
-from pipeline.training.data import load_data
+from pipeline.training.data import features_for, load_data
 
 log = logging.getLogger("pipeline")
 
@@ -162,9 +161,9 @@ def _circuit(config: TrainConfig) -> str:
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     """Every combination of the grid applied to ``params``, checked, in grid order.
 
-    Each combination's features file is :func:`pipeline.extraction.loop.feature_store` of its
-    params (placeholders filled in; a spiral store is written here, once, if missing), so a
-    grid over ``spiral.turns`` gives each run the store of its own turns.
+    Each combination's features file is :func:`pipeline.training.data.features_for` of its
+    params (placeholders filled in), so a grid over ``spiral.turns`` gives each run the store
+    of its own turns.
 
     Raises:
         ConfigError: a combination is not a valid config (the message names it), or two
@@ -188,7 +187,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
             cell_params = Params(
                 **{name: build_section(name, blocks[name], v) for name, v in values.items()}
             )
-            path = feature_store(cell_params)
+            path = features_for(cell_params)
         except ConfigError as exc:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)

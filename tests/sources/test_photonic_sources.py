@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,11 @@ import torch
 
 from pipeline import datasets, train_head
 from pipeline.common.config import load_params
-from pipeline.common.errors import ConfigError, DataError
-from pipeline.extraction.loop import extract, feature_store
+from pipeline.common.errors import ConfigError, DataError, FeatureStoreError
+from pipeline.extraction.loop import extract
 from pipeline.heads import inputs
 from pipeline.heads.checkpoint import load_checkpoint
-from pipeline.sources import catalog, photonic
+from pipeline.sources import photonic
 from pipeline.sources.photonic_sources import QCSource, QQSource, fetch_pretrained
 from pipeline.store import hdf5
 from pipeline.training.data import load_data
@@ -193,21 +194,24 @@ def test_datasets_command_and_catalog(tmp_path, pretrained_dir, capsys):
         assert datasets.main(argv) == 0
         out = getattr(p, f"{block}_out")
         first = Path(out).read_bytes()
-        assert catalog.generated_source(p, out).kind == block
         capsys.readouterr()
         assert datasets.main(argv) == 0
         assert "is up to date" in capsys.readouterr().err
         assert datasets.main([*argv, "--force"]) == 0
         assert Path(out).read_bytes() == first  # rewritten, byte-identical
-    assert catalog.generated_source(p, tmp_path / "other.h5") is None
 
 
-def test_train_head_writes_the_missing_store_and_trains(tmp_path, pretrained_dir):
+def test_train_head_names_the_command_that_makes_a_missing_store(tmp_path, pretrained_dir):
     for block, head in (("qc", "linear"), ("qq", "cv")):
         p = _params(block, tmp_path, pretrained_dir)
         assert p.train.head == head and not Path(p.features_path).exists()
+        with pytest.raises(FeatureStoreError, match="is missing; make it first") as missing:
+            run_train_head(p)
+        command = shlex.split(str(missing.value).splitlines()[-1])
+        assert command[:4] == ["python", "-m", "pipeline.datasets", block]
+        assert datasets.main(command[3:]) == 0  # the printed command makes that very store
+        assert not (tmp_path / f"run-{block}").exists()
         result = run_train_head(p)
-        assert Path(p.features_path).is_file() and feature_store(p) == p.features_path
         assert (tmp_path / f"run-{block}" / "model.pt").is_file()
         assert result.metrics["n_train"] == (28 if block == "qc" else 32)
         # the stored order: train accuracy comes from the batches in the notebook's order
@@ -222,10 +226,12 @@ def test_train_head_writes_the_missing_store_and_trains(tmp_path, pretrained_dir
 
 def test_heads_that_do_not_fit_the_store_are_refused(tmp_path, pretrained_dir, capsys):
     qq = _params("qq", tmp_path, pretrained_dir, "train.head=linear")
+    qc = _params("qc", tmp_path, pretrained_dir, "train.head=cv")
+    extract(QQSource(qq.qq), qq.qq_out)
+    extract(QCSource(qc.qc), qc.qc_out)
     with pytest.raises(ConfigError, match=r"train.head 'linear' needs real features; .*qq.h5 holds "
                        r"complex128 features of width 15 .*use train.head cv"):  # fmt: skip
         run_train_head(qq)
-    qc = _params("qc", tmp_path, pretrained_dir, "train.head=cv")
     with pytest.raises(ConfigError, match=r"train.head 'cv' \(train.cv_layers 3\) needs a store of "
                        r"complex kets.*qc.h5 holds float32 features of width 16"):  # fmt: skip
         run_train_head(qc)
