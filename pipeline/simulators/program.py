@@ -219,7 +219,9 @@ class ProgramCircuit(nn.Module):
         initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
         initial[0] = 1
         while steps and steps[0][0] == "fixed":  # the gates before the first angle, once
-            initial = _apply(steps.pop(0), initial, None, None)
+            terms = steps.pop(0)[1]
+            moves = tuple((_move_of(i, program.n_qubits, "cpu"), c) for i, c in terms)
+            initial = _apply(("fixed", moves), initial, None, None)
         self.steps, self.initial = steps, initial
         where, constants, products = _table_columns(program)
         self.constants, self.products = constants, products
@@ -247,12 +249,17 @@ class ProgramCircuit(nn.Module):
             def cast(p):
                 return (p.real if self.real else p).to(device=device, dtype=sdtype)
 
+            n = self.n_qubits
+
+            def move(index):
+                return _move_of(index, n, device)
+
             steps = []
             for step in self.steps:
                 if step[0] == "fixed":
-                    steps.append(("fixed", tuple((i.to(device), cast(c)) for i, c in step[1])))
+                    steps.append(("fixed", tuple((move(i), cast(c)) for i, c in step[1])))
                 else:
-                    steps.append(("rot", step[1], step[2].to(device), cast(step[3])))
+                    steps.append(("rot", step[1], move(step[2]), cast(step[3])))
             diagonal = [k for k, (i, _) in enumerate(self.words)
                         if bool((i == torch.arange(len(i))).all())]  # fmt: skip
             signs = torch.stack(
@@ -260,7 +267,7 @@ class ProgramCircuit(nn.Module):
                 or [torch.zeros(0, 2**self.n_qubits, dtype=torch.float64)]
             ).reshape(len(diagonal), 2**self.n_qubits)
             others = [k for k in range(len(self.words)) if k not in diagonal]
-            words = [(self.words[k][0].to(device), cast(self.words[k][1]), self.coefficients[k])
+            words = [(move(self.words[k][0]), cast(self.words[k][1]), self.coefficients[k])
                      for k in others]  # fmt: skip
             order = torch.argsort(torch.tensor(diagonal + others)).to(device)
             extra = torch.tensor(self.constants, dtype=dtype, device=device)
@@ -310,7 +317,7 @@ class ProgramCircuit(nn.Module):
         probs = state * state if self.real else (state.conj() * state).real
         outs = [(probs.unsqueeze(-2) * signs).sum(-1)] if len(signs) else []
         for index, phase, coefficient in words:
-            moved = state.index_select(-1, index) * phase
+            moved = _moved(state, index) * phase
             value = (state * moved if self.real else (state.conj() * moved).real).sum(-1)
             outs.append((value * coefficient).unsqueeze(-1))
         return torch.cat(outs, dim=-1).index_select(-1, order)
@@ -321,8 +328,41 @@ def _apply(step: tuple, state: torch.Tensor, cos, sin) -> torch.Tensor:
     if step[0] == "fixed":
         out = None
         for index, coefficient in step[1]:
-            moved = state.index_select(-1, index)
+            moved = _moved(state, index)
             out = moved * coefficient if out is None else torch.addcmul(out, moved, coefficient)
         return out
     _, r, index, phase = step
-    return torch.addcmul(state * cos[r], state.index_select(-1, index) * phase, sin[r])
+    return torch.addcmul(state * cos[r], _moved(state, index) * phase, sin[r])
+
+
+def _move_of(index: torch.Tensor, n: int, device) -> tuple | torch.Tensor:
+    """How to apply the basis permutation ``index``: a tuple of wire dimensions to flip (a
+    Pauli word's bit flips; empty: none), or the (2, 2^n) index and its inverse."""
+    mask = int(index[0])
+    if bool((index == (torch.arange(2**n) ^ mask)).all()):
+        return tuple(w - n for w in range(n) if mask >> (n - 1 - w) & 1)
+    return torch.stack([index, torch.argsort(index)]).to(device)
+
+
+def _moved(state: torch.Tensor, move) -> torch.Tensor:
+    """``psi[index]`` over the last dimension: flips of wire dimensions (views and one
+    copy), or a gather whose gradient is the inverse gather."""
+    if isinstance(move, tuple):
+        if not move:
+            return state
+        n = int(math.log2(state.shape[-1]))
+        return state.unflatten(-1, (2,) * n).flip(move).flatten(-n)
+    return _Permute.apply(state, move)
+
+
+class _Permute(torch.autograd.Function):
+    """``x[..., index]`` for a permutation ``index``; backward: the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, move):
+        ctx.inverse = move[1]
+        return x.index_select(-1, move[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.index_select(-1, ctx.inverse), None
