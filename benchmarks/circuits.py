@@ -9,7 +9,8 @@ paper's settings (batch 4, Adam 4e-4, StepLR(10, 0.1)), one torch thread, for ea
 1. one ``python -m pipeline.train_head`` in a fresh process (wall seconds, and the
    training seconds per epoch that ``metrics.json`` reports);
 2. a stack of --members heads (seeds 0, 1, …) trained as one by
-   :func:`pipeline.training.ensemble.fit_ensemble`, in this process (wall seconds).
+   :func:`pipeline.training.ensemble.fit_ensemble`, in this process (wall seconds; PennyLane's
+   import and the circuit's compilation, once per process, are left out: one warm-up run).
 
 The circuits: the built-in ``paper``; the same circuit as a file (``circuits/paper.py``);
 ``strongly_entangling`` with the paper's embedding; and ``strongly_entangling`` and ``paper``
@@ -80,6 +81,7 @@ def stack(features: Path, sets: list[str], epochs: int, members: int) -> float:
         extra[key] = value
     cfgs = [TrainConfig(seed=m, epochs=epochs, **extra) for m in range(members)]
     data = load_data(features)
+    fit_ensemble(cfgs[:1], data)  # imports and compiles once, outside the timing
     start = time.perf_counter()
     fit_ensemble(cfgs, data)
     return time.perf_counter() - start
