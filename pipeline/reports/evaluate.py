@@ -262,6 +262,18 @@ def backend_of(head: Head, setting: Setting, backend: str) -> str:
     return "torch" if backend == "auto" else backend
 
 
+def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) -> nn.Module:
+    from pipeline.simulators.noisy_program import NoisyProgramCircuit
+
+    if backend != "torch":
+        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
+        raise ConfigError(
+            f"evaluate.backend: {head.path} was trained with the circuit {custom}, which the "
+            f"torch density matrix simulates; expected auto or torch; got {backend!r}"
+        )
+    return NoisyProgramCircuit(program, setting.noise, shots=setting.shots, seed=seed)
+
+
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
     """The circuit of every setting (None: the head's own), built before anything runs.
 
@@ -284,14 +296,11 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
         if backend == HEAD:
             circuits.append(None)
             continue
-        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
-        if custom != CIRCUIT_DEFAULTS:
-            raise ConfigError(
-                f"evaluate: {head.path} was trained with the circuit {custom}; noisy and "
-                "finite-shot settings simulate the paper's circuit only: keep evaluate's grid "
-                "at shots [null] and zero noise for it"
-            )
         seed = None if setting.shots is None else setting.seed(cfg.seed)
+        program = getattr(head.model.circuit, "program", None)
+        if program is not None:  # a compiled circuit: its own operation list, noisy
+            circuits.append(_noisy_program(head, program, backend, setting, seed))
+            continue
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
         circuits.append(
             make_noisy_circuit(

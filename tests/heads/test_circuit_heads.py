@@ -171,6 +171,9 @@ def test_predict_report_and_evaluate_take_a_file_circuit_head(
     Path("params.yaml").write_text("evaluate:\n  shots: [null]\n  depolarizing: [0.0]\n")
     assert evaluate_command.main(["--model", model]) == 0
     assert (run / "robustness.csv").is_file()
-    noisy = ["--set", "evaluate.depolarizing=[0.0,0.01]"]
-    assert evaluate_command.main(["--model", model, *noisy]) == 1  # the paper's circuit only
-    assert "simulate the paper's circuit only" in capsys.readouterr().err
+    noisy = ["--set", "evaluate.depolarizing=[0.0,0.01]", "--set", "evaluate.shots=[null,100]"]
+    assert evaluate_command.main(["--model", model, *noisy]) == 0
+    assert len((run / "robustness.csv").read_text().splitlines()) == 1 + 4
+    device = ["--set", "evaluate.backend=default.mixed"]
+    assert evaluate_command.main(["--model", model, *noisy, *device]) == 1
+    assert "expected auto or torch; got 'default.mixed'" in capsys.readouterr().err
