@@ -152,7 +152,7 @@ def _product(args: list[list[float]], seen: list[float]) -> tuple[int, int] | No
     return None
 
 
-def _expression_graph(fn, record_fn, x, w, positions: Sequence[int]):
+def _expression_graph(record_fn, x, w, positions: Sequence[int]):
     """The expression angles as a torch graph ``g(inputs, weights) -> (E,)``."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
@@ -210,5 +210,5 @@ def compile_circuit(
         wires = tuple(int(w) for w in op.wires)
         gates.append(Gate(op.name, wires, tuple(range(column, column + k))))
         column += k
-    graph = _expression_graph(fn, record_fn, xs[0], ws[0], positions) if positions else None
+    graph = _expression_graph(record_fn, xs[0], ws[0], positions) if positions else None
     return Program(n_qubits, shape, tuple(gates), tuple(sources), outputs, graph)
