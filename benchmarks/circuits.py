@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--features", type=Path)
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--members", type=int, default=100)
+    parser.add_argument("--only", nargs="*", help="circuits to run (default: all)")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,12 +103,16 @@ def main() -> None:
         print("| --- | --- | --- | --- | --- |")
         metrics = {}
         for name, sets in CIRCUITS.items():
+            if args.only and name not in args.only:
+                continue
             wall, m = single(features, sets, args.epochs, Path(tmp) / f"run{len(metrics)}")
             metrics[name] = m
             seconds = stack(features, sets, args.epochs, args.members)
             per_epoch = m["timing"]["train_seconds_per_epoch"]
             print(f"| {name} | {wall:.1f} | {per_epoch:.3f} | {m['best']['val_acc']:.4f} | "
                   f"{seconds:.1f} |", flush=True)  # fmt: skip
+        if {"paper (built-in)", "paper (circuits/paper.py)"} - set(metrics):
+            return
         a, b = metrics["paper (built-in)"], metrics["paper (circuits/paper.py)"]
         for part in ("best", "last"):
             for key in ("val_loss", "val_acc", "train_loss", "train_acc"):
