@@ -38,6 +38,7 @@ LAYERS = (
     "heads",
     "training",
     "reports",
+    "inference",
 )
 SUBPACKAGES = set(LAYERS)
 

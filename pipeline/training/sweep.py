@@ -16,8 +16,8 @@ Writes into ``--out``:
   accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
   as runs finish (at least every few seconds), so an interrupted sweep keeps its finished runs.
 * ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
-  combination of the grid, by :mod:`pipeline.summary` (the same table as the DVC ``compare``
-  stage).
+  combination of the grid, by :mod:`pipeline.training.summary` (the same table as the DVC
+  ``compare`` stage).
 
 A rerun skips the runs already in ``results.csv`` with status ok and identical settings and
 features (``run_id`` hashes them); ``--force`` reruns them. A failed run is logged and recorded
@@ -596,7 +596,7 @@ def _write_summary(
     out: Path,
     failed: Sequence[tuple[dict[str, Any], str]],
 ) -> None:
-    """summary.md and summary.json: :func:`pipeline.summary.summarize` of the ok runs."""
+    """summary.md and summary.json: :func:`pipeline.training.summary.summarize` of the ok runs."""
     records = []
     for cell in cells:
         row = rows_by_id[cell.run_id]

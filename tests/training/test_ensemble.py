@@ -14,7 +14,7 @@ from pipeline.common.config import SpiralConfig, TrainConfig, load_params
 from pipeline.common.devices import torch_threads
 from pipeline.extraction.loop import extract
 from pipeline.heads.stacked import StackedHeads
-from pipeline.sources.photonic_sources import QQSource
+from pipeline.sources.photonic import QQSource
 from pipeline.sources.spiral import SpiralSource
 from pipeline.training import ensemble
 from pipeline.training.data import load_data
@@ -22,7 +22,7 @@ from pipeline.training.loop import MemberFailure, TrainingError, epoch_totals, f
 
 
 def _members(base: TrainConfig, n: int) -> list[TrainConfig]:
-    """n members that differ in every per-member setting the issue names."""
+    """n members that differ in every per-member setting."""
     return [
         dataclasses.replace(
             base,

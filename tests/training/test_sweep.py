@@ -156,7 +156,7 @@ def test_results_summary_and_a_cell_equal_to_a_direct_run(synthetic_store, tmp_p
     }.items():
         assert float(cell[key]) == direct.metrics[part][name], key
 
-    # summary: pipeline.summary over the seeds, one row per head
+    # summary: pipeline.training.summary over the seeds, one row per head
     records = [
         {
             "train.seed": int(r["train.seed"]),
