@@ -18,17 +18,22 @@ _HASH_CHUNK = 1 << 20
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left as it was. The
-    target's folder is created if needed.
+    On any exception the temporary file is removed and ``target`` is left as it was; an
+    OSError that names no file, or the temporary one, names ``target``. The target's folder is
+    created if needed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _new_temp_file(target, suffix)
+    tmp_path = None
     try:
+        tmp_path = _new_temp_file(target, suffix)
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):
+            exc.filename = str(target)  # the output the user asked for, not its temporary file
         raise
 
 

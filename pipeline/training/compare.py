@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.common import folders
 from pipeline.common.config import CompareConfig, Params
 from pipeline.common.errors import PipelineError
 from pipeline.extraction.loop import feature_store
@@ -85,10 +86,14 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
         metrics_path = model_path.with_name("metrics.json")
         if not metrics_path.is_file():
             continue
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise PipelineError(f"{metrics_path}: malformed JSON ({exc})") from exc
         ckpt = read_checkpoint(model_path)
+        folders.check_pair(model_path, metrics)
         key = (ckpt["config"]["head"], ckpt["config"]["seed"])
         random_init |= is_random_init(ckpt["features"])
-        metrics = json.loads(metrics_path.read_text())
         found[key] = summary.run_record({"train.head": key[0], "train.seed": key[1]}, metrics)
     wanted = [(h, s) for h in cfg.heads for s in cfg.seeds]
     missing = [f"{h}/seed {s}" for h, s in wanted if (h, s) not in found]
