@@ -34,6 +34,7 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             tmp_path.unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):
             exc.filename = str(target)  # the output the user asked for, not its temporary file
+            exc.filename2 = None
         raise
 
 
