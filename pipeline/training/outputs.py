@@ -115,7 +115,11 @@ def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path
 
     def write(tmp: Path) -> None:
         for name, data in contents.items():
-            (tmp / name).write_bytes(data)
+            try:
+                (tmp / name).write_bytes(data)
+            except OSError as exc:  # a failed write() names no file
+                exc.filename = exc.filename or str(tmp / name)
+                raise
 
     with folders.locked(out_dir, "train_head", wait=True) if lock else contextlib.nullcontext():
         folders.replace_folder(out_dir, write)
