@@ -57,8 +57,8 @@ _ADVICE = {
 }
 
 
-def describe_os_error(exc: OSError) -> str:
-    """One line for an OSError: the path(s), the cause, and what to do.
+def describe_os_error(exc: OSError, *, advice: bool = True) -> str:
+    """One line for an OSError: the path(s), the cause, and (``advice``) what to do.
 
     Example:
         >>> describe_os_error(OSError(errno.EROFS, "Read-only file system", "runs/m.pt"))
@@ -66,7 +66,7 @@ def describe_os_error(exc: OSError) -> str:
     """
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     cause = exc.strerror or str(exc) or type(exc).__name__
-    advice = _ADVICE.get(exc.errno or -1)
+    todo = _ADVICE.get(exc.errno or -1) if advice else None
     where = " -> ".join(paths) if paths else "a file"
-    line = f"{where}: {cause}" + (f"; {advice}" if advice else "")
+    line = f"{where}: {cause}" + (f"; {todo}" if todo else "")
     return " ".join(line.split())  # one line whatever the cause's text holds

@@ -501,7 +501,7 @@ def _execute(
         raise
     except OSError as exc:  # a full disk, a read-only folder: in this process or a worker
         raise SweepError(
-            f"the sweep stopped: {describe_os_error(exc)}. {_kept(results, todo)}"
+            f"the sweep stopped: {describe_os_error(exc, advice=False)}. {_kept(results, todo)}"
         ) from exc
     except Exception as exc:  # a worker died, the cluster went away, ...
         raise ClusterError(
@@ -526,8 +526,9 @@ def _kept(results: _Results, todo: Sequence[Cell]) -> str:
         on_disk, pending = {}, set()
     kept = sum(c.run_id in on_disk or c.run_id in pending for c in todo)
     return (
-        f"{kept} of its {len(todo)} runs to do are recorded in {where}; run the same command "
-        "again (after freeing space, if the disk is full) to do the rest"
+        f"{kept} of its {len(todo)} runs to do are recorded in {where}; free some space if "
+        "the disk is full (or choose a writable --out), then run the same command again to "
+        "do the rest"
     )
 
 

@@ -5,8 +5,6 @@ name too long, and a full disk (a small tmpfs, where this host lets the tests mo
 from __future__ import annotations
 
 import errno
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,41 +13,6 @@ from pipeline import sweep as sweep_command
 from pipeline import train_head as train_head_command
 from pipeline.common.errors import describe_os_error
 from pipeline.common.files import write_text
-
-
-def _mount_tmpfs(path: Path, options: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root; this test runs only where it can")
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"this host does not let the tests mount a tmpfs: {proc.stderr.decode()}")
-
-
-@pytest.fixture
-def read_only(tmp_path):
-    """A folder no one can write into: chmod 555, or a read-only tmpfs for root."""
-    folder = tmp_path / "ro"
-    folder.mkdir()
-    if os.geteuid() != 0:
-        folder.chmod(0o555)
-        yield folder
-        folder.chmod(0o755)
-        return
-    _mount_tmpfs(folder, "ro,size=64k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A tmpfs of 8 KiB: two pages, full after two small files."""
-    folder = tmp_path / "small"
-    _mount_tmpfs(folder, "size=8k")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
 
 
 def _one_line_error(capsys, code: int) -> str:
