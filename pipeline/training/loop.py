@@ -111,9 +111,23 @@ def train_one_epoch(
         losses.append(loss.detach())
         predicted.append(logits.detach().argmax(-1))
     sizes = torch.tensor([p.shape[1] for p in predicted], dtype=x.dtype, device=x.device)
-    steps = torch.stack(losses, dim=1)  # (M, steps)
-    totals = torch.where(mean, steps @ sizes, steps.sum(1))  # (M,)
+    totals = epoch_totals(torch.stack(losses, dim=1), sizes, mean)  # (M,)
     return totals / n, (torch.cat(predicted, dim=1) == ys).double().mean(1)
+
+
+def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Each member's epoch loss (M,) from its step losses (M, S): weighted by the batch sizes
+    (S,) where ``mean`` (M,) is True, else their plain sum.
+
+    Each member's row is reduced on its own, as a fresh (1, S) tensor, by the very call a stack
+    of one makes: a (M, S) x (S,) product goes to a BLAS kernel over M columns whose summation
+    order can differ from the one-column kernel's (it does on AMD hosts with MKL).
+    """
+    totals = []
+    for m, weighted in enumerate(mean.tolist()):
+        row = steps[m : m + 1].clone()  # (1, S), a fresh allocation as a stack of one has
+        totals.append(torch.mv(row, sizes) if weighted else row.sum(1))
+    return torch.cat(totals)
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
