@@ -166,10 +166,17 @@ def replace_folder(folder: str | Path, write: Callable[[Path], Any]) -> Path:
     Raises:
         OSError: a write or a rename failed; ``folder`` is left as it was and the temporary
             folder is removed.
+        PipelineError: ``folder`` is the current folder or one above it.
     """
     folder = Path(os.path.abspath(folder))
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
+    here = Path.cwd().resolve()
+    if folder.resolve() == here or folder.resolve() in here.parents:
+        raise PipelineError(
+            f"{folder}: expected an output folder of its own, not the current folder or one "
+            "above it (it is replaced as a whole)"
+        )
     recover(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.{secrets.token_hex(4)}{_NEW}")

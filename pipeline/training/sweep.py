@@ -485,7 +485,10 @@ def _execute(
 
     loads, workers, finished = 0, set(), 0
     by_index = {c.index: c for c in todo}
-    rows_dir = str(results.path.parent.resolve())
+    # rows are kept where the workers can reach the folder: this host, or a shared file
+    # system (which --save-models needs anyway); a remote cluster's rows come back with its tasks
+    local = scheduler is None or save_dir is not None
+    rows_dir = str(results.path.parent.resolve()) if local else None
     try:
         with _runner(jobs, scheduler, dask_workers) as (parallel, parts, where):
             chunks = groups(todo, parts)

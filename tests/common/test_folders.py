@@ -89,6 +89,16 @@ def test_a_failed_write_leaves_the_old_folder_and_nothing_beside_it(tmp_path):
         folders.replace_folder(tmp_path / "file", _write("A"))
 
 
+def test_the_current_folder_is_never_replaced(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "sub").mkdir(parents=True)
+    monkeypatch.chdir(project / "sub")
+    for folder in (".", "..", str(project)):
+        with pytest.raises(folders.PipelineError, match="an output folder of its own"):
+            folders.replace_folder(folder, _write("A"))
+    assert sorted(p.name for p in project.iterdir()) == ["sub"]
+
+
 def _hold(path: Path, ready, release) -> None:
     with folders.locked(path, "sweep"):
         ready.set()
