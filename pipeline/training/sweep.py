@@ -504,6 +504,7 @@ def _execute(
                     if outcome.status != "ok":
                         log.error("run %s failed: %s", _describe(cell), outcome.error)
                     bar.update(1)
+        results.write()
     except (PipelineError, KeyboardInterrupt):
         results.write()
         raise
@@ -516,7 +517,6 @@ def _execute(
             f"the sweep stopped after {finished} of {len(todo)} runs "
             f"({type(exc).__name__}: {exc}). {_kept(results, todo)}"
         ) from exc
-    results.write()
     return loads, workers
 
 
@@ -607,7 +607,13 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
     failed = [
         (c.settings, r["error"]) for c, r in zip(cells, rows, strict=True) if r["status"] != "ok"
     ]
-    _write_summary(grid, cells, rows_by_id, out, failed)
+    try:
+        _write_summary(grid, cells, rows_by_id, out, failed)
+    except OSError as exc:
+        raise SweepError(
+            f"the sweep's runs are all recorded in {results.path}, but the summary could not "
+            f"be written: {describe_os_error(exc)} (no run is trained again)"
+        ) from exc
     seconds = time.perf_counter() - start
     log.info(
         "sweep: %d runs done, %d skipped, %d failed in %.1f s; feature file loaded %d times by "
