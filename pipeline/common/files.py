@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
@@ -51,6 +52,18 @@ def _new_temp_file(target: Path, suffix: str) -> Path:
         except FileExistsError:
             continue
         return path
+
+
+def remove_stale_temps(target: str | Path, suffix: str = ".tmp") -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` writes of ``target`` that were killed.
+
+    Only for a caller that holds the lock of ``target``: no other write of it is under way.
+    """
+    target = Path(target)
+    stale = sorted(target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(target: str | Path, text: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import glob
 import json
 import logging
 import os
@@ -90,12 +91,7 @@ def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[Non
 
 
 def _siblings(folder: Path, suffix: str) -> list[Path]:
-    return sorted(folder.parent.glob(f".{_glob_escape(folder.name)}.*{suffix}"))
-
-
-def _glob_escape(name: str) -> str:
-    """``name`` with glob's special characters escaped."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+    return sorted(folder.parent.glob(f".{glob.escape(folder.name)}.*{suffix}"))
 
 
 def recover(folder: str | Path) -> None:
