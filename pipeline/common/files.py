@@ -8,7 +8,7 @@ import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,22 @@ def write_bytes(target: str | Path, data: bytes) -> None:
     """Write a binary file atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def write_all(outputs: Mapping[Path, bytes]) -> None:
+    """Write several files together: every temporary file first, then the renames.
+
+    A write that fails (a full disk) leaves every target as it was: never some new files
+    beside old ones.
+    """
+    with contextlib.ExitStack() as stack:
+        temps = [(target, stack.enter_context(atomic_path(target))) for target in outputs]
+        for target, tmp in temps:
+            try:
+                tmp.write_bytes(outputs[target])
+            except OSError as exc:
+                exc.filename, exc.filename2 = str(target), None
+                raise
 
 
 def json_sha256(value: Any) -> str:

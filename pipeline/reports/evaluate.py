@@ -448,8 +448,7 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
         run_dir / JSON_NAME: (json.dumps(doc, indent=2) + "\n").encode(),
         run_dir / PNG_NAME: png,
     }
-    for path, data in outputs.items():
-        files.write_bytes(path, data)
+    files.write_all(outputs)
     return list(outputs)
 
 

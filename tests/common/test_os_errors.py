@@ -86,3 +86,15 @@ def test_train_head_on_a_full_disk_leaves_nothing_half_written(
     line = _one_line_error(capsys, _train(store, small_disk / "head"))
     assert f"{small_disk / 'head'}/" in line and "No space left on device" in line
     assert _files(small_disk) == [".head.lock"]  # no run folder, no temporary one
+
+
+def test_files_written_together_all_stay_old_on_a_full_disk(tmp_path, small_disk):
+    from pipeline.common.files import write_all
+
+    a, b = small_disk / "summary.md", small_disk / "summary.json"
+    write_all({a: b"old md"})  # one of the two pages
+    with pytest.raises(OSError) as info:
+        write_all({a: b"new md", b: b"x" * 65536})  # the first fits, the second does not
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(b)
+    assert a.read_bytes() == b"old md"  # not the new one beside a missing other
+    assert sorted(p.name for p in small_disk.iterdir()) == ["summary.md"]
