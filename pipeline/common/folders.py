@@ -165,6 +165,8 @@ def replace_folder(folder: str | Path, write: Callable[[Path], Any]) -> Path:
         PipelineError: ``folder`` is the current folder or one above it.
     """
     folder = Path(os.path.abspath(folder))
+    if folder.is_symlink():  # replace the folder it points to, and keep the link
+        folder = folder.resolve()
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "exists and is not a folder", str(folder))
     here = Path.cwd().resolve()

@@ -89,6 +89,15 @@ def test_a_failed_write_leaves_the_old_folder_and_nothing_beside_it(tmp_path):
         folders.replace_folder(tmp_path / "file", _write("A"))
 
 
+def test_a_link_to_a_run_folder_stays_a_link(tmp_path):
+    real = tmp_path / "real"
+    folders.replace_folder(real, _write("A"))
+    (tmp_path / "link").symlink_to(real)
+    folders.replace_folder(tmp_path / "link", _write("B"))
+    assert (tmp_path / "link").is_symlink() and _label(real) == "B"
+    assert _strays(tmp_path) == []
+
+
 def test_the_current_folder_is_never_replaced(tmp_path, monkeypatch):
     project = tmp_path / "project"
     (project / "sub").mkdir(parents=True)
