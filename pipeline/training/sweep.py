@@ -602,6 +602,7 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
         loads, workers = _execute(todo, results, jobs, scheduler, dask_workers, save_dir)
     else:
         results.write()
+    sweep_files.remove_rows_dir(out)
     rows_by_id = results.rows_by_id
     rows = [rows_by_id[c.run_id] for c in cells]
     failed = [

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -59,6 +60,12 @@ def remove_pending(out: str | Path, run_ids: Iterable[str]) -> None:
     """Remove the pending rows of ``run_ids`` (they are in ``results.csv`` now)."""
     for run_id in run_ids:
         (Path(out) / ROWS_DIR / f"{run_id}.json").unlink(missing_ok=True)
+
+
+def remove_rows_dir(out: str | Path) -> None:
+    """Remove the folder of pending rows once it is empty (no worker is running)."""
+    with contextlib.suppress(OSError):
+        (Path(out) / ROWS_DIR).rmdir()
 
 
 def remove_orphans(out: str | Path, ok_ids: set[str]) -> int:
