@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from pipeline.common import folders
 from pipeline.common.config import CompareConfig, TrainConfig
@@ -218,6 +219,7 @@ def test_two_writers_and_a_reader(tmp_path, two_runs):
 
 def test_readers_refuse_a_model_and_metrics_of_two_runs(tmp_path, two_runs):
     from pipeline.reports.evaluate import load_head
+    from pipeline.reports.predict import predict
     from pipeline.reports.run_folder import load_run
     from pipeline.training.outputs import save
 
@@ -229,6 +231,10 @@ def test_readers_refuse_a_model_and_metrics_of_two_runs(tmp_path, two_runs):
         load_run(a)
     with pytest.raises(folders.MixedRunError):
         load_head(a / "model.pt")
+    image = tmp_path / "bee.png"
+    Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(folders.MixedRunError):
+        predict(a / "model.pt", [image])
     cfg = CompareConfig(dir=str(tmp_path), heads=("linear",), seeds=(0, 1))
     with pytest.raises(folders.MixedRunError):
         collect_runs(cfg)
