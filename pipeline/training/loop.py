@@ -1,4 +1,4 @@
-"""The training loop: train one epoch, evaluate, repeat; then summarise. One head or many.
+"""The training loop: train one epoch, evaluate, repeat; then the metrics. One head or many.
 
 :func:`fit_stack` trains M heads of one shape as one stacked model
 (:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
@@ -7,7 +7,7 @@ every epoch shuffle each member's rows (a generator seeded with its ``train.seed
 ``train.shuffle`` false the rows keep their stored order, as the paper's QC/QQ notebooks), train on
 batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
 members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
-each member's best (or last) weights; finally :func:`summarise` each member's best and last
+each member's best (or last) weights; finally :func:`run_metrics` of each member's best and last
 epochs. Members never mix: a member's numbers are exactly those of its own stack of one.
 Nothing is written here (:mod:`pipeline.training.outputs` does that).
 """
@@ -165,7 +165,7 @@ def class_summary(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) 
     }
 
 
-def summarise(
+def run_metrics(
     cfg: TrainConfig,
     data: HeadData,
     history: list[dict[str, float]],
@@ -311,7 +311,7 @@ def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberF
     )
     model.eval()
     probs = {k: v[m].cpu().double().numpy() for k, v in kept.probs.items()}
-    metrics = summarise(cfg, data, kept.history[m], probs, heads.n_params)
+    metrics = run_metrics(cfg, data, kept.history[m], probs, heads.n_params)
     return TrainResult(
         cfg, data, model, metrics["best"]["epoch"], kept.history[m], metrics,
         probs[cfg.checkpoint], timing,

@@ -12,8 +12,9 @@ import torch
 
 from pipeline.common.config import SpiralConfig, TrainConfig, load_params
 from pipeline.common.devices import torch_threads
-from pipeline.extraction.loop import extract, feature_store
+from pipeline.extraction.loop import extract
 from pipeline.heads.stacked import StackedHeads
+from pipeline.sources.photonic import QQSource
 from pipeline.sources.spiral import SpiralSource
 from pipeline.training import ensemble
 from pipeline.training.data import load_data
@@ -21,7 +22,7 @@ from pipeline.training.loop import MemberFailure, TrainingError, epoch_totals, f
 
 
 def _members(base: TrainConfig, n: int) -> list[TrainConfig]:
-    """n members that differ in every per-member setting the issue names."""
+    """n members that differ in every per-member setting."""
     return [
         dataclasses.replace(
             base,
@@ -222,7 +223,8 @@ def test_cv_members_match_their_own_runs_on_qq_kets(pretrained_dir, tmp_path):
         [f"qq.pretrained={pretrained_dir / 'circuit_A.npy'}", f"qq.out={tmp_path / 'qq.h5'}",
          "qq.n_train_batches=6", "qq.n_val_batches=4", f"train.features={tmp_path / 'qq.h5'}"],
     )  # fmt: skip
-    data = load_data(feature_store(params))
+    extract(QQSource(params.qq), params.qq_out)
+    data = load_data(params.features_path)
     configs = _members(dataclasses.replace(params.train, epochs=3, shuffle=True), 3)
     for cfg, member in zip(configs, ensemble.fit_ensemble(configs, data), strict=True):
         alone = fit(cfg, data, on_epoch=lambda row: None)
