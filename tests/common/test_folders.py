@@ -218,8 +218,8 @@ def test_two_writers_and_a_reader(tmp_path, two_runs):
 
 
 def test_readers_refuse_a_model_and_metrics_of_two_runs(tmp_path, two_runs):
-    from pipeline.reports.evaluate import load_head
-    from pipeline.reports.predict import predict
+    from pipeline.inference.evaluate import load_head
+    from pipeline.inference.predict import predict
     from pipeline.reports.run_folder import load_run
     from pipeline.training.outputs import save
 
