@@ -7,7 +7,9 @@ A command module is a thin ``main(argv=None)``::
         return cli.main(parser, argv, lambda args: train_head(cli.params(args)))
 
 Library code raises :class:`~pipeline.common.errors.PipelineError`; :func:`main` logs it
-and returns a non-zero exit code (130 for Ctrl-C).
+and returns a non-zero exit code (130 for Ctrl-C). An ``OSError`` (a full disk, a read-only
+folder, a name too long, ...) is one line too: the path, the cause and what to do
+(:func:`~pipeline.common.errors.describe_os_error`), exit code 1.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.common.config import Params, add_params_arguments, load_params
-from pipeline.common.errors import PipelineError
+from pipeline.common.errors import PipelineError, describe_os_error
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -57,6 +59,9 @@ def run(task: Callable[[], Any]) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # a full disk, a read-only folder, ...: one line, no traceback
+        log.error("%s", describe_os_error(exc))
+        return EXIT_ERROR
     return 0
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +19,23 @@ _HASH_CHUNK = 1 << 20
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left as it was. The
-    target's folder is created if needed.
+    On any exception the temporary file is removed and ``target`` is left as it was; an
+    OSError that names no file, or the temporary one, names ``target``. The target's folder is
+    created if needed.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _new_temp_file(target, suffix)
+    tmp_path = None
     try:
+        tmp_path = _new_temp_file(target, suffix)
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):
+            exc.filename = str(target)  # the output the user asked for, not its temporary file
+            exc.filename2 = None
         raise
 
 
@@ -47,6 +54,18 @@ def _new_temp_file(target: Path, suffix: str) -> Path:
         return path
 
 
+def remove_stale_temps(target: str | Path, suffix: str = ".tmp") -> list[Path]:
+    """Remove the temporary files of :func:`atomic_path` writes of ``target`` that were killed.
+
+    Only for a caller that holds the lock of ``target``: no other write of it is under way.
+    """
+    target = Path(target)
+    stale = sorted(target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_text(target: str | Path, text: str) -> None:
     """Write a UTF-8 text file atomically."""
     with atomic_path(target) as tmp:
@@ -57,6 +76,22 @@ def write_bytes(target: str | Path, data: bytes) -> None:
     """Write a binary file atomically."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
+
+
+def write_all(outputs: Mapping[Path, bytes]) -> None:
+    """Write several files together: every temporary file first, then the renames.
+
+    A write that fails (a full disk) leaves every target as it was: never some new files
+    beside old ones.
+    """
+    with contextlib.ExitStack() as stack:
+        temps = [(target, stack.enter_context(atomic_path(target))) for target in outputs]
+        for target, tmp in temps:
+            try:
+                tmp.write_bytes(outputs[target])
+            except OSError as exc:
+                exc.filename, exc.filename2 = str(target), None
+                raise
 
 
 def json_sha256(value: Any) -> str:

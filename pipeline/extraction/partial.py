@@ -75,6 +75,8 @@ def locked(out: str | Path) -> Iterator[None]:
             "writable folder"
         ) from exc
     try:
+        for stale in files.remove_stale_temps(out):  # a final write that was killed
+            log.info("removed %s, left by an interrupted write of %s", stale, out)
         yield
     finally:
         lock.release()

@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.common import files
+from pipeline.common import files, folders
 from pipeline.common.config import (
     CIRCUIT_DEFAULTS,
     EvaluateConfig,
@@ -171,15 +171,18 @@ def load_head(path: str | Path) -> Head:
 
     Raises:
         PipelineError: missing, unreadable, or not a head checkpoint of this pipeline (the
-            message names the file and what it lacks).
+            message names the file and what it lacks), or not the ``model.pt`` the
+            ``metrics.json`` beside it was written with.
 
     Example:
         >>> load_head("runs/head/model.pt").kind
         'quantum'
     """
     path = Path(path)
+    metrics = folders.metrics_beside(path)
     model, ckpt = load_checkpoint(path)
     require_keys(path, ckpt, CHECKPOINT_KEYS)  # and which epoch it holds
+    folders.check_pair(path, metrics)  # the metrics.json beside it is of this model
     return Head(path, model, ckpt)
 
 
@@ -468,8 +471,7 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
         run_dir / JSON_NAME: (json.dumps(doc, indent=2) + "\n").encode(),
         run_dir / PNG_NAME: png,
     }
-    for path, data in outputs.items():
-        files.write_bytes(path, data)
+    files.write_all(outputs)
     return list(outputs)
 
 

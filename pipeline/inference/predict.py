@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.common import folders
 from pipeline.common.errors import DataError
 from pipeline.common.progress import progress
 from pipeline.sources import images
@@ -161,7 +162,9 @@ def predict(
     from pipeline.sources.folder import ImageFiles
 
     paths = find_images(inputs)
+    metrics = folders.metrics_beside(model_path)
     head, ckpt = load_checkpoint(model_path)
+    folders.check_pair(model_path, metrics)  # the metrics.json beside it is of this model
     class_names = tuple(ckpt["class_names"])
     model, info = models.rebuild(ckpt["features"], weights=weights, device=device)
     dtype = next(head.parameters()).dtype

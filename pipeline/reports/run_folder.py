@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.common import folders
 from pipeline.common.errors import DataError, PipelineError
 from pipeline.sources import folder
 from pipeline.store.hdf5 import is_random_init
@@ -55,6 +56,7 @@ def load_run(out_dir: str | Path) -> Run:
     Raises:
         PipelineError: the folder or one of its four files is missing or malformed (the
             message names the file and what was expected).
+        MixedRunError: ``model.pt`` is not the one ``metrics.json`` was written with.
 
     Example:
         >>> load_run("runs/head").best_epoch
@@ -77,9 +79,13 @@ def load_run(out_dir: str | Path) -> Run:
     # `python -m pipeline.report --help` and a wrong folder answer without it
     from pipeline.heads.checkpoint import read_checkpoint
 
-    ckpt = read_checkpoint(out / "model.pt")
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PipelineError(f"{out / 'metrics.json'}: malformed JSON ({exc})") from exc
+    ckpt = read_checkpoint(out / "model.pt")
+    folders.check_pair(out / "model.pt", metrics)  # after both reads: a swap between is seen
+    try:
         history = [{k: float(v) for k, v in row.items()} for row in _read_csv(out / "history.csv")]
         predictions = _read_csv(out / "val_predictions.csv")
         confusion = np.asarray(metrics["best"]["confusion"])

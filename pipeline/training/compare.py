@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.common import folders
 from pipeline.common.config import CompareConfig, Params
 from pipeline.common.errors import PipelineError
 from pipeline.heads.checkpoint import read_checkpoint
@@ -46,25 +47,35 @@ def compare(params: Params) -> list[dict[str, Any]]:
     """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
     run and the summary; return the summary's rows.
 
+    Each run's folder is written as soon as its stack has trained, under the lock of
+    ``compare.dir`` (one compare per folder at a time).
+
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
+        FolderBusyError: another compare is writing ``compare.dir``.
     """
     cfg = params.compare
     data = load_data(features_for(params))
     cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
     log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
              list(cfg.seeds), data.path)  # fmt: skip
-    failed, runs = [], []
-    for train, result in zip(cfgs, fit_ensemble(cfgs, data), strict=True):
+    failed, runs = [], {}
+
+    def finished(i: int, result: Any) -> None:
+        train = cfgs[i]
         if isinstance(result, MemberFailure):
             failed.append(f"{train.head}/seed {train.seed}: {result.error}")
-            continue
-        save(result, run_dir(cfg, train.head, train.seed))
+            return
+        save(result, run_dir(cfg, train.head, train.seed), lock=False)
         settings = {"train.head": train.head, "train.seed": train.seed}
-        runs.append(summary.run_record(settings, result.metrics))
-    if failed:
-        raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
-    return _write_summary(cfg, runs, data.meta.random_init)  # from memory: nothing read back
+        runs[i] = summary.run_record(settings, result.metrics)
+
+    with folders.locked(cfg.dir, "compare"):
+        fit_ensemble(cfgs, data, on_result=finished)
+        if failed:
+            raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
+        records = [runs[i] for i in sorted(runs)]
+        return _write_summary(cfg, records, data.meta.random_init)  # from memory
 
 
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
@@ -84,10 +95,14 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
         metrics_path = model_path.with_name("metrics.json")
         if not metrics_path.is_file():
             continue
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise PipelineError(f"{metrics_path}: malformed JSON ({exc})") from exc
         ckpt = read_checkpoint(model_path)
+        folders.check_pair(model_path, metrics)
         key = (ckpt["config"]["head"], ckpt["config"]["seed"])
         random_init |= is_random_init(ckpt["features"])
-        metrics = json.loads(metrics_path.read_text())
         found[key] = summary.run_record({"train.head": key[0], "train.seed": key[1]}, metrics)
     wanted = [(h, s) for h in cfg.heads for s in cfg.seeds]
     missing = [f"{h}/seed {s}" for h, s in wanted if (h, s) not in found]
@@ -102,7 +117,8 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
 def compare_summary(cfg: CompareConfig) -> list[dict[str, Any]]:
     """Write ``summary.md`` and ``summary.json`` into ``cfg.dir`` from the runs under
     ``cfg.dir/runs`` (:func:`collect_runs`); return the rows."""
-    return _write_summary(cfg, *collect_runs(cfg))
+    with folders.locked(cfg.dir, "compare"):
+        return _write_summary(cfg, *collect_runs(cfg))
 
 
 def _write_summary(

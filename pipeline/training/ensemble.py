@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import torch_threads
@@ -95,7 +96,11 @@ def plan(
 
 
 def fit_ensemble(
-    cfgs: Sequence[TrainConfig], data: HeadData, *, budget: int = DEFAULT_BUDGET
+    cfgs: Sequence[TrainConfig],
+    data: HeadData,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    on_result: Callable[[int, TrainResult | MemberFailure], Any] | None = None,
 ) -> list[TrainResult | MemberFailure]:
     """Train every config on ``data`` in stacks (see the module docstring); results in order.
 
@@ -103,6 +108,8 @@ def fit_ensemble(
         cfgs: one ``train`` block per run, any mix of shapes.
         data: the loaded feature store.
         budget: bytes one stack may take; larger groups are split into chunks.
+        on_result: called with (position, result) for each member as soon as its stack has
+            trained, so that a caller can write it before the next stack starts.
 
     Returns:
         Per config a :class:`~pipeline.training.loop.TrainResult`, or a
@@ -121,4 +128,6 @@ def fit_ensemble(
         with torch_threads(members[0].threads):
             for i, result in zip(chunk, fit_stack(members, data), strict=True):
                 results[i] = result
+                if on_result is not None:
+                    on_result(i, result)
     return results

@@ -7,12 +7,18 @@
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
 * ``val_predictions.csv``: path, actual, predicted, probability (the kept checkpoint).
 
+The folder is replaced as one (:func:`pipeline.common.folders.replace_folder`): a reader sees
+the old run or the new one. ``metrics.json`` records the sha256 of its ``model.pt``, which
+readers check (:func:`pipeline.common.folders.check_pair`).
+
 Same params and features file give identical bytes in all but ``metrics.json``'s ``timing``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Sequence
@@ -22,7 +28,7 @@ from typing import Any
 
 import torch
 
-from pipeline.common import files
+from pipeline.common import files, folders
 from pipeline.common.config import train_dict
 from pipeline.heads.checkpoint import CHECKPOINT_VERSION
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
@@ -57,38 +63,68 @@ def _csv(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def save_model(result: TrainResult, path: str | Path) -> Path:
-    """Write the run's ``model.pt`` (:func:`checkpoint`) atomically."""
+def model_bytes(result: TrainResult) -> bytes:
+    """The bytes of the run's ``model.pt`` (:func:`checkpoint`)."""
     buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
     torch.save(checkpoint(result), buf)
-    files.write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def save_model(result: TrainResult, path: str | Path) -> Path:
+    """Write the run's ``model.pt`` (:func:`checkpoint`) atomically."""
+    files.write_bytes(path, model_bytes(result))
     return Path(path)
 
 
-def save(result: TrainResult, out_dir: str | Path) -> Path:
-    """Write model.pt, metrics.json, history.csv and val_predictions.csv, each atomically."""
-    out = Path(out_dir)
-    save_model(result, out / "model.pt")
-    metrics = {**result.metrics, "timing": result.timing}
-    files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    files.write_text(
-        out / "history.csv",
-        _csv([HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)]),
-    )
+def run_files(result: TrainResult) -> dict[str, bytes]:
+    """The four files of a run folder by name; ``metrics.json`` records ``model.pt``'s sha256."""
+    model = model_bytes(result)
+    metrics = {
+        **result.metrics,
+        "timing": result.timing,
+        folders.MODEL_DIGEST_KEY: hashlib.sha256(model).hexdigest(),
+    }
     names = result.data.class_names
     pred = result.val_probs.argmax(axis=1)
-    files.write_text(
-        out / "val_predictions.csv",
-        _csv(
-            [
-                ("path", "actual", "predicted", "probability"),
-                *(
-                    (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
-                    for i, (p, a, b) in enumerate(
-                        zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
-                    )
-                ),
-            ]
+    history = [HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)]
+    predictions = [
+        ("path", "actual", "predicted", "probability"),
+        *(
+            (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
+            for i, (p, a, b) in enumerate(
+                zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
+            )
         ),
-    )
-    return out
+    ]
+    return {
+        "model.pt": model,
+        "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode(),
+        "history.csv": _csv(history).encode(),
+        "val_predictions.csv": _csv(predictions).encode(),
+    }
+
+
+def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path:
+    """Write the run folder (:func:`run_files`) as one: built beside it, then swapped in.
+
+    Other files already in the folder (later stages' plots and robustness files) are kept.
+
+    Args:
+        result: the trained run.
+        out_dir: the run folder.
+        lock: hold the folder's lock (:func:`pipeline.common.folders.locked`), waiting for
+            another writer; False when the caller holds a lock over it.
+    """
+    contents = run_files(result)
+
+    def write(tmp: Path) -> None:
+        for name, data in contents.items():
+            try:
+                (tmp / name).write_bytes(data)
+            except OSError as exc:  # a failed write() names no file
+                exc.filename = exc.filename or str(tmp / name)
+                raise
+
+    with folders.locked(out_dir, "train_head", wait=True) if lock else contextlib.nullcontext():
+        folders.replace_folder(out_dir, write)
+    return Path(out_dir)

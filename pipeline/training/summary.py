@@ -129,6 +129,6 @@ def write(
     out = Path(out_dir)
     md = f"# {title}\n\n" + (f"**{warning}**\n\n" if warning else "")
     md += to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
-    files.write_text(out / "summary.md", md)
-    files.write_text(out / "summary.json", json.dumps(list(rows), indent=2) + "\n")
+    js = json.dumps(list(rows), indent=2) + "\n"
+    files.write_all({out / "summary.md": md.encode(), out / "summary.json": js.encode()})
     return out / "summary.md", out / "summary.json"

@@ -125,6 +125,8 @@ def test_same_params_same_bytes_across_processes(synthetic_store, tmp_path):
         out = tmp_path / name
         metrics = json.loads((out / "metrics.json").read_text())
         metrics.pop("timing")
+        # the digest of its own model.pt, whose config records out_dir
+        assert metrics.pop("model_sha256") == file_sha256(out / "model.pt")
         runs[name] = (
             (out / "model.pt").read_bytes(),
             metrics,

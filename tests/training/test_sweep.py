@@ -318,10 +318,10 @@ def test_an_interrupted_sweep_keeps_its_finished_runs(
     grid = sweep.parse_grid(["train.head=quantum,linear", "train.seed=0,1"])  # two stacks
     real = sweep.run_group
 
-    def dies_at_the_second_stack(cells, save_dir=None):
+    def dies_at_the_second_stack(cells, *args):
         if cells[0].config.head == "linear":
             raise error("injected")  # e.g. Ctrl-C, or a worker process that died
-        return real(cells, save_dir)
+        return real(cells, *args)
 
     monkeypatch.setattr(sweep, "run_group", dies_at_the_second_stack)
     with pytest.raises(raised, match="injected"):
