@@ -203,6 +203,13 @@ def _strings(value: Any, path: str, key: str, *, empty: bool = False) -> tuple[s
     return tuple(value)
 
 
+def _split_names(value: Any, path: str) -> tuple[str, ...]:
+    names = _strings(value, path, "splits")
+    if not all(n and "/" not in n and n.strip(".") for n in names):
+        raise _bad(path, "splits", "split names (no '/', not empty)", value)
+    return names
+
+
 def _skipped(value: Any, path: str) -> tuple[dict[str, str], ...]:
     ok = isinstance(value, list) and all(
         isinstance(s, dict)
@@ -293,7 +300,7 @@ def meta_from_attrs(attrs, path: str) -> StoreMeta:
         class_names=_strings(_json(attrs, "class_names", path), path, "class_names"),
         **{k: _text(attrs, k, path) for k in _TEXT_ATTRS},
         feature_dim=_integer(attrs, "feature_dim", path, 1, MAX_FEATURE_DIM),
-        splits=_strings(_json(attrs, "splits", path), path, "splits"),
+        splits=_split_names(_json(attrs, "splits", path), path),
         dataset_fingerprint=_text(attrs, "dataset_fingerprint", path),
         skipped=_skipped(_json(attrs, "skipped", path), path),
         versions=versions,

@@ -41,6 +41,8 @@ def _dataset(group, meta: StoreMeta, split: str, name: str):
     ds = group.get(name)
     if not isinstance(ds, h5py.Dataset):
         raise _error(meta, f"{split}/{name}", f"expected a dataset; got {type(ds).__name__}")
+    if ds.shape is None:
+        raise _error(meta, f"{split}/{name}", "expected an array; got an empty dataspace")
     return ds
 
 
