@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -68,7 +67,7 @@ def save(result: TrainResult, out_dir: str | Path) -> Path:
     out = Path(out_dir)
     save_model(result, out / "model.pt")
     metrics = {**result.metrics, "timing": result.timing}
-    files.write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    files.write_text(out / "metrics.json", files.json_text(metrics))
     files.write_text(
         out / "history.csv",
         _csv([HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)]),

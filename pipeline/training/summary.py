@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -130,5 +129,5 @@ def write(
     md = f"# {title}\n\n" + (f"**{warning}**\n\n" if warning else "")
     md += to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
     files.write_text(out / "summary.md", md)
-    files.write_text(out / "summary.json", json.dumps(list(rows), indent=2) + "\n")
+    files.write_text(out / "summary.json", files.json_text(list(rows)))
     return out / "summary.md", out / "summary.json"
