@@ -171,14 +171,26 @@ def write(
     return read_meta(path)
 
 
+def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    """Whole rows per chunk, near :data:`CHUNK_BYTES`, in near-equal chunks (the last one
+    is not mostly empty: HDF5 stores every chunk whole).
+
+    Example:
+        >>> chunk_shape((159, 512), 4)
+        (80, 512)
+    """
+    row_bytes = max(1, itemsize * int(np.prod(shape[1:], dtype=np.int64)))
+    most = max(1, CHUNK_BYTES // row_bytes)
+    count = max(1, -(-shape[0] // most))
+    return (max(1, -(-shape[0] // count)), *shape[1:])
+
+
 def _add_dataset(group, name: str, data: np.ndarray) -> None:
     """``data`` as a chunked dataset with Fletcher-32 checksums, no timestamps."""
-    row_bytes = max(1, data.itemsize * int(np.prod(data.shape[1:], dtype=np.int64)))
-    rows = max(1, min(len(data), CHUNK_BYTES // row_bytes))
     group.create_dataset(
         name,
         data=data,
-        chunks=(rows, *data.shape[1:]),
+        chunks=chunk_shape(data.shape, data.itemsize),
         maxshape=(None, *data.shape[1:]),  # lets an empty split have a chunk shape
         fletcher32=True,
         track_times=False,
