@@ -70,8 +70,8 @@ def _check_declared(datasets: dict, meta: StoreMeta, split: str, file_size: int)
         raise _error(
             meta,
             f"{split}/features",
-            f"expected {meta.feature_dtype} of shape ({n}, {meta.feature_dim}) (as many rows as "
-            f"labels); got {features.dtype} {features.shape}",
+            f"expected {meta.feature_dtype} of shape ({n}, {meta.feature_dim}); got "
+            f"{features.dtype} {features.shape}",
         )
     if paths.shape != (n,):
         raise _error(meta, f"{split}/paths", f"expected shape ({n},); got {paths.shape}")
