@@ -85,7 +85,10 @@ def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
 
 
 def _allowed_globals() -> dict[tuple[str, str], Any]:
-    from numpy._core.multiarray import _reconstruct  # what ndarray.__reduce__ names
+    try:  # what ndarray.__reduce__ names: numpy._core from numpy 2, numpy.core before
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
 
     return {
         ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
