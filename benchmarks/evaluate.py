@@ -5,13 +5,13 @@
 Unless ``--features`` names an existing store, the real ants/bees set is extracted with
 ``extract.weights: none`` into a temporary folder (timing does not depend on the weight
 values; the accuracies do, and mean nothing here). One quantum head is trained at the
-paper's settings (4 qubits, depth 6). Then, on the issue's default grid (shots [exact, 100,
+paper's settings (4 qubits, depth 6). Then, on the default grid (shots [exact, 100,
 1000, 10000] x depolarizing [0, 0.001, 0.01, 0.05], 153 val samples), it prints:
 
 * the wall time and peak RSS of the whole ``python -m pipeline.evaluate`` process (imports,
   loading, scoring, writing the CSV, JSON and PNG), median of ``--repeats`` runs, and the sum
   of the per-setting ``seconds`` column it wrote;
-* in this process: the scoring alone (:func:`pipeline.reports.evaluate.score_grid`) with
+* in this process: the scoring alone (:func:`pipeline.inference.evaluate.score_grid`) with
   ``backend: auto`` at 1 and 2 torch threads, median of ``--repeats``, and once with
   ``backend: default.mixed`` (PennyLane) for the same grid;
 * ``import torch`` alone, for scale.
@@ -33,7 +33,7 @@ import torch
 from timing import median_seconds, peak_mib, run_module
 
 from pipeline.common.config import DataConfig, EvaluateConfig, ExtractConfig, Params, TrainConfig
-from pipeline.reports.evaluate import load_head, load_val, score_grid
+from pipeline.inference.evaluate import load_head, load_val, score_grid
 from pipeline.training.run import train_head
 
 REPO = Path(__file__).resolve().parents[1]

@@ -5,7 +5,7 @@
 Copies the project's pipeline (``pipeline/``, ``dvc.yaml``, ``params.yaml``, the DVC config) and
 the real image set into a temporary git repository, with ``extract.weights: none`` (no
 download; timing does not depend on the weights' values), runs ``dvc repro`` and commits it,
-as the README's experiment section says, then times ``dvc exp run -S train.q_depth=3`` (the
+as docs/dvc.md says, then times ``dvc exp run -S train.q_depth=3`` (the
 whole default pipeline: the head, its report and evaluation, and the compare stage's 15 heads)
 and prints which stages ran.
 """

@@ -16,8 +16,8 @@ output in a temporary folder.
    mean ± sample std of the last val accuracy from its ``summary.json``, against the paper.
 3. One QQ training step (batch 8, cross entropy, backward, the pipeline's Adam) of the ``cv``
    head, one torch thread, median milliseconds over ``--steps`` steps: the reference (the
-   layers multiplied into the full circuit matrix, gate by gate, as before
-   :func:`pipeline.heads.cv.cv_logits`), ``cv_logits`` with one member, and ``cv_logits`` with
+   layers multiplied into the full circuit matrix, gate by gate, against
+   :func:`pipeline.heads.photonic.cv_logits`), ``cv_logits`` with one member, and ``cv_logits`` with
    M = 10 stacked members (weights (10, 3, 6), one optimiser over all): the per-step cost of a
    stacked ensemble. Also the seconds per epoch that :func:`pipeline.training.loop.fit`
    itself reports for one head (``metrics.json`` timing).
@@ -117,8 +117,8 @@ def time_steps(work: Path, steps: int) -> None:
     import torch.nn.functional as F
 
     from pipeline.common.config import load_params
-    from pipeline.heads import cv
-    from pipeline.simulators import fock
+    from pipeline.heads import photonic
+    from pipeline.simulators import fock_layers
     from pipeline.training.data import load_data
     from pipeline.training.ensemble import fit_ensemble
     from pipeline.training.loop import fit
@@ -128,13 +128,13 @@ def time_steps(work: Path, steps: int) -> None:
     labels = torch.as_tensor(data.train.labels)
 
     def reference(weights: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        p0 = (x @ fock.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
-        return torch.stack([torch.log(1 - p0 + cv.EPS), torch.log(p0 + cv.EPS)], dim=-1)
+        p0 = (x @ fock_layers.one_mode_layers(weights, x.shape[-1])[0]).abs().square()  # (B,)
+        return torch.stack([torch.log(1 - p0 + photonic.EPS), torch.log(p0 + photonic.EPS)], dim=-1)
 
     def per_step(logits, members: int) -> float:
         torch.manual_seed(0)
         shape = (members, 3, 6) if members > 1 else (3, 6)
-        weights = (cv.INIT_STD * torch.randn(shape, dtype=torch.float64)).requires_grad_()
+        weights = (photonic.INIT_STD * torch.randn(shape, dtype=torch.float64)).requires_grad_()
         optimizer = torch.optim.Adam([weights], lr=0.01)  # the step's cost, not its numbers
         times = []
         for step in range(steps):
@@ -154,10 +154,9 @@ def time_steps(work: Path, steps: int) -> None:
     print(
         f"{'reference: full circuit matrix, gate by gate, M = 1':52} {per_step(reference, 1):8.2f}"
     )
-    print(f"{'cv_logits, M = 1':52} {per_step(cv.cv_logits, 1):8.2f}")
-    print(
-        f"{'cv_logits, M = 10 stacked members (all 10 heads)':52} {per_step(cv.cv_logits, 10):8.2f}"
-    )
+    print(f"{'cv_logits, M = 1':52} {per_step(photonic.cv_logits, 1):8.2f}")
+    stacked = per_step(photonic.cv_logits, 10)
+    print(f"{'cv_logits, M = 10 stacked members (all 10 heads)':52} {stacked:8.2f}")
     params = load_params(REPO / "params-qq.yaml", [f"train.features={work / 'qq.h5'}"])
     result = fit(params.train, data, on_epoch=lambda row: None)
     seconds = result.timing["train_seconds_per_epoch"]

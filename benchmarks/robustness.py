@@ -2,7 +2,7 @@
 
     python benchmarks/robustness.py [--samples 153] [--repeats 3] [--plot robustness.png]
 
-The default grid of issue 13: shots [exact, 100, 1000, 10000] x depolarizing
+The ``evaluate`` block's default grid: shots [exact, 100, 1000, 10000] x depolarizing
 [0, 0.001, 0.01, 0.05] on 153 samples (the size of the ants/bees validation split), 4 qubits,
 depth 6, with random pre-computed circuit angles (the tanh * pi/2 range), random weights and a
 random Linear(4 -> 2) post-net (the classical layers cost nothing next to the circuit).
@@ -21,7 +21,7 @@ import math
 import torch
 from timing import median_seconds
 
-from pipeline.reports.robustness import RobustnessRow, plot_robustness, score_setting
+from pipeline.inference.robustness import RobustnessRow, plot_robustness, score_setting
 from pipeline.simulators.noise import (
     NoiseModel,
     NoisyPennyLaneCircuit,

@@ -7,10 +7,11 @@
 Each store (``spiral.out``, ``qc.out``, ``qq.out``) has the stage-one format and is written by
 the one extraction loop (:mod:`pipeline.extraction.loop`) from its source
 (:class:`pipeline.sources.spiral.SpiralSource`,
-:class:`pipeline.sources.photonic_sources.QCSource`, ``QQSource``); it is rewritten only when
+:class:`pipeline.sources.photonic.QCSource`, ``QQSource``); it is rewritten only when
 missing or made with other settings (``--force``: always). ``qc`` and ``qq`` download the
 paper's pretrained file (``qc.pretrained`` from ``qc.url``, ...) when it is missing and check
-its SHA-256. ``python -m pipeline.train_head`` writes a missing store itself.
+its SHA-256. Stage two only reads these stores: ``train_head``, ``sweep`` and ``compare`` name
+this command when one is missing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _run(args) -> None:
     params = cli.params(args)
     if args.command in ("qc", "qq"):
         # torch and the photonic simulator: only for these two, not for the spiral
-        from pipeline.sources.photonic_sources import QCSource, QQSource
+        from pipeline.sources.photonic import QCSource, QQSource
 
         if args.command == "qc":
             extract(QCSource(params.qc), params.qc_out, force=args.force)

@@ -9,7 +9,7 @@ was trained on, scores it under every combination of the ``evaluate`` block's ``
 the head's own circuit when exact and noiseless, the torch density matrix otherwise;
 ``torch``; or any PennyLane device, real hardware included), and writes
 ``robustness.csv``, ``robustness.json`` and ``plots/robustness.png`` into the model's folder
-(:mod:`pipeline.reports.evaluate`).
+(:mod:`pipeline.inference.evaluate`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli
-from pipeline.reports.evaluate import evaluate
+from pipeline.inference.evaluate import evaluate
 
 
 def main(argv: Sequence[str] | None = None) -> int:

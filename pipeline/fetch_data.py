@@ -6,7 +6,7 @@ An image folder (``data.source: folder``) comes as a zip archive from ``data.url
 and unpacked atomically (:mod:`pipeline.sources.download`); CIFAR-10 (``data.source:
 cifar10``) through torchvision's download (:mod:`pipeline.sources.cifar10`). In a queued DVC
 experiment's workspace without a committed ``dvc.lock`` it stops with the commit that is
-missing instead of downloading (see the README's experiment section).
+missing instead of downloading (see docs/dvc.md).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pipeline.common.config import DataConfig
 from pipeline.common.errors import DataError
 from pipeline.sources.catalog import fetch
 
-#: What the README's experiment section runs after ``dvc repro``, before queueing experiments.
+#: What docs/dvc.md runs after ``dvc repro``, before queueing experiments.
 BASELINE_COMMIT = (
     'git add dvc.lock runs && git commit -m "baseline: dvc.lock and the small outputs"'
 )

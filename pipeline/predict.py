@@ -41,7 +41,7 @@ from pathlib import Path
 from pipeline.common import cli, files
 from pipeline.common.config import DEFAULT_PARAMS, Params, load_params
 from pipeline.common.errors import ConfigError, DataError
-from pipeline.reports.predict import format_lines, predict
+from pipeline.inference.predict import format_lines, predict
 
 
 def _params(args) -> Params:

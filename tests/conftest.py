@@ -90,17 +90,17 @@ def tiny_store(tiny_root, tmp_path_factory) -> Path:
 def pretrained_dir() -> Path:
     """The paper's pretrained photonic parameters (``../shared/data/paper-pretrained``, with
     their checksums in its README); the tests that need them skip without them."""
-    from pipeline.sources import photonic  # torch: only for the tests that ask for these
+    from pipeline.sources import photonic_data  # torch: only for the tests that ask for these
 
-    missing = [name for name in photonic.PRETRAINED if not (PAPER_PRETRAINED / name).is_file()]
+    missing = [name for name in photonic_data.PRETRAINED if not (PAPER_PRETRAINED / name).is_file()]
     if missing:
         pytest.skip(f"the paper's pretrained {', '.join(missing)} not at {PAPER_PRETRAINED}")
     return PAPER_PRETRAINED
 
 
-def readme_block(heading: str, lang: str) -> str:
-    """The first ```lang code block after ``heading`` in README.md."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
+def readme_block(heading: str, lang: str, page: str = "README.md") -> str:
+    """The first ```lang code block after ``heading`` in ``page`` (README.md or docs/*.md)."""
+    text = (REPO / page).read_text(encoding="utf-8")
     section = text[text.index(heading) :]
     start = section.index(f"```{lang}\n") + len(f"```{lang}\n")
     return section[start : section.index("```", start)]

@@ -37,6 +37,7 @@ LAYERS = (
     "heads",
     "training",
     "reports",
+    "inference",
 )
 SUBPACKAGES = set(LAYERS)
 
@@ -190,6 +191,23 @@ def test_dvc_deps_cover_every_module_the_stage_can_load(stage):
     assert not uncovered, f"dvc.yaml stage {stage!r} ({command}) lacks deps for {uncovered}"
     missing = [d for d in deps if not (REPO / d).exists()]
     assert not missing, f"dvc.yaml stage {stage!r} lists deps that do not exist: {missing}"
+
+
+#: Stage two reads feature stores and nothing of stage one.
+STAGE_TWO = ("pipeline.train_head", "pipeline.sweep", "pipeline.compare")
+STAGE_TWO_PACKAGES = ("common", "store", "simulators", "heads", "training")
+
+
+@pytest.mark.parametrize("command", STAGE_TWO)
+def test_stage_two_imports_nothing_of_stage_one(command):
+    loaded = _closure(import_graph(), command)
+    allowed = {"pipeline", command} | {f"pipeline.{p}" for p in STAGE_TWO_PACKAGES}
+    outside = sorted(m for m in loaded if ".".join(m.split(".")[:2]) not in allowed)
+    assert not outside, f"{command} loads {outside}"
+    for name, (stage_command, deps) in _stage_commands().items():
+        if stage_command == command:
+            packages = {d.split("/")[1] for d in deps if d.count("/") == 1 and "." not in d}
+            assert packages <= set(STAGE_TWO_PACKAGES), f"dvc.yaml stage {name}: {packages}"
 
 
 def test_the_deps_check_runs_the_command_for_real():

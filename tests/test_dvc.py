@@ -124,7 +124,7 @@ def test_pipeline_end_to_end(project: Project, readme):
     robustness = (project.root / "runs" / "head" / "robustness.csv").read_text().splitlines()
     assert len(robustness) == 1 + 16  # the default grid: 4 shot settings x 4 noise levels
 
-    # 1b. the README's experiment block, then back to the baseline it committed
+    # 1b. the experiment block of docs/dvc.md, then back to the baseline it committed
     _readme_experiments(project, readme)
     project.run("git", "checkout", "--", ".")
     project.dvc("checkout")
@@ -154,17 +154,18 @@ def test_pipeline_end_to_end(project: Project, readme):
 
 
 def _shell_commands(block: str) -> list[str]:
-    """The commands of a README bash block: continuation lines joined, comments left out."""
+    """The commands of a documented bash block: continuation lines joined, comments left out."""
     joined = block.replace("\\\n", " ")
     return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def _readme_experiments(project: Project, readme) -> None:
-    """Run the README's experiment block as written, on a fresh clone after `dvc repro`:
+    """Run the experiment block of docs/dvc.md as written, on a fresh clone after `dvc repro`:
     every command works in order, --queue and --run-all included, and its `exp show` table
     fits in 120 columns."""
     outputs = {}
-    for command in _shell_commands(readme("### Experiments reuse the features", "bash")):
+    block = readme("## Experiments reuse the features", "bash", page="docs/dvc.md")
+    for command in _shell_commands(block):
         outputs[command] = project.run("bash", "-c", command, COLUMNS="120")
     assert "Failed to reproduce" not in "".join(outputs.values())
     (table,) = [out for cmd, out in outputs.items() if cmd.startswith("dvc exp show")]

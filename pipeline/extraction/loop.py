@@ -11,8 +11,6 @@ beside the output so that an interrupted run resumes, and write the store atomic
 provenance and, for an image folder, where its images are (``extra["images"]``: ``data.dir``
 as given and the splits; :func:`pipeline.store.hdf5.write`).
 
-:func:`feature_store` gives stage two the store it should read, writing a generated one
-(``spiral.out``) first when it is missing or stale.
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.backbones import weights as weights_names
-from pipeline.common.config import DataConfig, ExtractConfig, Params
+from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.errors import BadImageError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.common.progress import progress
@@ -446,21 +444,3 @@ def extract_images(
     """
     source = catalog.image_source(data)
     return extract(source, cfg.out, cfg, force=force, shard=shard, fingerprint=fingerprint)
-
-
-def feature_store(params: Params) -> str:
-    """The store stage two reads for ``params`` (:attr:`Params.features_path`), ready to read.
-
-    When it is a generated data set's store (``spiral.out``, placeholders filled in), it is
-    written first if missing or made with other settings, so that runs over several
-    ``spiral.turns`` each find their own store. Any other store is returned as it is.
-
-    Example:
-        >>> feature_store(load_params("params-spiral.yaml"))
-        'features/spiral-1.52.h5'
-    """
-    path = params.features_path
-    source = catalog.generated_source(params, path)
-    if source is not None:
-        extract(source, path)
-    return path

@@ -5,7 +5,7 @@
 * ``classical``: the same dressed bottleneck with the circuit and its pi/2 scaling replaced by
   tanh(Linear(n -> n)), the paper's classical comparison.
 * ``linear``: Linear(in -> classes), the paper's ResNet18 + linear-layer baseline.
-* ``cv``: trainable photonic layers on stored kets (:mod:`pipeline.heads.cv`), the paper's
+* ``cv``: trainable photonic layers on stored kets (:mod:`pipeline.heads.photonic`), the paper's
   quantum-to-quantum head B; ``in_features`` is the kets' cutoff.
 """
 
@@ -18,7 +18,7 @@ from torch import nn
 
 from pipeline.common.config import TrainConfig
 from pipeline.heads import inputs
-from pipeline.heads.cv import CVHead
+from pipeline.heads.photonic import CVHead
 from pipeline.simulators.qubit import Method, make_circuit, shape
 from pipeline.store.hdf5 import StoreMeta
 

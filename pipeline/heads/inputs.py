@@ -5,7 +5,7 @@ store whose ``feature_dtype`` says so). The ``cv`` head reads kets; every other 
 features. :func:`check` refuses a head that does not fit the store, naming both;
 :func:`as_tensor` turns a split's features into the training loop's real tensor: real
 features as they are, complex kets (N, c) as real/imaginary pairs (N, 2c), exact in float64,
-which the ``cv`` head turns back into kets (:func:`pipeline.heads.cv.as_kets`).
+which the ``cv`` head turns back into kets (:func:`pipeline.heads.photonic.as_kets`).
 """
 
 from __future__ import annotations

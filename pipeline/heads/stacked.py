@@ -13,7 +13,7 @@ optimizer update serves all of them (:class:`pipeline.training.optim.StackedOpti
 
 Vectorised kinds: ``linear``, ``classical``, ``quantum`` on the ``torch`` backend with the
 circuit's matrix method (up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits), and
-``cv`` (the photonic layers batched over members, :func:`pipeline.heads.cv.cv_logits`).
+``cv`` (the photonic layers batched over members, :func:`pipeline.heads.photonic.cv_logits`).
 Any other head (a PennyLane backend, a larger circuit) stacks as well, with ``kind=None``: its
 members then run one after the other inside the forward pass (``torch.func.functional_call``
 on their blocks), which keeps one training loop and one optimizer for every head.
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from pipeline.common.config import TrainConfig
-from pipeline.heads.cv import as_kets, cv_logits
+from pipeline.heads.photonic import as_kets, cv_logits
 from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, TorchCircuit
 
 STACKABLE = ("linear", "classical", "quantum", "cv")

@@ -37,11 +37,9 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 #: ħ of the quadrature convention (Strawberry Fields' default).
@@ -60,7 +58,7 @@ def _real_dtype(dtype: torch.dtype) -> torch.dtype:
     return _REAL[dtype]
 
 
-def _check_cutoff(cutoff: int) -> None:
+def check_cutoff(cutoff: int) -> None:
     if not isinstance(cutoff, int) or isinstance(cutoff, bool) or cutoff < 1:
         raise ValueError(f"cutoff: expected an integer >= 1; got {cutoff!r}")
 
@@ -94,7 +92,7 @@ def rotation(phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) 
         >>> rotation(torch.pi, 3).diagonal().real.round().tolist()
         [1.0, -1.0, 1.0]
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     (phi,) = _params(dtype, phi)
     n = torch.arange(cutoff, dtype=phi.dtype, device=phi.device)
     return _diagonal(phi[..., None] * n)  # (..., c, c)
@@ -107,7 +105,7 @@ def kerr(kappa: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) ->
         >>> kerr(0.1, 3).diagonal().angle()  # κ n²
         tensor([0.0000, 0.1000, 0.4000], dtype=torch.float64)
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     (kappa,) = _params(dtype, kappa)
     n = torch.arange(cutoff, dtype=kappa.dtype, device=kappa.device)
     return _diagonal(kappa[..., None] * n * n)  # (..., c, c)
@@ -124,7 +122,7 @@ def coherent_state(
         >>> coherent_state(0.0, 0.0, 3)
         tensor([1.+0.j, 0.+0.j, 0.+0.j], dtype=torch.complex128)
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     r, phi = _params(dtype, r, phi)
     alpha = r * torch.exp(1j * phi)  # (...)
     column = [torch.exp(-0.5 * r * r).to(dtype)]
@@ -171,7 +169,7 @@ def squeezing(
         >>> round(float(s[2, 0].real), 6)  # -tanh(r) sqrt(sech r) / sqrt(2)
         -0.307719
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     r, theta = _params(dtype, r, theta)
     tanh = torch.tanh(r)
     sech = (1.0 / torch.cosh(r)).to(dtype)[..., None]  # (..., 1)
@@ -207,7 +205,7 @@ def beamsplitter(
         >>> abs(complex(bs[0, 1, 1, 0]) - cmath.exp(0.5j) * math.sin(0.3)) < 1e-15  # <0,1|BS|1,0>
         True
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     theta, phi = _params(dtype, theta, phi)
     t = torch.cos(theta).to(dtype)[..., None, None]  # (..., 1, 1)
     s = (torch.sin(theta) * torch.exp(1j * phi))[..., None, None]  # (..., 1, 1)
@@ -245,7 +243,7 @@ def cubic_phase(
         >>> bool(torch.allclose(cubic_phase(0.0, 5), torch.eye(5, dtype=torch.complex128)))
         True
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     (gamma,) = _params(dtype, gamma)
     a = torch.diag(_sqrt_n(cutoff, gamma)[1:], 1)  # annihilation, a[m, m+1] = sqrt(m+1)
     x = math.sqrt(HBAR / 2) * (a + a.T)  # (c, c)
@@ -263,7 +261,7 @@ def fock_state(
         >>> fock_state(torch.tensor([0, 2]), 3).real.tolist()
         [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     _real_dtype(dtype)
     n = torch.as_tensor(n, dtype=torch.int64)
     if n.numel() and (int(n.min()) < 0 or int(n.max()) >= cutoff):
@@ -352,7 +350,7 @@ def circuit_matrix(
         >>> bool(torch.allclose(m, rotation(0.5, 4)))
         True
     """
-    _check_cutoff(cutoff)
+    check_cutoff(cutoff)
     if n_modes not in (1, 2):
         raise ValueError(f"n_modes: expected 1 or 2; got {n_modes!r}")
     dim = cutoff**n_modes
@@ -360,201 +358,3 @@ def circuit_matrix(
     kets = basis.reshape(dim, *(cutoff,) * n_modes)
     out = circuit(kets).reshape(dim, dim)  # row k = circuit |k>
     return out.T.reshape((cutoff,) * (2 * n_modes))
-
-
-# --------------------------------------------------------------------------- one-mode layers
-
-
-def one_mode_layers(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
-    """The QQ notebook's one-mode layers multiplied into one gate (..., c, c).
-
-    Layer ``l`` (row ``l`` of ``params``, columns sq, d, r1, r2, r3, κ): R(r1) -> S(clip(sq),
-    0) -> R(r2) -> D(clip(d), 0) -> R(r3) -> V(clip(κ)), clip to ±1 (:data:`CLIP`); without
-    the squeezing when ``squeeze`` is False (the QQ notebook's circuit A as it ran).
-
-    Every gate is built by this module's gate functions and the matrices are multiplied in
-    order: the reference. :func:`vacuum_row` computes row 0 of the same product much faster.
-
-    Args:
-        params: real (..., L, 6); differentiable; leading dimensions are independent circuits.
-        cutoff: Fock cutoff.
-        squeeze: apply the squeezing gates.
-
-    Returns:
-        complex (..., c, c) in the complex dtype matching ``params`` (float32 -> complex64,
-        else complex128).
-
-    Example:
-        >>> one_mode_layers(torch.zeros(3, 6), 15).shape
-        torch.Size([15, 15])
-    """
-    _check_layers(params)
-    dtype = torch.complex64 if params.dtype == torch.float32 else torch.complex128
-    sq, d, r1, r2, r3, kappa = params.unbind(-1)  # each (..., L)
-    gates = [rotation(r1, cutoff, dtype=dtype)]  # each (..., L, c, c), in order
-    if squeeze:
-        gates.append(squeezing(sq.clamp(-CLIP, CLIP), 0.0, cutoff, dtype=dtype))
-    gates.append(rotation(r2, cutoff, dtype=dtype))
-    gates.append(displacement(d.clamp(-CLIP, CLIP), 0.0, cutoff, dtype=dtype))
-    gates.append(rotation(r3, cutoff, dtype=dtype))
-    gates.append(cubic_phase(kappa.clamp(-CLIP, CLIP), cutoff, dtype=dtype))
-    matrix = torch.eye(cutoff, dtype=dtype, device=params.device)
-    for layer in range(params.shape[-2]):
-        for gate in gates:
-            matrix = gate[..., layer, :, :] @ matrix  # (..., c, c)
-    return matrix
-
-
-def _check_layers(params: torch.Tensor) -> None:
-    if params.ndim < 2 or params.shape[-1] != 6:
-        raise ValueError(f"params: expected shape (..., L, 6); got {tuple(params.shape)}")
-
-
-def _powers(x: torch.Tensor, n: int) -> torch.Tensor:
-    """x^0, x^1, ..., x^(n-1): (..., n) for ``x`` (...); one op, differentiable at x = 0."""
-    return x[..., None] ** torch.arange(n, dtype=x.dtype, device=x.device)
-
-
-@functools.lru_cache(maxsize=16)
-def _displacement_table(cutoff: int, device: torch.device | None = None) -> torch.Tensor:
-    """``P`` (2c-1, c²) with ``D(r, 0)[m, n] = e^{-r²/2} sum_j P[j, (m, n)] r^j``, float64
-    (on ``device``: cached there, so a step copies nothing to a GPU).
-
-    ``<m|D(r)|n> = e^{-r²/2} sum_k (-1)^(n-k) sqrt(m! n!) / (k! (m-k)! (n-k)!) r^(m+n-2k)``
-    for real ``r``: the exact matrix elements, a polynomial in ``r``.
-    """
-    fact = [math.factorial(i) for i in range(cutoff)]
-    table = np.zeros((2 * cutoff - 1, cutoff, cutoff))
-    for m in range(cutoff):
-        for n in range(cutoff):
-            root = math.sqrt(fact[m]) * math.sqrt(fact[n])
-            for k in range(min(m, n) + 1):
-                sign = -1.0 if (n - k) % 2 else 1.0
-                table[m + n - 2 * k, m, n] += sign * root / (fact[k] * fact[m - k] * fact[n - k])
-    return torch.from_numpy(table.reshape(2 * cutoff - 1, cutoff * cutoff)).to(device)
-
-
-@functools.lru_cache(maxsize=16)
-def _squeezing_table(
-    cutoff: int, device: torch.device | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The monomials' exponents ``a``, ``b`` (K,) and coefficients ``Q`` (K, c²) with
-    ``S(r, 0)[m, n] = sqrt(sech r) sum_k Q[k, (m, n)] sech^a[k] tanh^b[k]``, float64 (on
-    ``device``, cached there).
-
-    The coefficients come from :func:`squeezing`'s recurrence at θ = 0, run once on
-    polynomials in ``sech r`` and ``tanh r`` instead of numbers. Entry ``(m, n)`` has degree
-    ``a + b = (m + n) / 2``, so only the ``K`` monomials with ``a + b < c`` are kept.
-    """
-    c = cutoff
-    q = np.zeros((c, c, c, c))  # [m, n, a, b]: coefficient of sech^a tanh^b in S[m, n]
-    q[0, 0, 0, 0] = 1.0
-    for m in range(2, c, 2):  # first column: S[m, 0] = -sqrt((m-1)/m) tanh S[m-2, 0]
-        q[m, 0, :, 1:] = -math.sqrt((m - 1) / m) * q[m - 2, 0, :, :-1]
-    for n in range(1, c):
-        for m in range(c):
-            if m >= 1:  # + sqrt(m/n) sech S[m-1, n-1]
-                q[m, n, 1:, :] += math.sqrt(m / n) * q[m - 1, n - 1, :-1, :]
-            if n >= 2:  # + sqrt((n-1)/n) tanh S[m, n-2]
-                q[m, n, :, 1:] += math.sqrt((n - 1) / n) * q[m, n - 2, :, :-1]
-    a, b = np.nonzero(np.add.outer(np.arange(c), np.arange(c)) < c)  # the monomials kept
-    table = q[:, :, a, b].reshape(c * c, len(a)).T  # (K, c²)
-    arrays = (a * 1.0, b * 1.0, table.copy())
-    return tuple(torch.from_numpy(array).to(device) for array in arrays)
-
-
-@functools.lru_cache(maxsize=16)
-def _cubic_eigh(
-    cutoff: int, device: torch.device | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eigenvalues / (3ħ) (c,) float64, eigenvectors ``U`` and ``U^T`` (c, c) complex128 of the
-    truncated ``x³`` (on ``device``).
-
-    ``V(gamma) = exp(i gamma/(3ħ) x³) = U diag(exp(i gamma λ/(3ħ))) U^T``: the same truncated
-    exponential as :func:`cubic_phase` builds with ``matrix_exp``.
-    """
-    a = torch.diag(torch.arange(1, cutoff, dtype=torch.float64).sqrt(), 1)
-    x = math.sqrt(HBAR / 2) * (a + a.T)  # (c, c)
-    eigenvalues, vectors = torch.linalg.eigh(x @ x @ x)
-    u = vectors.to(device=device, dtype=torch.complex128)
-    return (eigenvalues / (3 * HBAR)).to(device), u, u.T.contiguous()
-
-
-def displacement_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """``D(r, 0)`` for real ``r`` (...): real float64 (..., c, c), the same matrix elements as
-    :func:`displacement` from a cached polynomial table (a few tensor operations, no loop).
-
-    Example:
-        >>> r = torch.tensor(0.4, dtype=torch.float64)
-        >>> bool(torch.allclose(displacement_real(r, 6), displacement(r, 0.0, 6).real))
-        True
-    """
-    _check_cutoff(cutoff)
-    r = torch.as_tensor(r, dtype=torch.float64)
-    table = _displacement_table(cutoff, r.device)  # (2c-1, c²)
-    poly = _powers(r, 2 * cutoff - 1) @ table  # (..., c²)
-    scale = torch.exp(-0.5 * r * r)[..., None]  # (..., 1)
-    return (scale * poly).reshape(*r.shape, cutoff, cutoff)
-
-
-def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """``S(r, 0)`` for real ``r`` (...): real float64 (..., c, c), the same matrix elements as
-    :func:`squeezing` from a cached polynomial table in ``sech r`` and ``tanh r``.
-
-    Example:
-        >>> r = torch.tensor(-0.3, dtype=torch.float64)
-        >>> bool(torch.allclose(squeezing_real(r, 6), squeezing(r, 0.0, 6).real))
-        True
-    """
-    _check_cutoff(cutoff)
-    r = torch.as_tensor(r, dtype=torch.float64)
-    sech = 1.0 / torch.cosh(r)  # (...)
-    a, b, table = _squeezing_table(cutoff, r.device)  # (K,), (K,), (K, c²)
-    monomials = sech[..., None] ** a * torch.tanh(r)[..., None] ** b  # (..., K)
-    poly = monomials @ table  # (..., c²)
-    return (sech.sqrt()[..., None] * poly).reshape(*r.shape, cutoff, cutoff)
-
-
-def vacuum_row(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
-    """Row 0 of :func:`one_mode_layers`, ``<0| G_N ... G_1`` (..., c), computed fast.
-
-    All layers' gates are built at once, without loops over the cutoff: rotations are
-    phases, D and S come from cached polynomial tables (:func:`displacement_real`,
-    :func:`squeezing_real`) and V from the cached eigenvectors of ``x³``. Each layer is
-    multiplied into one matrix (batched over the layers), and the row vector ``<0|`` is carried
-    through the layers. Equals row 0 of :func:`one_mode_layers` to about 1e-14.
-
-    Args:
-        params: real (..., L, 6) (columns sq, d, r1, r2, r3, κ); leading dimensions are
-            independent circuits; cast to float64.
-        cutoff: Fock cutoff.
-        squeeze: apply the squeezing gates.
-
-    Returns:
-        complex128 (..., c): ``<0|B|n>`` for each ``n``.
-
-    Example:
-        >>> p = torch.rand(3, 6, dtype=torch.float64)
-        >>> bool(torch.allclose(vacuum_row(p, 10), one_mode_layers(p, 10)[0]))
-        True
-    """
-    _check_layers(params)
-    _check_cutoff(cutoff)
-    p = params.to(torch.float64)  # (..., L, 6): sq, d, r1, r2, r3, κ
-    clipped = p.clamp(-CLIP, CLIP)  # sq, d and κ are used clipped
-    n = torch.arange(cutoff, dtype=torch.float64, device=p.device)
-    phases = torch.exp(1j * p[..., 2:5, None] * n)  # (..., L, 3, c): R(r1), R(r2), R(r3)
-    eigenvalues, u, u_t = _cubic_eigh(cutoff, p.device)
-    cubic = torch.exp(1j * clipped[..., 5, None] * eigenvalues)  # (..., L, c)
-    # one matrix per layer, V R(r3) D R(r2) S R(r1): (..., L, c, c)
-    layer = phases[..., 2, :, None] * displacement_real(clipped[..., 1], cutoff)
-    layer = layer * phases[..., 1, None, :]  # R(r3) D R(r2)
-    if squeeze:
-        layer = layer @ (squeezing_real(clipped[..., 0], cutoff) * phases[..., 0, None, :])
-    else:
-        layer = layer * phases[..., 0, None, :]
-    layer = ((u * cubic[..., None, :]) @ u_t) @ layer  # V(κ) = U diag(e^{iκλ/6}) U^T first
-    row = layer[..., -1, 0, :]  # <0| times the last layer: (..., c)
-    for index in reversed(range(p.shape[-2] - 1)):
-        row = (row.unsqueeze(-2) @ layer[..., index, :, :]).squeeze(-2)
-    return row

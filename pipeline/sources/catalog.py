@@ -1,10 +1,7 @@
-"""Which source a params file means: the image source of ``data``, or a generated data set.
+"""Which source a params file means: the image source of ``data``.
 
 * :func:`image_source`: ``data.source`` ``folder`` (:mod:`pipeline.sources.folder`) or
   ``cifar10`` (:mod:`pipeline.sources.cifar10`), read by a backbone into ``extract.out``;
-* :func:`generated_source`: the source whose store is the given path when that path is a
-  generated data set's output (``spiral.out``, ``qc.out``, ``qq.out``): stage two writes such
-  a store itself when it is missing (:func:`pipeline.extraction.loop.feature_store`);
 * :func:`fetch`: put the images of ``data`` on disk.
 """
 
@@ -12,11 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.common.config import DataConfig, Params
+from pipeline.common.config import DataConfig
 from pipeline.sources import cifar10, download
 from pipeline.sources.base import Source
 from pipeline.sources.folder import FolderSource
-from pipeline.sources.spiral import SpiralSource
 
 
 def image_source(data: DataConfig) -> Source:
@@ -29,30 +25,6 @@ def image_source(data: DataConfig) -> Source:
     if data.source == "cifar10":
         return cifar10.Cifar10Source(data.dir, data.splits, data.classes)
     return FolderSource(data.dir, data.splits)
-
-
-def generated_source(params: Params, path: str | Path) -> Source | None:
-    """The generated data set whose store is ``path`` (``spiral.out``, ``qc.out``,
-    ``qq.out``, placeholders filled in), or None.
-
-    Example:
-        >>> generated_source(load_params("params-spiral.yaml"), "features/spiral-1.52.h5").kind
-        'spiral'
-        >>> generated_source(load_params("params-qq.yaml"), "features/qq.h5").kind
-        'qq'
-    """
-    path = Path(path)
-    if path == Path(params.spiral_out):
-        return SpiralSource(params.spiral)
-    if path not in (Path(params.qc_out), Path(params.qq_out)):
-        return None
-    # torch and the photonic simulator: imported only for these stores, so that stage one's
-    # up-to-date check of an image store stays free of torch
-    from pipeline.sources import photonic_sources
-
-    if path == Path(params.qc_out):
-        return photonic_sources.QCSource(params.qc)
-    return photonic_sources.QQSource(params.qq)
 
 
 def fetch(data: DataConfig) -> Path:

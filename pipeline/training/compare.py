@@ -20,11 +20,10 @@ from typing import Any
 
 from pipeline.common.config import CompareConfig, Params
 from pipeline.common.errors import PipelineError
-from pipeline.extraction.loop import feature_store
 from pipeline.heads.checkpoint import read_checkpoint
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, is_random_init
 from pipeline.training import summary
-from pipeline.training.data import load_data
+from pipeline.training.data import features_for, load_data
 from pipeline.training.ensemble import fit_ensemble
 from pipeline.training.loop import MemberFailure
 from pipeline.training.outputs import save
@@ -51,7 +50,7 @@ def compare(params: Params) -> list[dict[str, Any]]:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
     """
     cfg = params.compare
-    data = load_data(feature_store(params))
+    data = load_data(features_for(params))
     cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
     log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
              list(cfg.seeds), data.path)  # fmt: skip

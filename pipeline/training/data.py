@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from pipeline.common.config import Params
 from pipeline.common.errors import FeatureStoreError
 from pipeline.common.files import file_sha256
-from pipeline.store.hdf5 import FeatureSplit, StoreMeta, load_splits
+from pipeline.store.hdf5 import FeatureSplit, StoreMeta, load_splits, read_meta
+
+#: The generated data sets, by params block; ``python -m pipeline.datasets BLOCK`` writes each.
+GENERATED = ("spiral", "qc", "qq")
 
 
 @dataclass(frozen=True)
@@ -63,3 +71,62 @@ def load_data(path: str | Path) -> HeadData:
             f"classes; got none for {missing}"
         )
     return HeadData(str(path), file_sha256(path), meta, train, val)
+
+
+def features_for(params: Params) -> str:
+    """The store ``params`` trains on (:attr:`Params.features_path`), placeholders filled in.
+
+    Stage two only reads stores. A generated data set's store (``spiral.out``, ``qc.out``,
+    ``qq.out``) must already exist and have been made with the settings of its block;
+    otherwise the error prints the ``python -m pipeline.datasets`` command that makes it.
+
+    Raises:
+        FeatureStoreError: a generated store that is missing or made with other settings.
+    """
+    path = params.features_path
+    outs = {getattr(params, f"{block}_out"): block for block in GENERATED}
+    block = next((b for out, b in outs.items() if Path(out) == Path(path)), None)
+    if block is None:
+        return path  # an extracted store: load_data checks it
+    command = datasets_command(params, block)
+    if not Path(path).exists():
+        raise FeatureStoreError(f"feature store {path!r} is missing; make it first:\n  {command}")
+    recorded = read_meta(path).extra.get(block, {})
+    if not isinstance(recorded, dict):
+        raise FeatureStoreError(
+            f"feature store {path!r}: extra.{block}: expected a JSON object of the {block} "
+            f"settings; got {recorded!r}; make it again:\n  {command} --force"
+        )
+    current = _as_json(dataclasses.asdict(getattr(params, block)))
+    stale = [k for k, v in recorded.items() if k in current and current[k] != v]
+    if stale:
+        found = ", ".join(f"{block}.{k}: {recorded[k]!r} in the store, {current[k]!r} in params"
+                          for k in stale)  # fmt: skip
+        raise FeatureStoreError(
+            f"feature store {path!r} was made with other settings ({found}); make it again:\n"
+            f"  {command} --force"
+        )
+    return path
+
+
+def datasets_command(params: Params, block: str) -> str:
+    """The command that writes the store of generated data set ``block`` with every setting
+    of that block as ``params`` has it, whatever params file it then reads.
+
+    Example:
+        >>> datasets_command(load_params(None, ["spiral.turns=2.0"]), "spiral").split()[3:6]
+        ['spiral', '--set', 'spiral.turns=2.0']
+    """
+    values = _as_json(dataclasses.asdict(getattr(params, block)))
+    sets = [f"--set {shlex.quote(f'{block}.{k}={_yaml(v)}')}" for k, v in values.items()]
+    return " ".join(["python -m pipeline.datasets", block, *sets])
+
+
+def _as_json(values: dict[str, Any]) -> dict[str, Any]:
+    """As the store's JSON metadata holds them (tuples become lists)."""
+    return json.loads(json.dumps(values))
+
+
+def _yaml(value: Any) -> str:
+    """A ``--set`` value (YAML) for a JSON-able value."""
+    return value if isinstance(value, str) else json.dumps(value)

@@ -1,4 +1,4 @@
-"""The training loop: train one epoch, evaluate, repeat; then summarise. One head or many.
+"""The training loop: train one epoch, evaluate, repeat; then the metrics. One head or many.
 
 :func:`fit_stack` trains M heads of one shape as one stacked model
 (:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
@@ -7,7 +7,7 @@ every epoch shuffle each member's rows (a generator seeded with its ``train.seed
 ``train.shuffle`` false the rows keep their stored order, as the paper's QC/QQ notebooks), train on
 batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
 members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
-each member's best (or last) weights; finally :func:`summarise` each member's best and last
+each member's best (or last) weights; finally :func:`run_metrics` of each member's best and last
 epochs. Members never mix: a member's numbers are exactly those of its own stack of one.
 Nothing is written here (:mod:`pipeline.training.outputs` does that).
 """
@@ -111,9 +111,23 @@ def train_one_epoch(
         losses.append(loss.detach())
         predicted.append(logits.detach().argmax(-1))
     sizes = torch.tensor([p.shape[1] for p in predicted], dtype=x.dtype, device=x.device)
-    steps = torch.stack(losses, dim=1)  # (M, steps)
-    totals = torch.where(mean, steps @ sizes, steps.sum(1))  # (M,)
+    totals = epoch_totals(torch.stack(losses, dim=1), sizes, mean)  # (M,)
     return totals / n, (torch.cat(predicted, dim=1) == ys).double().mean(1)
+
+
+def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """Each member's epoch loss (M,) from its step losses (M, S): weighted by the batch sizes
+    (S,) where ``mean`` (M,) is True, else their plain sum.
+
+    Each member's row is reduced on its own, as a fresh (1, S) tensor, by the very call a stack
+    of one makes: a (M, S) x (S,) product goes to a BLAS kernel over M columns whose summation
+    order can differ from the one-column kernel's (it does on AMD hosts with MKL).
+    """
+    totals = []
+    for m, weighted in enumerate(mean.tolist()):
+        row = steps[m : m + 1].clone()  # (1, S), a fresh allocation as a stack of one has
+        totals.append(torch.mv(row, sizes) if weighted else row.sum(1))
+    return torch.cat(totals)
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,7 +165,7 @@ def class_summary(y: np.ndarray, probs: np.ndarray, class_names: Sequence[str]) 
     }
 
 
-def summarise(
+def run_metrics(
     cfg: TrainConfig,
     data: HeadData,
     history: list[dict[str, float]],
@@ -297,7 +311,7 @@ def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberF
     )
     model.eval()
     probs = {k: v[m].cpu().double().numpy() for k, v in kept.probs.items()}
-    metrics = summarise(cfg, data, kept.history[m], probs, heads.n_params)
+    metrics = run_metrics(cfg, data, kept.history[m], probs, heads.n_params)
     return TrainResult(
         cfg, data, model, metrics["best"]["epoch"], kept.history[m], metrics,
         probs[cfg.checkpoint], timing,

@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 
 from pipeline.common.config import Params
-from pipeline.extraction.loop import feature_store
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING
-from pipeline.training.data import load_data
+from pipeline.training.data import features_for, load_data
 from pipeline.training.loop import TrainResult, fit
 from pipeline.training.outputs import save
 
@@ -15,9 +14,7 @@ log = logging.getLogger("pipeline")
 
 
 def train_head(params: Params) -> TrainResult:
-    """Train ``params.train`` on :func:`feature_store` of ``params``; save into its ``out_dir``.
-
-    A generated store (``spiral.out``) is written first when missing or stale.
+    """Train ``params.train`` on its feature store; save into its ``out_dir``.
 
     Returns:
         The :class:`~pipeline.training.loop.TrainResult`.
@@ -30,7 +27,7 @@ def train_head(params: Params) -> TrainResult:
         3
     """
     cfg = params.train
-    data = load_data(feature_store(params))
+    data = load_data(features_for(params))
     if data.meta.random_init:
         log.warning("%s", RANDOM_INIT_WARNING)
     log.info(

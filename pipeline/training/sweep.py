@@ -16,8 +16,8 @@ Writes into ``--out``:
   accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
   as runs finish (at least every few seconds), so an interrupted sweep keeps its finished runs.
 * ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
-  combination of the grid, by :mod:`pipeline.summary` (the same table as the DVC ``compare``
-  stage).
+  combination of the grid, by :mod:`pipeline.training.summary` (the same table as the DVC
+  ``compare`` stage).
 
 A rerun skips the runs already in ``results.csv`` with status ok and identical settings and
 features (``run_id`` hashes them); ``--force`` reruns them. A failed run is logged and recorded
@@ -55,10 +55,9 @@ from pipeline.common.config import (
 from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
-from pipeline.extraction.loop import feature_store
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
 from pipeline.training import summary
-from pipeline.training.data import load_data
+from pipeline.training.data import features_for, load_data
 
 log = logging.getLogger("pipeline")
 
@@ -148,9 +147,9 @@ def _run_id(config: TrainConfig, features_sha256: str) -> str:
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     """Every combination of the grid applied to ``params``, checked, in grid order.
 
-    Each combination's features file is :func:`pipeline.extraction.loop.feature_store` of its
-    params (placeholders filled in; a spiral store is written here, once, if missing), so a
-    grid over ``spiral.turns`` gives each run the store of its own turns.
+    Each combination's features file is :func:`pipeline.training.data.features_for` of its
+    params (placeholders filled in), so a grid over ``spiral.turns`` gives each run the store
+    of its own turns.
 
     Raises:
         ConfigError: a combination is not a valid config (the message names it), or two
@@ -174,7 +173,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
             cell_params = Params(
                 **{name: build_section(name, blocks[name], v) for name, v in values.items()}
             )
-            path = feature_store(cell_params)
+            path = features_for(cell_params)
         except ConfigError as exc:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)
@@ -576,7 +575,7 @@ def _write_summary(
     out: Path,
     failed: Sequence[tuple[dict[str, Any], str]],
 ) -> None:
-    """summary.md and summary.json: :func:`pipeline.summary.summarize` of the ok runs."""
+    """summary.md and summary.json: :func:`pipeline.training.summary.summarize` of the ok runs."""
     records = []
     for cell in cells:
         row = rows_by_id[cell.run_id]

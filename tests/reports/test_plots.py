@@ -218,6 +218,7 @@ def test_real_set_report(real_store, hymenoptera_dir, tmp_path):
 
 
 def test_report_and_predict_expand_a_templated_run_folder(tmp_path, monkeypatch, tiny_root, capsys):
+    from pipeline import datasets
     from pipeline import predict as predict_command
     from pipeline import train_head as train_head_command
 
@@ -226,6 +227,7 @@ def test_report_and_predict_expand_a_templated_run_folder(tmp_path, monkeypatch,
     spiral += ["--set", "train.head=classical", "--set", "train.epochs=1"]
     spiral += ["--set", "spiral.n_per_class=100", "--set", "spiral.n_train=150"]
     spiral += ["--set", "spiral.n_val=50"]
+    assert datasets.main(["spiral", *spiral]) == 0
     assert train_head_command.main(spiral) == 0
     run = tmp_path / "runs" / "spiral" / "1.52-classical-seed0"  # {spiral.turns}-{train.head}-...
     assert (run / "model.pt").is_file()

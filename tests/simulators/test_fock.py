@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.simulators import fock
+from pipeline.simulators import fock, fock_layers
 
 # Killoran et al. (2018), tetrominos_learning.py: the 4 x 4 target images, cells (n0, n1)
 TETROMINOES = {
@@ -249,12 +249,14 @@ def test_gradients_match_finite_differences(gate):
 
 
 def _tetromino_images(pretrained_dir: Path, layers: int) -> np.ndarray:
-    from pipeline.sources import photonic
+    from pipeline.sources import photonic_data
 
-    params = photonic.load_pretrained(pretrained_dir, "trained_params.npy")
-    kets = photonic.qc_input_states(photonic.QC_ALPHA, photonic.QC_BETA, 11)  # clean: δ = ε = 0
-    kets = photonic.qc_layers(kets, params[:, :layers])  # (7, 11, 11)
-    return photonic.qc_image(kets).abs().square().numpy()  # (7, 4, 4), each sums to 1
+    params = photonic_data.load_pretrained(pretrained_dir, "trained_params.npy")
+    kets = photonic_data.qc_input_states(
+        photonic_data.QC_ALPHA, photonic_data.QC_BETA, 11
+    )  # clean: δ = ε = 0
+    kets = photonic_data.qc_layers(kets, params[:, :layers])  # (7, 11, 11)
+    return photonic_data.qc_image(kets).abs().square().numpy()  # (7, 4, 4), each sums to 1
 
 
 def _top4(image: np.ndarray) -> set[tuple[int, int]]:
@@ -302,29 +304,32 @@ def test_one_mode_layers_order_and_clipping():
             fock.cubic_phase(clip(kappa), c),
         ):
             expected = gate @ expected
-    torch.testing.assert_close(fock.one_mode_layers(params, c), expected)
-    identity = fock.one_mode_layers(torch.zeros(2, 6, dtype=torch.float64), c)
+    torch.testing.assert_close(fock_layers.one_mode_layers(params, c), expected)
+    identity = fock_layers.one_mode_layers(torch.zeros(2, 6, dtype=torch.float64), c)
     torch.testing.assert_close(identity, torch.eye(c, dtype=torch.complex128))
-    assert fock.one_mode_layers(params.float(), c).dtype == torch.complex64
+    assert fock_layers.one_mode_layers(params.float(), c).dtype == torch.complex64
     batched = torch.stack([params, 0.5 * params, torch.zeros_like(params)])  # (3, 2, 6)
-    torch.testing.assert_close(fock.one_mode_layers(batched, c)[0], expected, rtol=0, atol=0)
-    torch.testing.assert_close(fock.one_mode_layers(batched, c)[2], identity)
+    torch.testing.assert_close(fock_layers.one_mode_layers(batched, c)[0], expected, rtol=0, atol=0)
+    torch.testing.assert_close(fock_layers.one_mode_layers(batched, c)[2], identity)
 
 
 @pytest.mark.parametrize("cutoff", [2, 6, 15, 20])
 def test_real_gates_from_tables_equal_the_recurrences(cutoff):
     r = torch.linspace(-1.0, 1.0, 21, dtype=torch.float64)
     torch.testing.assert_close(
-        fock.displacement_real(r, cutoff),
+        fock_layers.displacement_real(r, cutoff),
         fock.displacement(r, 0.0, cutoff).real,
         rtol=0,
         atol=1e-13,
     )
     torch.testing.assert_close(
-        fock.squeezing_real(r, cutoff), fock.squeezing(r, 0.0, cutoff).real, rtol=0, atol=1e-13
+        fock_layers.squeezing_real(r, cutoff),
+        fock.squeezing(r, 0.0, cutoff).real,
+        rtol=0,
+        atol=1e-13,
     )
     assert fock.displacement(r, 0.0, cutoff).imag.abs().max() == 0  # real for φ = 0
-    assert fock.displacement_real(r[3], cutoff).shape == (cutoff, cutoff)
+    assert fock_layers.displacement_real(r[3], cutoff).shape == (cutoff, cutoff)
 
 
 @pytest.mark.parametrize("cutoff", [4, 15])
@@ -332,17 +337,17 @@ def test_vacuum_row_is_row_zero_of_the_layers(cutoff):
     g = torch.Generator().manual_seed(cutoff)
     params = torch.randn(4, 5, 3, 6, dtype=torch.float64, generator=g)  # clipped beyond ±1
     params[0, 0] = 0.0  # zeros: powers at 0 stay defined
-    full = fock.one_mode_layers(params, cutoff)  # (4, 5, c, c)
-    row = fock.vacuum_row(params, cutoff)  # (4, 5, c)
+    full = fock_layers.one_mode_layers(params, cutoff)  # (4, 5, c, c)
+    row = fock_layers.vacuum_row(params, cutoff)  # (4, 5, c)
     assert row.shape == (4, 5, cutoff) and row.dtype == torch.complex128
     torch.testing.assert_close(row, full[..., 0, :], rtol=0, atol=1e-12)
-    no_squeeze = fock.one_mode_layers(params[1, 1], cutoff, squeeze=False)[0]
+    no_squeeze = fock_layers.one_mode_layers(params[1, 1], cutoff, squeeze=False)[0]
     torch.testing.assert_close(
-        fock.vacuum_row(params[1, 1], cutoff, squeeze=False), no_squeeze, rtol=0, atol=1e-12
+        fock_layers.vacuum_row(params[1, 1], cutoff, squeeze=False), no_squeeze, rtol=0, atol=1e-12
     )
-    assert fock.vacuum_row(params.float(), cutoff).dtype == torch.complex128
+    assert fock_layers.vacuum_row(params.float(), cutoff).dtype == torch.complex128
     with pytest.raises(ValueError, match=r"params: expected shape \(\.\.\., L, 6\); got \(6,\)"):
-        fock.vacuum_row(params[0, 0, 0], cutoff)
+        fock_layers.vacuum_row(params[0, 0, 0], cutoff)
 
 
 def test_vacuum_row_gradients_match_finite_differences():
@@ -351,6 +356,6 @@ def test_vacuum_row_gradients_match_finite_differences():
     params.data[0, 0, :2] = 0.0  # sq = d = 0: the tables' powers at 0
 
     def real_view(p: torch.Tensor) -> torch.Tensor:
-        return torch.view_as_real(fock.vacuum_row(p, 7))
+        return torch.view_as_real(fock_layers.vacuum_row(p, 7))
 
     assert torch.autograd.gradcheck(real_view, (params,), eps=1e-6, atol=1e-7)

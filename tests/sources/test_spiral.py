@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +10,8 @@ import pytest
 import torch
 
 from pipeline.common.config import SpiralConfig, load_params
-from pipeline.common.errors import ConfigError
-from pipeline.extraction.loop import extract, feature_store
+from pipeline.common.errors import ConfigError, FeatureStoreError
+from pipeline.extraction.loop import extract
 from pipeline.sources.spiral import SpiralSource, generate
 from pipeline.store import hdf5
 from pipeline.training.data import load_data
@@ -147,7 +148,7 @@ def test_preset_has_the_papers_settings():
     assert p2.out_dir == "runs/spiral/2.0-classical-seed3"
 
 
-def test_train_head_writes_the_store_it_needs(tmp_path):
+def test_train_head_reads_the_store_the_datasets_command_writes(tmp_path):
     store = tmp_path / "s-{spiral.turns}.h5"
     overrides = [
         f"spiral.out={store}",
@@ -158,15 +159,22 @@ def test_train_head_writes_the_store_it_needs(tmp_path):
         "train.head=classical",
     ]
     p = load_params(PRESET, overrides)
-    assert feature_store(p) == str(tmp_path / "s-2.0.h5")
-    assert (tmp_path / "s-2.0.h5").is_file()
-    (tmp_path / "s-2.0.h5").unlink()
+    with pytest.raises(FeatureStoreError, match=r"s-2.0.h5' is missing; make it first") as missing:
+        train_head(p)
+    command = shlex.split(str(missing.value).splitlines()[-1])
+    assert command[:4] == ["python", "-m", "pipeline.datasets", "spiral"]
+    assert _cli(*command[3:]).returncode == 0  # the printed command writes that very store
     result = train_head(p)
     assert result.data.path == str(tmp_path / "s-2.0.h5")
     assert (tmp_path / "run-2.0" / "model.pt").is_file()
+    # a store made with other settings is refused, with the command that remakes it
+    noisier = load_params(PRESET, [*overrides, "spiral.noise=0.5"])
+    with pytest.raises(FeatureStoreError, match=r"spiral.noise: 0.7 in the store, 0.5 in params"):
+        train_head(noisier)
     # a store that is not spiral.out is never generated
     p3 = load_params(PRESET, [*overrides, f"train.features={tmp_path / 'other.h5'}"])
-    assert feature_store(p3) == str(tmp_path / "other.h5")
+    with pytest.raises(FeatureStoreError, match=r"other\.h5"):
+        train_head(p3)
     assert not (tmp_path / "other.h5").exists()
 
 

@@ -40,6 +40,7 @@ def test_summary_of_heads_by_seed(synthetic_store, tmp_path):
         compare.compare_summary(dataclasses.replace(cfg, seeds=(0, 7)))
 
 
+@pytest.mark.members
 def test_compare_trains_every_head_and_seed_in_one_process_as_single_runs_would(
     synthetic_store, tmp_path
 ):

@@ -11,16 +11,18 @@ import pytest
 import torch
 
 from pipeline.common.config import SpiralConfig, TrainConfig, load_params
-from pipeline.extraction.loop import extract, feature_store
+from pipeline.common.devices import torch_threads
+from pipeline.extraction.loop import extract
 from pipeline.heads.stacked import StackedHeads
+from pipeline.sources.photonic import QQSource
 from pipeline.sources.spiral import SpiralSource
 from pipeline.training import ensemble
 from pipeline.training.data import load_data
-from pipeline.training.loop import MemberFailure, TrainingError, fit
+from pipeline.training.loop import MemberFailure, TrainingError, epoch_totals, fit, fit_stack
 
 
 def _members(base: TrainConfig, n: int) -> list[TrainConfig]:
-    """n members that differ in every per-member setting the issue names."""
+    """n members that differ in every per-member setting."""
     return [
         dataclasses.replace(
             base,
@@ -47,6 +49,7 @@ def _assert_equal_runs(together, configs, data):
             assert torch.equal(member.model.state_dict()[name], value), name
 
 
+@pytest.mark.members
 @pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
 def test_members_equal_their_own_runs_on_the_real_features(real_store, head):
     data = load_data(real_store)
@@ -61,6 +64,7 @@ def spiral(tmp_path_factory):
     return load_data(path)
 
 
+@pytest.mark.members
 @pytest.mark.parametrize("head", ["quantum", "classical", "linear"])
 @pytest.mark.parametrize("optimizer", ["adam", "pennylane_adam"])
 def test_members_equal_their_own_runs_on_the_spiral(spiral, head, optimizer):
@@ -72,6 +76,67 @@ def test_members_equal_their_own_runs_on_the_spiral(spiral, head, optimizer):
     )  # fmt: skip
     configs = _members(base, 5)
     _assert_equal_runs(ensemble.fit_ensemble(configs, spiral), configs, spiral)
+
+
+# The guard: every part of the stacked path (forward, loss, backward, optimizer, epoch totals,
+# evaluation, the kept checkpoint) for stacks of 1, 2, 3, 7 and 64 members, every member
+# against its own stack of one, on whatever host runs it: a kernel whose choice or summation
+# order depends on the number of members fails here, not by chance elsewhere.
+
+SIZES = (1, 2, 3, 7, 64)
+
+
+@pytest.mark.members
+@pytest.mark.parametrize("steps", [1, 13, 61, 62, 250])
+def test_epoch_totals_of_a_member_do_not_depend_on_the_stack(steps):
+    rng = np.random.default_rng(steps)
+    losses = torch.from_numpy(rng.random((max(SIZES), steps)))
+    sizes = torch.full((steps,), 4.0, dtype=torch.float64)
+    sizes[-1] = 3.0
+    mean = torch.from_numpy(rng.random(max(SIZES)) < 0.5)
+    alone = [epoch_totals(losses[m : m + 1].clone(), sizes, mean[m : m + 1]) for m in range(64)]
+    for size in SIZES:
+        together = epoch_totals(losses[:size].clone(), sizes, mean[:size])
+        for m in range(size):
+            assert together[m].item() == alone[m].item(), (size, m)
+
+
+@pytest.mark.members
+@pytest.mark.parametrize(
+    ("head", "optimizer", "dtype"),
+    [
+        ("quantum", "adam", "float64"),
+        ("classical", "adam", "float64"),
+        ("linear", "adam", "float64"),
+        ("quantum", "pennylane_adam", "float64"),
+        ("classical", "adam", "float32"),
+    ],
+)
+def test_every_member_equals_its_stack_of_one_for_any_stack_size(
+    synthetic_store, tmp_path, head, optimizer, dtype
+):
+    # 50 rows in batches of 4: 13 steps, the last one short
+    data = load_data(synthetic_store(tmp_path / "blobs.h5", n_train=50, n_val=37, dim=24))
+    base = TrainConfig(head=head, epochs=2, lr=0.05, optimizer=optimizer, dtype=dtype)
+    configs = _members(base, max(SIZES))
+    checked = {m for size in SIZES for m in _checked(size)}
+    with torch_threads(base.threads):  # as train_head, sweep and compare run them
+        alone = {m: fit_stack([configs[m]], data)[0] for m in checked}
+        stacks = {size: fit_stack(configs[:size], data) for size in SIZES}
+    for size, together in stacks.items():
+        for m in _checked(size):
+            member, expected = together[m], alone[m]
+            assert member.history == expected.history, (size, m)
+            np.testing.assert_array_equal(member.val_probs, expected.val_probs)
+            state = expected.model.state_dict()
+            for name, value in member.model.state_dict().items():
+                assert torch.equal(value, state[name]), (size, m, name)
+
+
+def _checked(size: int) -> list[int]:
+    """Every member of a small stack; of a large one, both ends and some in between (their
+    blocks lie at every alignment a small stack has and more)."""
+    return list(range(size)) if size <= 8 else [0, 1, 2, 3, 5, size // 2 + 1, size - 2, size - 1]
 
 
 def test_a_stack_is_one_vectorised_model():
@@ -107,6 +172,7 @@ def test_groups_and_chunks(synthetic_store, tmp_path, caplog):
     assert "5 quantum heads: chunks of 2" in caplog.text
 
 
+@pytest.mark.members
 def test_chunks_and_mixed_shapes_give_the_same_runs(synthetic_store, tmp_path):
     data = load_data(synthetic_store(tmp_path / "blobs.h5"))
     configs = [TrainConfig(seed=s, epochs=3, head=("quantum", "linear")[s % 2]) for s in range(5)]
@@ -157,7 +223,8 @@ def test_cv_members_match_their_own_runs_on_qq_kets(pretrained_dir, tmp_path):
         [f"qq.pretrained={pretrained_dir / 'circuit_A.npy'}", f"qq.out={tmp_path / 'qq.h5'}",
          "qq.n_train_batches=6", "qq.n_val_batches=4", f"train.features={tmp_path / 'qq.h5'}"],
     )  # fmt: skip
-    data = load_data(feature_store(params))
+    extract(QQSource(params.qq), params.qq_out)
+    data = load_data(params.features_path)
     configs = _members(dataclasses.replace(params.train, epochs=3, shuffle=True), 3)
     for cfg, member in zip(configs, ensemble.fit_ensemble(configs, data), strict=True):
         alone = fit(cfg, data, on_epoch=lambda row: None)

@@ -12,6 +12,8 @@ from pipeline import sweep as sweep_command
 from pipeline.common import cluster
 from pipeline.common.config import Params, TrainConfig, load_params
 from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError
+from pipeline.extraction.loop import extract
+from pipeline.sources.spiral import SpiralSource
 from pipeline.training import summary, sweep
 from pipeline.training.run import train_head
 
@@ -81,18 +83,21 @@ def test_a_grid_key_that_changes_nothing_is_refused(synthetic_store, tmp_path):
 
 
 def test_a_grid_over_spiral_turns_gives_each_run_its_own_store(tmp_path):
-    params = load_params(
-        REPO / "params-spiral.yaml",
-        [
-            f"spiral.out={tmp_path}/spiral-{{spiral.turns}}.h5",
-            f"train.features={tmp_path}/spiral-{{spiral.turns}}.h5",
-            "spiral.n_per_class=60",
-            "spiral.n_val=20",
-            "spiral.n_train=60",
-            "train.epochs=1",
-        ],
-    )
+    overrides = [
+        f"spiral.out={tmp_path}/spiral-{{spiral.turns}}.h5",
+        f"train.features={tmp_path}/spiral-{{spiral.turns}}.h5",
+        "spiral.n_per_class=60",
+        "spiral.n_val=20",
+        "spiral.n_train=60",
+        "train.epochs=1",
+    ]
+    params = load_params(REPO / "params-spiral.yaml", overrides)
     grid = sweep.parse_grid(["spiral.turns=1.52,2.0", "train.head=classical"])
+    with pytest.raises(FeatureStoreError, match=r"spiral-1.52.h5' is missing; make it first"):
+        sweep.sweep(params, grid, out_dir=tmp_path / "sw")
+    for turns in (1.52, 2.0):
+        cell = load_params(REPO / "params-spiral.yaml", [*overrides, f"spiral.turns={turns}"])
+        extract(SpiralSource(cell.spiral), cell.spiral_out)
     result = sweep.sweep(params, grid, out_dir=tmp_path / "sw")
     assert [c.config.features for c in result.cells] == [
         f"{tmp_path}/spiral-1.52.h5",
@@ -151,7 +156,7 @@ def test_results_summary_and_a_cell_equal_to_a_direct_run(synthetic_store, tmp_p
     }.items():
         assert float(cell[key]) == direct.metrics[part][name], key
 
-    # summary: pipeline.summary over the seeds, one row per head
+    # summary: pipeline.training.summary over the seeds, one row per head
     records = [
         {
             "train.seed": int(r["train.seed"]),

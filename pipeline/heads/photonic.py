@@ -1,10 +1,10 @@
 """The QQ head B (``cv``): trainable one-mode photonic layers read out by the vacuum probability.
 
 Mari et al. (2020), example 5 (``q2q_transfer_learning.ipynb``): circuit B is the frozen
-circuit A (stage one: :func:`pipeline.sources.photonic.qq_dataset` stores A's output kets)
+circuit A (stage one: :func:`pipeline.sources.photonic_data.qq_dataset` stores A's output kets)
 followed by ``n_layers`` trainable layers, each R(r1) -> S(clip(sq), 0) -> R(r2) ->
 D(clip(d), 0) -> R(r3) -> V(clip(κ)) on one mode in truncated Fock space (clip to ±1,
-:func:`pipeline.simulators.fock.one_mode_layers`). An on/off detector estimates the vacuum
+:func:`pipeline.simulators.fock_layers.one_mode_layers`). An on/off detector estimates the vacuum
 probability ``p0 = |<0|ψ_out>|²``: class 1 (non-Gaussian) <-> large ``p0``. The state is never
 renormalised: amplitudes leaving the truncated space are lost, as in the notebook.
 
@@ -15,7 +15,7 @@ decision rule ``p0 > 0.5``.
 The math is one function, :func:`cv_logits`, that broadcasts over leading dimensions: M
 heads of one shape are one call with weights (M, L, 6), as a stacked ensemble trains them.
 Only ``<0|B`` is needed, so the layers are never multiplied into a matrix: the row vector
-``<0|`` is carried backwards through the gates (:func:`pipeline.simulators.fock.vacuum_row`).
+``<0|`` is carried backwards through the gates (:func:`pipeline.simulators.fock_layers.vacuum_row`).
 
 Example:
     >>> _ = torch.manual_seed(0)
@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.simulators.fock import vacuum_row
+from pipeline.simulators.fock_layers import vacuum_row
 
 #: Added to both probabilities before the log, as in the notebook.
 EPS = 1e-7

@@ -4,9 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.heads.cv import EPS, CVHead, as_kets, cv_logits
+from pipeline.heads.photonic import EPS, CVHead, as_kets, cv_logits
 from pipeline.simulators import fock
-from pipeline.simulators.fock import one_mode_layers
+from pipeline.simulators.fock_layers import one_mode_layers
 
 
 def random_kets(n: int, cutoff: int, seed: int = 0) -> torch.Tensor:

@@ -82,7 +82,7 @@ def find_images(inputs: Sequence[str | Path]) -> list[str]:
 
     Args:
         inputs: image files and directories. A directory contributes the files that
-            :func:`pipeline.images.walk_images` calls images, in its order; a file is taken
+            :func:`pipeline.sources.images.walk_images` calls images, in its order; a file is taken
             whatever its extension.
 
     Returns:

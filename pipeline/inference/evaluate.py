@@ -56,14 +56,14 @@ from pipeline.heads import inputs
 from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
-from pipeline.reports.robustness import RobustnessRow, robustness_png, score_setting
+from pipeline.inference.robustness import RobustnessRow, robustness_png, score_setting
 from pipeline.simulators.noise import NoiseModel, make_noisy_circuit
 from pipeline.store import hdf5
 
 log = logging.getLogger("pipeline")
 
 CSV_NAME, JSON_NAME, PNG_NAME = "robustness.csv", "robustness.json", "plots/robustness.png"
-#: The issue's columns first, in its order; the other channels and the counts after them.
+#: Shots, depolarizing and the scores first; the other channels and the counts after them.
 CSV_COLUMNS = (
     "shots",
     "depolarizing",

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from pipeline.common.errors import PipelineError
-from pipeline.reports.robustness import (
+from pipeline.inference.robustness import (
     ROBUSTNESS_FIGSIZE,
     RobustnessRow,
     plot_robustness,
@@ -141,7 +141,7 @@ def test_plot_needs_rows(tmp_path):
 
 def test_scoring_does_not_import_matplotlib():
     code = (
-        "import sys; from pipeline.reports import robustness;"
+        "import sys; from pipeline.inference import robustness;"
         "robustness.score_setting([[0.0, 1.0]], [1], [[1.0, 0.0]]);"
         "assert 'matplotlib' not in sys.modules"
     )

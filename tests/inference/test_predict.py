@@ -17,7 +17,7 @@ from pipeline.common.config import Params, TrainConfig
 from pipeline.common.errors import DataError, PipelineError, WeightsError
 from pipeline.common.files import file_sha256
 from pipeline.heads.checkpoint import load_checkpoint
-from pipeline.reports import predict
+from pipeline.inference import predict
 from pipeline.store import hdf5
 from pipeline.training.run import train_head
 

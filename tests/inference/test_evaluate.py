@@ -17,13 +17,13 @@ import yaml
 from pipeline import evaluate as command
 from pipeline.common.config import EvaluateConfig, Params, TrainConfig
 from pipeline.common.errors import PipelineError
-from pipeline.reports import evaluate as ev
-from pipeline.reports.robustness import score_setting
+from pipeline.inference import evaluate as ev
+from pipeline.inference.robustness import score_setting
 from pipeline.simulators.noise import NoiseModel, expectations
 from pipeline.store import hdf5
 from pipeline.training.run import train_head
 
-ISSUE_COLUMNS = [
+LEADING_COLUMNS = [
     "shots",
     "depolarizing",
     "accuracy",
@@ -103,7 +103,7 @@ def test_outputs_hold_one_row_per_setting_in_the_issues_columns(quantum_run):
     assert [p.relative_to(quantum_run).as_posix() for p in result.written] == list(OUTPUTS)
     rows = _read_csv(quantum_run / "robustness.csv")
     header = next(csv.reader(io.StringIO((quantum_run / "robustness.csv").read_text())))
-    assert header[: len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
+    assert header[: len(LEADING_COLUMNS)] == LEADING_COLUMNS
     assert [(r["shots"], r["depolarizing"]) for r in rows] == [
         (s, p) for p in ("0.0", "0.02", "0.2") for s in ("", "50", "500")
     ]  # shots empty for exact
@@ -411,7 +411,7 @@ def test_a_noiseless_device_with_shots_scores(quantum_run):
 
 @pytest.mark.slow
 def test_the_default_grid_on_the_real_set(real_store, tmp_path):
-    """The issue's grid (4 shot settings x 4 noise levels) on the 153 real val rows."""
+    """The default grid (4 shot settings x 4 noise levels) on the 153 real val rows."""
     run = _train(tmp_path, real_store, epochs=2, lr=0.01, batch_size=4)
     result = _evaluate(run, EvaluateConfig())
     metrics = json.loads((run / "metrics.json").read_text())
