@@ -22,14 +22,9 @@ import torch
 from timing import median_seconds
 
 from pipeline.inference.robustness import RobustnessRow, plot_robustness, score_setting
-from pipeline.simulators.noise import (
-    NoiseModel,
-    NoisyPennyLaneCircuit,
-    basis_probabilities,
-    expectations,
-    sample_expectations,
-    z_expectations,
-)
+from pipeline.simulators.noise import NoiseModel, basis_probabilities
+from pipeline.simulators.noisy_circuits import NoisyPennyLaneCircuit
+from pipeline.simulators.shots import expectations, sample_expectations, z_expectations
 
 SHOTS = (None, 100, 1000, 10000)
 DEPOLARIZING = (0.0, 0.001, 0.01, 0.05)

@@ -32,6 +32,7 @@ from pipeline.common.errors import BadImageError, FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.common.progress import progress
 from pipeline.extraction.checks import SKIP_HINT, checked_rows
+from pipeline.extraction.job import Job
 from pipeline.extraction.partial import Chunk, Partial, for_extraction, locked
 from pipeline.sources import catalog
 from pipeline.sources.base import Encoder, Listing, Source
@@ -85,44 +86,24 @@ def _backbone_checks(meta: StoreMeta, cfg: ExtractConfig) -> list[tuple[bool, st
     ]
 
 
-def stale_reason(
-    out: str | Path,
-    source: Source,
-    listing: Listing,
-    fingerprint: str,
-    cfg: ExtractConfig | None,
-    shard: dict[str, int] | None = None,
-) -> str | None:
-    """Why ``out`` must be (re)written (every reason, joined by "; "), or None when it already
-    holds these features and records the source's data folder (:func:`extract` rewrites only
-    that record when nothing else changed).
-
-    Args:
-        out: the existing store.
-        source, listing, fingerprint: what it should hold.
-        cfg: the backbone's settings (None for a source without a backbone).
-        shard: the expected shard record (:meth:`Shard.meta`), None for a whole store.
-    """
-    meta, reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard)
-    images = _images_record(source, listing)
+def stale_reason(job: Job) -> str | None:
+    """Why ``job.out`` must be (re)written (every reason, joined by "; "), or None when it
+    already holds these features and records the source's data folder (:func:`extract`
+    rewrites only that record when nothing else changed)."""
+    meta, reasons = _stale_reasons(job)
+    images = job.images
     if meta is not None and not reasons and images is not None:
         if meta.extra.get("images") != images:
             reasons.append(f"the data folder it records -> {images['dir']!r}")
     return "; ".join(reasons) if reasons else None
 
 
-def _stale_reasons(
-    out: str | Path,
-    source: Source,
-    listing: Listing,
-    fingerprint: str,
-    cfg: ExtractConfig | None,
-    shard: dict[str, int] | None,
-) -> tuple[StoreMeta | None, list[str]]:
-    """The existing store's metadata (None when unreadable) and why it differs from what
-    ``source`` would write now, the data folder it records aside."""
+def _stale_reasons(job: Job) -> tuple[StoreMeta | None, list[str]]:
+    """The existing store's metadata (None when unreadable) and why it differs from what the
+    job would write now, the data folder it records aside."""
+    source, listing, cfg = job.source, job.listing, job.cfg
     try:
-        meta = read_meta(out)
+        meta = read_meta(job.out)
     except FeatureStoreError as exc:
         return None, [f"the existing file is not usable ({exc})"]
     splits = tuple(listing.rows)
@@ -137,9 +118,9 @@ def _stale_reasons(
             meta.class_names == listing.class_names,
             f"classes {list(meta.class_names)} -> {list(listing.class_names)}",
         ),
-        (meta.shard == shard, f"shard {meta.shard} -> {shard}"),
+        (meta.shard == job.shard, f"shard {meta.shard} -> {job.shard}"),
         (stored == metadata, f"{source.kind} settings {stored} -> {metadata}"),
-        (meta.dataset_fingerprint == fingerprint, "the rows changed (dataset fingerprint)"),
+        (meta.dataset_fingerprint == job.fingerprint, "the rows changed (dataset fingerprint)"),
     ]
     return meta, [reason for ok, reason in checks if not ok]
 
@@ -185,16 +166,16 @@ def _encoder(cfg: ExtractConfig) -> tuple[Encoder, dict[str, Any], dict[str, Any
 
 
 def _extract_split(
-    source: Source,
+    job: Job,
     split: str,
     rows: list[str],
     encoder: Encoder | None,
-    cfg: ExtractConfig | None,
     resume: tuple[Partial, list[Chunk]] | None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
     """Features (N, D) of ``rows``, which rows gave them, and (position, reason) of the rows
     that could not be read; with ``resume``, the finished batches are read back and every new
     one is kept as it finishes."""
+    source, cfg = job.source, job.cfg
     partial, chunks = resume if resume is not None else (None, [])
     chunks = list(chunks)
     on_bad = cfg.on_bad_image if cfg is not None else "error"
@@ -254,13 +235,6 @@ def _selection(
     return listing.select(record["start"], record["stop"]), record
 
 
-def _images_record(source: Source, listing: Listing) -> dict[str, Any] | None:
-    """Where the rows' image files are (``data.dir`` as given, and the splits), for the report;
-    None for a source without a data folder."""
-    data_dir = getattr(source, "data_dir", None)
-    return None if data_dir is None else {"dir": str(data_dir), "splits": list(listing.rows)}
-
-
 def extract(
     source: Source,
     out: str | Path,
@@ -302,14 +276,14 @@ def extract(
     out = Path(out) if shard is None else shard.path(out)
     listing = source.list()
     _log_listing(listing)
-    fingerprint = fingerprint or source.fingerprint(listing)
     selection, shard_meta = _selection(listing, shard)
+    job = Job(source, listing, fingerprint or source.fingerprint(listing), out, cfg, shard_meta)
     # a backbone's whole store: one extraction at a time. Not for a shard (one job's, and no
     # lock file per shard) nor a generated store (seconds to write, the same bytes twice)
     lock = shard is None and source.needs_backbone
     with locked(out) if lock else contextlib.nullcontext():
         if out.exists() and not force:
-            done = up_to_date(out, source, listing, fingerprint, cfg, shard_meta, start)
+            done = up_to_date(job, start)
             if done is not None:
                 return done
         rows, bad = checked_rows(source, listing, selection, cfg, whole=shard is None)
@@ -319,18 +293,18 @@ def extract(
             encoder, provenance, extra = _encoder(cfg)
         else:
             encoder, provenance, extra = None, dataclasses.asdict(source.provenance), {}
-        images = _images_record(source, listing)
+        images = job.images
         extra = extra | source.metadata() | ({"images": images} if images else {})
         extra |= {"shard": shard_meta} if shard_meta else {}
         loop_start = time.perf_counter()
-        partial = for_extraction(out, source, listing, rows, fingerprint, cfg, provenance | extra)
-        splits, skipped, resumed = _extract_rows(source, listing, rows, bad, encoder, cfg, partial)
+        partial = for_extraction(job, rows, provenance | extra)
+        splits, skipped, resumed = _extract_rows(job, rows, bad, encoder, partial)
         meta = write(
             out,
             splits,
             class_names=listing.class_names,
             source=source.kind,
-            dataset_fingerprint=fingerprint,
+            dataset_fingerprint=job.fingerprint,
             skipped=skipped,
             extra=extra,
             **provenance,
@@ -343,22 +317,16 @@ def extract(
     return ExtractResult(out, meta, False, time.perf_counter() - start)
 
 
-def up_to_date(
-    out: Path,
-    source: Source,
-    listing: Listing,
-    fingerprint: str,
-    cfg: ExtractConfig | None,
-    shard_meta: dict[str, int] | None,
-    start: float,
-) -> ExtractResult | None:
-    """The result for an output that needs no extraction, or None when it must be extracted.
+def up_to_date(job: Job, start: float) -> ExtractResult | None:
+    """The result for a job whose output needs no extraction (``start``: when the job began),
+    or None when it must be extracted.
 
     An output that differs only in the data folder it records (the images moved, with the
     same contents) is rewritten with the new folder, without a backbone.
     """
-    meta, reasons = _stale_reasons(out, source, listing, fingerprint, cfg, shard_meta)
-    images = _images_record(source, listing)
+    out = job.out
+    meta, reasons = _stale_reasons(job)
+    images = job.images
     if meta is not None and not reasons:
         if images is None or meta.extra.get("images") == images:
             log.info("%s is up to date (same rows, settings, backbone and weights)", out)
@@ -379,16 +347,15 @@ def _rerecord(out: Path, meta: StoreMeta, images: dict[str, Any]) -> StoreMeta:
 
 
 def _extract_rows(
-    source: Source,
-    listing: Listing,
+    job: Job,
     rows: dict[str, list[int]],
     bad: list[tuple[str, int, str]],
     encoder: Encoder | None,
-    cfg: ExtractConfig | None,
     partial: Partial | None,
 ) -> tuple[dict[str, SplitArrays], list[dict[str, str]], int]:
     """Run every split's rows: the arrays to store, the skipped rows in listing order, and how
     many rows were read back from an interrupted run's batches."""
+    listing = job.listing
     done = partial.load() if partial is not None else {}
     n_done = sum(c.stop - c.start for chunks in done.values() for c in chunks)
     if n_done:
@@ -399,7 +366,7 @@ def _extract_rows(
     for split, positions in rows.items():
         names = [listing.rows[split][i] for i in positions]
         resume = (partial, done.get(split, [])) if partial is not None else None
-        feats, ok, lost = _extract_split(source, split, names, encoder, cfg, resume)
+        feats, ok, lost = _extract_split(job, split, names, encoder, resume)
         failed += [(split, positions[i], reason) for i, reason in lost]
         labels = listing.labels[split][positions]
         splits[split] = SplitArrays(

@@ -31,9 +31,8 @@ from typing import Any
 import numpy as np
 
 from pipeline.common import files
-from pipeline.common.config import ExtractConfig
 from pipeline.common.errors import FeatureStoreError
-from pipeline.sources.base import Listing, Source
+from pipeline.extraction.job import Job
 from pipeline.store.hdf5 import library_versions
 
 log = logging.getLogger("pipeline")
@@ -187,37 +186,30 @@ class Partial:
 
 
 def for_extraction(
-    out: Path,
-    source: Source,
-    listing: Listing,
-    rows: Mapping[str, Sequence[int]],
-    fingerprint: str,
-    cfg: ExtractConfig | None,
-    record: Mapping[str, Any],
+    job: Job, rows: Mapping[str, Sequence[int]], record: Mapping[str, Any]
 ) -> Partial | None:
-    """The :class:`Partial` of a backbone's extraction of ``out``, keyed by everything that
-    shapes its features; None without a backbone (such sources are quick to redo).
+    """The :class:`Partial` of a backbone's extraction job, keyed by everything that shapes
+    its features; None without a backbone (such sources are quick to redo).
 
     Args:
-        out: the store (or shard) being written.
-        source, listing, fingerprint: the rows and their content fingerprint.
+        job: the extraction (its output, rows, fingerprint and backbone settings).
         rows: split -> the positions being extracted (a shard's, undecodable ones left out).
-        cfg: batch size, bad-image policy and device; None for a source without a backbone.
         record: what the store will record about the backbone (provenance and ``extra``).
 
     Example:
-        >>> partial = for_extraction(out, source, listing, rows, fp, cfg, provenance | extra)
+        >>> partial = for_extraction(job, rows, provenance | extra)
         >>> partial.load()  # the finished batches per split
     """
+    cfg, listing = job.cfg, job.listing
     if cfg is None:
         return None
     from pipeline.common.devices import resolve_device  # torch: already loaded by the backbone
 
     selected = "\n".join(listing.rows[s][i] for s, positions in rows.items() for i in positions)
     settings = {
-        "out": out.name,
-        "source": source.kind,
-        "dataset_fingerprint": fingerprint,
+        "out": job.out.name,
+        "source": job.source.kind,
+        "dataset_fingerprint": job.fingerprint,
         "rows_sha256": hashlib.sha256(selected.encode()).hexdigest(),
         "record": dict(record),
         "batch_size": cfg.batch_size,
@@ -225,4 +217,4 @@ def for_extraction(
         "device": resolve_device(cfg.device).type,
         "versions": library_versions(),
     }
-    return Partial(out, settings)
+    return Partial(job.out, settings)

@@ -20,6 +20,7 @@ from pipeline.common import cluster
 from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.progress import progress
 from pipeline.extraction.checks import refuse_empty_classes
+from pipeline.extraction.job import Job
 from pipeline.extraction.loop import ExtractResult, extract_images, up_to_date
 from pipeline.sources.catalog import image_source
 from pipeline.store.shards import Shard, merge
@@ -69,7 +70,7 @@ def extract_on_dask(
     fingerprint = source.fingerprint(listing)
     total = listing.total
     if out.exists() and not force:
-        done = up_to_date(out, source, listing, fingerprint, cfg, None, start)
+        done = up_to_date(Job(source, listing, fingerprint, out, cfg), start)
         if done is not None:
             return done
     n = max(1, min(shards or cluster.total_threads(client), total))

@@ -11,12 +11,12 @@ How does a head trained in seconds on the exact simulator hold up with 1,000 sho
 2. :func:`score_grid` runs the head exactly as training evaluated it (same device, dtype and
    chunks): the reference logits, whose accuracy is the ``val_acc`` of ``metrics.json``
    (best or last, whichever ``model.pt`` holds). Then, for each setting, it swaps the head's
-   circuit for :func:`pipeline.simulators.noise.make_noisy_circuit` of that setting and runs
-   the whole split as one batch. ``backend: auto`` keeps the head's own circuit for the exact
-   noiseless setting and uses the torch density-matrix simulator for the others (the same op
-   list as ``default.mixed``, to 1e-12, in a fraction of the time); ``torch`` or a PennyLane
-   device name runs every setting there. Classical and linear heads have no circuit: every
-   setting scores as the exact one, and the rows are written all the same.
+   circuit for :func:`pipeline.simulators.noisy_circuits.make_noisy_circuit` of that setting
+   and runs the whole split as one batch. ``backend: auto`` keeps the head's own circuit for
+   the exact noiseless setting and uses the torch density-matrix simulator for the others
+   (the same op list as ``default.mixed``, to 1e-12, in a fraction of the time); ``torch``
+   or a PennyLane device name runs every setting there. Classical and linear heads have no
+   circuit: every setting scores as the exact one, and the rows are written all the same.
 3. :func:`write_outputs` writes ``robustness.csv``, ``robustness.json`` and
    ``plots/robustness.png`` into the run folder, each atomically, after all scoring is done.
 
@@ -57,7 +57,8 @@ from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_ke
 from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.heads.stacked import head_logits
 from pipeline.inference.robustness import RobustnessRow, robustness_png, score_setting
-from pipeline.simulators.noise import NoiseModel, make_noisy_circuit
+from pipeline.simulators.noise import NoiseModel
+from pipeline.simulators.noisy_circuits import make_noisy_circuit
 from pipeline.store import hdf5
 
 log = logging.getLogger("pipeline")

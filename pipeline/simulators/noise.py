@@ -17,21 +17,15 @@ finite-shot simulators.
   arithmetic. Gates and channels are tensor contractions on one wire's row and column bit
   of ``rho`` viewed as (B, 2, …, 2, 2, …, 2), CNOTs a gather; the result is ``B * 4^n``
   numbers (n = 8, B = 153: 80 MB in float64), computed in cache-sized chunks of samples.
-* :func:`sample_counts` / :func:`sample_expectations`: ``shots`` measurements per sample,
-  drawn with a seeded ``torch.Generator``; readout error is applied to the distribution of
-  the read bits before sampling (a bit-flip channel on the diagonal, which is the same as
-  flipping each sampled bit).
-* :class:`NoisyTorchCircuit` and :class:`NoisyPennyLaneCircuit` wrap these as modules with
-  the ``(x (B, n), weights (depth, n)) -> <Z> (B, n)`` call of ``pipeline.simulators.qubit``'s
-  circuits, so they can replace ``DressedQuantumNet.circuit`` to score a trained head;
-  :func:`make_noisy_circuit` picks one by backend name. Any PennyLane device that can
-  simulate noise (``default.mixed``) or a plugin device with ``shots`` runs the same op list.
+* Shots and readout error on these probabilities: :mod:`pipeline.simulators.shots`; the
+  noisy circuit as a module, in torch or on a PennyLane device that runs the same op list:
+  :mod:`pipeline.simulators.noisy_circuits`.
 
 Example:
     >>> noise = NoiseModel(depolarizing=0.01)
     >>> x, w = torch.zeros(8, 4, dtype=torch.float64), torch.zeros(6, 4, dtype=torch.float64)
-    >>> expectations(x, w, noise, shots=1000, generator=0).shape
-    torch.Size([8, 4])
+    >>> basis_probabilities(x, w, noise).shape
+    torch.Size([8, 16])
 """
 
 from __future__ import annotations
@@ -43,7 +37,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-from torch import nn
 
 from pipeline.common.errors import ConfigError, PipelineError
 
@@ -103,7 +96,7 @@ def circuit_ops(n_qubits: int, q_depth: int) -> tuple[Op, ...]:
         >>> [op.name for op in circuit_ops(2, 1)]
         ['Hadamard', 'Hadamard', 'RY', 'RY', 'CNOT', 'RY', 'RY']
     """
-    _check_size(n_qubits, q_depth)
+    check_size(n_qubits, q_depth)
     ops = [Op("Hadamard", (wire,)) for wire in range(n_qubits)]
     ops += [Op("RY", (wire,), Angle("inputs", (wire,))) for wire in range(n_qubits)]
     for layer in range(q_depth):
@@ -133,7 +126,7 @@ def noisy_ops(n_qubits: int, q_depth: int, noise: NoiseModel) -> tuple[Op, ...]:
     return tuple(ops)
 
 
-def _check_size(n_qubits: int, q_depth: int) -> None:
+def check_size(n_qubits: int, q_depth: int) -> None:
     for name, value, low in (("n_qubits", n_qubits, 1), ("q_depth", q_depth, 0)):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"{SECTION}.{name}: expected an integer >= {low}; got {value!r}")
@@ -297,7 +290,7 @@ def _run_steps(steps: list[Step], start: int, stop: int, n: int, like: torch.Ten
     return rho
 
 
-def _check_angles(inputs: torch.Tensor, weights: torch.Tensor) -> tuple[int, int]:
+def check_angles(inputs: torch.Tensor, weights: torch.Tensor) -> tuple[int, int]:
     """(n_qubits, q_depth) of inputs (B, n) and weights (depth, n)."""
     if not isinstance(inputs, torch.Tensor) or inputs.ndim != 2 or inputs.shape[1] < 1:
         got = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
@@ -337,7 +330,7 @@ def density_matrix(
         >>> density_matrix(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(1, 2)).shape
         torch.Size([3, 4, 4])
     """
-    n, _ = _check_angles(inputs, weights)
+    n, _ = check_angles(inputs, weights)
     weights = weights.to(inputs)
     steps = _fused_steps(inputs, weights, noise)
     batch, chunk = inputs.shape[0], max(1, CHUNK_ELEMENTS // 4**n)
@@ -359,384 +352,3 @@ def basis_probabilities(
         tensor([[0.2500, 0.2500, 0.2500, 0.2500]], dtype=torch.float64)
     """
     return torch.diagonal(density_matrix(inputs, weights, noise), dim1=1, dim2=2)
-
-
-# ------------------------------------------------------------------ torch: readout, shots
-
-
-def _z_signs(n_qubits: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """(2^n, n): 1 - 2 bit_i(k), wire 0 the most significant bit."""
-    k = torch.arange(2**n_qubits, device=device)
-    bits = (k[:, None] >> torch.arange(n_qubits - 1, -1, -1, device=device)[None, :]) & 1
-    return (1 - 2 * bits).to(dtype)
-
-
-def _check_probabilities(probs: torch.Tensor) -> int:
-    """n_qubits of a batch of basis-state distributions (B, 2^n)."""
-    if not isinstance(probs, torch.Tensor) or probs.ndim != 2 or not probs.is_floating_point():
-        got = (
-            f"{tuple(probs.shape)} {probs.dtype}"
-            if isinstance(probs, torch.Tensor)
-            else type(probs).__name__
-        )
-        raise PipelineError(f"expected floating-point probabilities of shape (B, 2^n); got {got}")
-    dim = probs.shape[1]
-    if dim < 2 or dim & (dim - 1):
-        raise PipelineError(f"expected probabilities of shape (B, 2^n); got {tuple(probs.shape)}")
-    tol = 1e-9 if probs.dtype == torch.float64 else 1e-5
-    sums = probs.sum(dim=1)
-    if not bool(torch.isfinite(probs).all()) or bool((probs < -tol).any()):
-        raise PipelineError("expected finite, non-negative probabilities")
-    if bool(((sums - 1).abs() > tol * dim).any()):
-        raise PipelineError(f"expected probabilities that sum to 1; got sums {sums.tolist()[:8]}")
-    return dim.bit_length() - 1
-
-
-def _check_shots(shots: int | None, *, optional: bool = False) -> int | None:
-    if shots is None and optional:
-        return None
-    if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        expected = "a positive integer or null" if optional else "a positive integer"
-        raise ConfigError(f"{SECTION}.shots: expected {expected}; got {shots!r}")
-    return int(shots)
-
-
-def _generator(generator: torch.Generator | int | None, device: torch.device):
-    """A torch.Generator: as given, seeded from an int, or None for torch's global one."""
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
-    if isinstance(generator, bool) or not isinstance(generator, (int, np.integer)):
-        raise ConfigError(f"{SECTION}.seed: expected an integer; got {generator!r}")
-    return torch.Generator(device=device).manual_seed(int(generator))
-
-
-def readout_probabilities(probs: torch.Tensor, readout_error: float) -> torch.Tensor:
-    """Distribution (B, 2^n) of the read bits when each bit flips with probability q.
-
-    The bit-flip channel on the diagonal, wire by wire: ``p'(.., 0, ..) = (1 - q) p(.., 0, ..)
-    + q p(.., 1, ..)``; sampling from it is the same as flipping each sampled bit.
-
-    Example:
-        >>> readout_probabilities(torch.tensor([[1.0, 0.0]], dtype=torch.float64), 0.25)
-        tensor([[0.7500, 0.2500]], dtype=torch.float64)
-    """
-    n = _check_probabilities(probs)
-    q = NoiseModel(readout_error=readout_error).readout_error
-    if q == 0.0:
-        return probs
-    batch, dim = probs.shape
-    for wire in range(n):
-        zero, one = probs.reshape(batch, 2**wire, 2, -1).unbind(2)  # (B, 2^wire, 2^(n-wire-1))
-        probs = torch.stack([(1 - q) * zero + q * one, q * zero + (1 - q) * one], 2)
-        probs = probs.reshape(batch, dim)
-    return probs
-
-
-def z_expectations(probs: torch.Tensor) -> torch.Tensor:
-    """Exact ``<Z_i>`` (B, n) of basis-state distributions (B, 2^n)."""
-    n = _check_probabilities(probs)
-    return probs @ _z_signs(n, probs.dtype, probs.device)  # (B, n)
-
-
-def sample_counts(
-    probs: torch.Tensor, shots: int, *, generator: torch.Generator | int | None = None
-) -> torch.Tensor:
-    """Counts (B, 2^n), int64, of ``shots`` draws per row from distributions (B, 2^n).
-
-    A multinomial draw per row, as n vectorised rounds of conditional binomials down the
-    binary tree of basis states (wire 0 first): the cost is O(B 2^n), whatever ``shots``.
-
-    Args:
-        probs: basis-state probabilities (B, 2^n) (rounding noise below 0 is clipped).
-        shots: draws per row, >= 1.
-        generator: a ``torch.Generator``, or an int seed for a fresh one, or None for torch's
-            global generator. The same seed gives bitwise the same counts.
-
-    Raises:
-        ConfigError: ``shots`` is not a positive integer, or the seed not an integer.
-        PipelineError: ``probs`` is not a batch of distributions over 2^n states.
-
-    Example:
-        >>> sample_counts(torch.tensor([[0.5, 0.5]], dtype=torch.float64), 10, generator=0).sum()
-        tensor(10)
-    """
-    n = _check_probabilities(probs)
-    shots = _check_shots(shots)
-    gen = _generator(generator, probs.device)
-    probs = probs.to(torch.float64).clamp(min=0.0)
-    batch = probs.shape[0]
-    counts = torch.full((batch, 1), float(shots), dtype=torch.float64, device=probs.device)
-    for level in range(n):
-        mass = probs.reshape(batch, 2 ** (level + 1), -1).sum(-1)  # (B, 2^(level + 1))
-        zero, total = mass[:, 0::2], mass[:, 0::2] + mass[:, 1::2]  # (B, 2^level)
-        p_zero = torch.where(total > 0, zero / total, 0.0).clamp(0.0, 1.0)  # 0/0: no counts
-        counts_zero = torch.binomial(counts, p_zero, generator=gen)  # (B, 2^level)
-        counts = torch.stack([counts_zero, counts - counts_zero], -1).reshape(batch, -1)
-    return counts.to(torch.int64)
-
-
-def sample_expectations(
-    probs: torch.Tensor,
-    shots: int,
-    *,
-    readout_error: float = 0.0,
-    generator: torch.Generator | int | None = None,
-) -> torch.Tensor:
-    """Finite-shot estimates (B, n) of ``<Z_i>``: the mean of ``1 - 2 bit_i`` over the shots.
-
-    Unbiased for the exact value with readout error, ``z_expectations(readout_probabilities(
-    probs, readout_error))``; its variance is ``(1 - <Z_i>^2) / shots``.
-
-    Args:
-        probs: basis-state probabilities (B, 2^n) before readout.
-        shots: measurements per row, >= 1.
-        readout_error: symmetric flip probability of each read bit.
-        generator: see :func:`sample_counts`.
-
-    Returns:
-        Estimates (B, n) in the dtype of ``probs``.
-    """
-    read = readout_probabilities(probs, readout_error)
-    counts = sample_counts(read, shots, generator=generator)  # (B, 2^n)
-    n = probs.shape[1].bit_length() - 1
-    signs = _z_signs(n, torch.float64, probs.device)  # (2^n, n)
-    return (counts.to(torch.float64) @ signs / shots).to(probs.dtype)  # (B, n)
-
-
-def expectations(
-    inputs: torch.Tensor,
-    weights: torch.Tensor,
-    noise: NoiseModel = NOISELESS,
-    *,
-    shots: int | None = None,
-    generator: torch.Generator | int | None = None,
-) -> torch.Tensor:
-    """``<Z_i>`` (B, n) of the noisy circuit: exact for ``shots=None``, else sampled.
-
-    Args:
-        inputs: angles (B, n); weights: (q_depth, n).
-        noise: gate noise and readout error.
-        shots: None for exact values, else measurements per sample.
-        generator: see :func:`sample_counts` (only used with shots).
-
-    Example:
-        >>> expectations(torch.zeros(2, 1, dtype=torch.float64), torch.zeros(0, 1))
-        tensor([[0.], [0.]], dtype=torch.float64)
-    """
-    shots = _check_shots(shots, optional=True)
-    probs = basis_probabilities(inputs, weights, noise)  # (B, 2^n)
-    if shots is None:
-        return z_expectations(readout_probabilities(probs, noise.readout_error))
-    return sample_expectations(probs, shots, readout_error=noise.readout_error, generator=generator)
-
-
-# ------------------------------------------------------------------ modules
-
-
-class NoisyTorchCircuit(nn.Module):
-    """The noisy circuit in torch, called like ``pipeline.simulators.qubit.TorchCircuit``.
-
-    Args:
-        n_qubits, q_depth: circuit size.
-        noise: gate noise and readout error.
-        shots: None for exact values, else measurements per sample.
-        seed: seeds the module's generator for shots (created on the inputs' device at the
-            first call); successive calls continue its stream. None: torch's global RNG.
-
-    Call with inputs ``x`` (B, n) and weights ``w`` (q_depth, n); returns ``<Z_i>`` (B, n).
-
-    Example:
-        >>> circuit = NoisyTorchCircuit(4, 6, NoiseModel(depolarizing=0.01), shots=100, seed=0)
-        >>> circuit(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(6, 4)).shape
-        torch.Size([5, 4])
-    """
-
-    def __init__(
-        self,
-        n_qubits: int,
-        q_depth: int,
-        noise: NoiseModel = NOISELESS,
-        *,
-        shots: int | None = None,
-        seed: int | None = None,
-    ):
-        super().__init__()
-        _check_size(n_qubits, q_depth)
-        self.n_qubits, self.q_depth, self.noise = n_qubits, q_depth, noise
-        self.shots = _check_shots(shots, optional=True)
-        self.seed = seed
-        self._generator: torch.Generator | None = None
-        _generator(seed, torch.device("cpu"))  # validates the seed
-
-    def extra_repr(self) -> str:
-        return f"n_qubits={self.n_qubits}, q_depth={self.q_depth}, noise={self.noise}, " + (
-            f"shots={self.shots}, seed={self.seed}"
-        )
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        _check_call(x, weights, self.n_qubits, self.q_depth)
-        if self.shots is not None and self.seed is not None:
-            if self._generator is None or self._generator.device != x.device:
-                self._generator = _generator(self.seed, x.device)
-        return expectations(x, weights, self.noise, shots=self.shots, generator=self._generator)
-
-
-def _check_call(x: torch.Tensor, weights: torch.Tensor, n_qubits: int, q_depth: int) -> None:
-    n, depth = _check_angles(x, weights)
-    if (n, depth) != (n_qubits, q_depth):
-        raise PipelineError(
-            f"expected inputs (B, {n_qubits}) and weights ({q_depth}, {n_qubits}); "
-            f"got {tuple(x.shape)} and {tuple(weights.shape)}"
-        )
-
-
-# ------------------------------------------------------------------ PennyLane
-
-
-def installed_devices() -> list[str]:
-    """Names of the installed PennyLane devices, sorted."""
-    import pennylane as qml  # lazily: importing PennyLane takes seconds; torch paths never need it
-
-    return sorted(qml.plugin_devices)
-
-
-def _pennylane_circuit(qml, n_qubits: int, q_depth: int, noise: NoiseModel):
-    """The quantum function of :func:`noisy_ops` plus readout bit flips, broadcast over B."""
-    ops = noisy_ops(n_qubits, q_depth, noise)
-
-    def circuit(inputs, weights):  # inputs (B, n), weights (q_depth, n)
-        for op in ops:
-            gate = getattr(qml, op.name)
-            if isinstance(op.param, Angle):
-                index = op.param.index
-                angle = inputs[..., index[0]] if op.param.source == "inputs" else weights[index]
-                gate(angle, wires=op.wires)
-            elif op.param is None:
-                gate(wires=op.wires)
-            else:
-                gate(op.param, wires=op.wires)
-        if noise.readout_error > 0.0:
-            for wire in range(n_qubits):
-                getattr(qml, READOUT_CHANNEL)(noise.readout_error, wires=wire)
-        return [qml.expval(qml.PauliZ(wire)) for wire in range(n_qubits)]
-
-    return circuit
-
-
-def _check_noise_support(qml, dev, name: str, noise: NoiseModel) -> None:
-    """Raise ConfigError unless the device's preprocessing accepts the noise channels."""
-    channels = list(noise.gate_channels())
-    if noise.readout_error > 0.0:
-        channels.append((READOUT_CHANNEL, noise.readout_error))
-    wire = dev.wires[0] if dev.wires else 0
-    tape = qml.tape.QuantumScript(
-        [getattr(qml, channel)(p, wires=wire) for channel, p in channels],
-        [qml.expval(qml.PauliZ(wire))],
-    )
-    if hasattr(dev, "preprocess_transforms"):
-        program = dev.preprocess_transforms()
-    else:  # PennyLane < 0.41
-        program = dev.preprocess()[0]
-    device_error = getattr(getattr(qml, "exceptions", None), "DeviceError", None)
-    device_error = device_error or qml.DeviceError  # PennyLane < 0.42
-    try:
-        program((tape,))
-    except device_error as exc:
-        names = ", ".join(channel for channel, _ in channels)
-        raise ConfigError(
-            f"{SECTION}.backend: the PennyLane device {name!r} cannot simulate noise "
-            f"({names}); expected a mixed-state simulator such as {MIXED_DEVICE!r}, "
-            "or no noise for a noiseless device or real hardware"
-        ) from exc
-
-
-class NoisyPennyLaneCircuit(nn.Module):
-    """The same op list as a PennyLane QNode on any device, batched by parameter broadcasting.
-
-    For scoring only: no gradients (``diff_method=None``); inputs go to the device as
-    float64 numpy arrays and the results come back in the inputs' dtype.
-
-    Args:
-        device: an installed PennyLane device name: ``default.mixed`` for noise, any device
-            (``default.qubit``, ``lightning.qubit``, a hardware plugin) without noise.
-        n_qubits, q_depth: circuit size.
-        noise: inserted as ``qml.DepolarizingChannel`` / ``qml.AmplitudeDamping`` after every
-            gate on each touched wire, and ``qml.BitFlip`` on every wire before measurement.
-        shots: None for exact expectation values, else the number of samples.
-        seed: seeds the device's sampling when ``shots`` is set.
-
-    Raises:
-        ConfigError: the device is not installed (the message lists the installed ones), or
-            it cannot simulate the requested noise (the message names ``default.mixed``).
-
-    Example:
-        >>> circuit = NoisyPennyLaneCircuit("default.mixed", 4, 6, NoiseModel(depolarizing=0.01))
-        >>> circuit(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(6, 4)).shape
-        torch.Size([5, 4])
-    """
-
-    def __init__(
-        self,
-        device: str,
-        n_qubits: int,
-        q_depth: int,
-        noise: NoiseModel = NOISELESS,
-        *,
-        shots: int | None = None,
-        seed: int | None = None,
-    ):
-        super().__init__()
-        import pennylane as qml  # lazily: importing PennyLane takes seconds
-
-        _check_size(n_qubits, q_depth)
-        shots = _check_shots(shots, optional=True)
-        if device not in qml.plugin_devices:
-            raise ConfigError(
-                f"{SECTION}.backend: unknown backend {device!r}; expected 'torch' or an "
-                f"installed PennyLane device: {', '.join(installed_devices())}"
-            )
-        self.n_qubits, self.q_depth, self.noise = n_qubits, q_depth, noise
-        self.device_name, self.shots = device, shots
-        dev = (
-            qml.device(device, wires=n_qubits)
-            if shots is None
-            else qml.device(device, wires=n_qubits, seed=seed)
-        )
-        if not noise.noiseless:
-            _check_noise_support(qml, dev, device, noise)
-        circuit = _pennylane_circuit(qml, n_qubits, q_depth, noise)
-        qnode = qml.QNode(circuit, dev, interface="numpy", diff_method=None)
-        self.qnode = qnode if shots is None else qml.set_shots(qnode, shots=shots)
-
-    def extra_repr(self) -> str:
-        return (
-            f"device={self.device_name!r}, n_qubits={self.n_qubits}, q_depth={self.q_depth}, "
-            f"noise={self.noise}, shots={self.shots}"
-        )
-
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        _check_call(x, weights, self.n_qubits, self.q_depth)
-        inputs = x.detach().to("cpu", torch.float64).numpy()  # (B, n)
-        out = self.qnode(inputs, weights.detach().to("cpu", torch.float64).numpy())  # n x (B,)
-        z = np.stack([np.asarray(o, dtype=np.float64).reshape(-1) for o in out], axis=-1)
-        return torch.as_tensor(z, dtype=x.dtype, device=x.device)  # (B, n)
-
-
-def make_noisy_circuit(
-    backend: str,
-    n_qubits: int,
-    q_depth: int,
-    noise: NoiseModel = NOISELESS,
-    *,
-    shots: int | None = None,
-    seed: int | None = None,
-) -> nn.Module:
-    """:class:`NoisyTorchCircuit` for ``backend="torch"``, else a :class:`NoisyPennyLaneCircuit`.
-
-    Example:
-        >>> make_noisy_circuit("torch", 4, 6, NoiseModel(depolarizing=0.01), shots=1000, seed=0)
-        NoisyTorchCircuit(...)
-    """
-    if backend == "torch":
-        return NoisyTorchCircuit(n_qubits, q_depth, noise, shots=shots, seed=seed)
-    return NoisyPennyLaneCircuit(backend, n_qubits, q_depth, noise, shots=shots, seed=seed)

@@ -16,6 +16,7 @@ from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.devices import resolve_device
 from pipeline.common.errors import BadImageError, DataError, FeatureStoreError, WeightsError
 from pipeline.common.files import file_sha256
+from pipeline.extraction.job import Job
 from pipeline.extraction.loop import extract_images, stale_reason
 from pipeline.sources.folder import FolderSource
 from pipeline.store import hdf5
@@ -111,9 +112,9 @@ def test_changed_settings_make_the_file_stale(tiny_data, tmp_path, change, reaso
     source = FolderSource(tiny_data, ["train", "val"])
     listing = source.list()
     fp = source.fingerprint(listing)
-    assert stale_reason(out, source, listing, fp, cfg) is None
+    assert stale_reason(Job(source, listing, fp, out, cfg)) is None
     new_cfg, _ = change(cfg, tiny_data)
-    got = stale_reason(out, source, listing, fp, new_cfg)
+    got = stale_reason(Job(source, listing, fp, out, new_cfg))
     assert got is not None and reason in got
 
 
@@ -203,7 +204,7 @@ def test_bad_image_skip_records_it(tiny_data, tmp_path, truncated_jpeg, caplog):
     # a file with skipped images is stale once on_bad_image is back to 'error'
     source = FolderSource(tiny_data, ["train", "val"])
     listing = source.list()
-    reason = stale_reason(out, source, listing, source.fingerprint(listing), _cfg(out))
+    reason = stale_reason(Job(source, listing, source.fingerprint(listing), out, _cfg(out)))
     assert reason is not None and "on_bad_image" in reason
 
 

@@ -14,6 +14,7 @@ from pipeline import extract
 from pipeline import features as features_command
 from pipeline.common.config import DataConfig, ExtractConfig, Params, TrainConfig
 from pipeline.common.errors import BadImageError, ConfigError, DataError, FeatureStoreError
+from pipeline.extraction.job import Job
 from pipeline.extraction.loop import extract_images, stale_reason
 from pipeline.sources.folder import FolderSource, scan
 from pipeline.store import hdf5
@@ -108,9 +109,9 @@ def test_a_shard_is_up_to_date_on_rerun(forbid_backbone, tiny_root, tmp_path, mo
     source = FolderSource(tiny_root, ["train", "val"])
     listing = source.list()
     fp = source.fingerprint(listing)
-    reason = stale_reason(first.path, source, listing, fp, cfg, Shard(1, 2).meta(10))
+    reason = stale_reason(Job(source, listing, fp, first.path, cfg, Shard(1, 2).meta(10)))
     assert reason is not None and "shard" in reason
-    reason = stale_reason(first.path, source, listing, fp, cfg)
+    reason = stale_reason(Job(source, listing, fp, first.path, cfg))
     assert reason is not None and "shard" in reason
 
 

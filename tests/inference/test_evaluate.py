@@ -19,7 +19,8 @@ from pipeline.common.config import EvaluateConfig, Params, TrainConfig
 from pipeline.common.errors import PipelineError
 from pipeline.inference import evaluate as ev
 from pipeline.inference.robustness import score_setting
-from pipeline.simulators.noise import NoiseModel, expectations
+from pipeline.simulators.noise import NoiseModel
+from pipeline.simulators.shots import expectations
 from pipeline.store import hdf5
 from pipeline.training.run import train_head
 

@@ -15,20 +15,24 @@ from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.simulators import noise as nz
 from pipeline.simulators.noise import (
     NoiseModel,
-    NoisyPennyLaneCircuit,
-    NoisyTorchCircuit,
     basis_probabilities,
     circuit_ops,
     density_matrix,
-    expectations,
-    make_noisy_circuit,
     noisy_ops,
+)
+from pipeline.simulators.noisy_circuits import (
+    NoisyPennyLaneCircuit,
+    NoisyTorchCircuit,
+    make_noisy_circuit,
+)
+from pipeline.simulators.qubit import TorchCircuit
+from pipeline.simulators.shots import (
+    expectations,
     readout_probabilities,
     sample_counts,
     sample_expectations,
     z_expectations,
 )
-from pipeline.simulators.qubit import TorchCircuit
 
 F64 = torch.float64
 
@@ -342,8 +346,8 @@ def test_noiseless_only_devices_refuse_noise(device, noise):
 
 def test_the_torch_path_does_not_import_pennylane():
     code = (
-        "import sys, torch; from pipeline.simulators import noise;"
-        "noise.NoisyTorchCircuit(2, 1, noise.NoiseModel(0.1), shots=10, seed=0)"
+        "import sys, torch; from pipeline.simulators import noise, noisy_circuits;"
+        "noisy_circuits.NoisyTorchCircuit(2, 1, noise.NoiseModel(0.1), shots=10, seed=0)"
         "(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(1, 2));"
         "assert 'pennylane' not in sys.modules"
     )
