@@ -24,6 +24,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from pipeline.common import templates
 from pipeline.common.errors import ConfigError
 
 DEFAULT_PARAMS = "params.yaml"
@@ -367,19 +368,13 @@ class Params:
             'features/spiral-1.52.h5'
 
         Raises:
-            ConfigError: a placeholder names no block or key (the message names ``key``).
+            ConfigError: a placeholder is not a plain ``{block.key}`` of a scalar value
+                (:func:`pipeline.common.templates.expand`; the message names ``key``).
         """
         if "{" not in template and "}" not in template:
             return template
         blocks = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        try:
-            return template.format(**blocks)
-        except (KeyError, AttributeError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"{key}: cannot fill the placeholders of {template!r} ({exc}); expected "
-                f"{{block.key}} with a block of {', '.join(blocks)} (e.g. {{spiral.turns}}), "
-                "and {{ }} for literal braces"
-            ) from None
+        return templates.expand(template, blocks, key)
 
     @property
     def features_path(self) -> str:

@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline.common import cluster
 from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.progress import progress
+from pipeline.extraction.checks import refuse_empty_classes
 from pipeline.extraction.job import Job
 from pipeline.extraction.loop import ExtractResult, extract_images, up_to_date
 from pipeline.sources.catalog import image_source
@@ -65,6 +66,7 @@ def extract_on_dask(
     out = Path(cfg.out)
     source = image_source(data)
     listing = source.list()
+    refuse_empty_classes(source, listing)  # before any shard is sent
     fingerprint = source.fingerprint(listing)
     total = listing.total
     if out.exists() and not force:

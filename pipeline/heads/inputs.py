@@ -1,7 +1,7 @@
 """What a head takes from a feature store: which heads fit which features, and as what tensor.
 
 A store holds float32 features (image backbones, the spiral, QC) or complex128 kets (QQ, a
-store of format version 2). The ``cv`` head reads kets; every other head reads real
+store whose ``feature_dtype`` says so). The ``cv`` head reads kets; every other head reads real
 features. :func:`check` refuses a head that does not fit the store, naming both;
 :func:`as_tensor` turns a split's features into the training loop's real tensor: real
 features as they are, complex kets (N, c) as real/imaginary pairs (N, 2c), exact in float64,

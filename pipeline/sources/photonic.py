@@ -11,7 +11,8 @@ stage-one format:
   ``train`` 7000 rows, ``val`` 7000.
 * ``qq`` (:class:`QQSource`, block ``qq``): 2 classes ``gaussian``, ``non-gaussian``,
   features complex128 (N, cutoff), circuit A's output kets, unnormalised and exact (a store
-  of format version 2, :mod:`pipeline.store.hdf5`); ``train`` 4000 rows, ``val`` 4000.
+  with ``feature_dtype`` complex128, :mod:`pipeline.store.hdf5`); ``train`` 4000 rows,
+  ``val`` 4000.
 
 Rows are named ``<split>/<index>`` in the notebooks' order: QC one noisy state of each class
 per batch of 7, QQ the batches of 8 as drawn.
