@@ -162,7 +162,6 @@ class NoisyPennyLaneCircuit(nn.Module):
         super().__init__()
         import pennylane as qml  # lazily: torch paths never need it
 
-
         check_size(n_qubits, q_depth)
         shots = check_shots(shots, optional=True)
         if device not in qml.plugin_devices:
