@@ -1,15 +1,8 @@
 """The training loop: train one epoch, evaluate, repeat; then the metrics. One head or many.
 
-:func:`fit_stack` trains M heads of one shape as one stacked model
-(:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
-It reads top to bottom as the paper's protocol: build each head under its own seed, then for
-every epoch shuffle each member's rows (a generator seeded with its ``train.seed``; with
-``train.shuffle`` false the rows keep their stored order, as the paper's QC/QQ notebooks), train on
-batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
-members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
-each member's best (or last) weights; finally :func:`run_metrics` of each member's best and last
-epochs. Members never mix: a member's numbers are exactly those of its own stack of one.
-Nothing is written here (:mod:`pipeline.training.outputs` does that).
+:func:`fit_stack` trains M heads of one shape as one stacked model (a single run is a stack of
+one, :func:`fit`), following the paper's protocol. Members never mix: a member's numbers are
+exactly those of its own stack of one. Nothing is written here.
 """
 
 from __future__ import annotations
@@ -78,16 +71,11 @@ def train_one_epoch(
     """One pass of every member over its own order of the rows, in batches of ``batch_size``.
 
     Args:
-        heads: the stack (M members).
-        optimizer: its optimizer.
-        x, y: the training rows (N, D) and labels (N,), shared by the members.
         orders: (M, N) each member's order of the rows this epoch.
-        batch_size: rows per step.
         mean: (M,) True where a member's loss is the batch mean (else the batch sum).
 
     Returns:
-        Per member (M,): the epoch's training loss per row (the batch losses summed, each
-        weighted by its batch size for a mean loss) and its accuracy, both from each batch's
+        Per member (M,): the epoch's training loss per row and its accuracy, from each batch's
         logits before its update, as the demo reports them.
     """
     m, n = orders.shape
@@ -131,9 +119,7 @@ def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Rows ``x[index]`` (M, b, D) for ``index`` (M, b), by one index_select (into ``out``,
-    a buffer of at least M b rows reused from step to step: a fresh allocation of that size
-    costs more than the copy)."""
+    """Rows ``x[index]`` (M, b, D) by one index_select, into the reused buffer ``out``."""
     flat = index.reshape(-1)
     if out is None:
         return x.index_select(0, flat).view(*index.shape, x.shape[1])
@@ -175,10 +161,7 @@ def run_metrics(
     """``metrics.json`` without timing: the best and the last epoch, and the run's size.
 
     Args:
-        cfg, data: the run.
-        history: one row per epoch (:data:`HISTORY_FIELDS`).
         probs: ``{"best": ..., "last": ...}`` val probabilities (N_val, C) of those epochs.
-        n_params: trainable parameters.
     """
     best_epoch = max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i)) + 1
     rows = {"best": history[best_epoch - 1], "last": history[-1]}
@@ -238,12 +221,11 @@ def fit_stack(
     *,
     on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> list[TrainResult | MemberFailure]:
-    """Train one head per config as one stack (see the module docstring); results in order.
+    """Train one head per config as one stack; results in order.
 
     Args:
         cfgs: the members' ``train`` blocks, all of one shape
             (:func:`pipeline.training.ensemble.group_key`).
-        data: the loaded feature store (:func:`pipeline.training.data.load_data`).
         on_epoch: called after each epoch with every member's history row.
 
     Returns:
@@ -321,15 +303,7 @@ def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberF
 def fit(
     cfg: TrainConfig, data: HeadData, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
-    """Train one head (a stack of one, :func:`fit_stack`) with ``cfg.threads`` torch threads.
-
-    Args:
-        cfg: the ``train`` block.
-        data: the loaded feature store.
-        on_epoch: called with each epoch's history row (default: one log line).
-
-    Returns:
-        A :class:`TrainResult`. Nothing is written; see :func:`pipeline.training.outputs.save`.
+    """Train one head (a stack of one) with ``cfg.threads`` torch threads; nothing is written.
 
     Raises:
         TrainingError: the loss diverged (NaN or infinite).

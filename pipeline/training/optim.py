@@ -1,31 +1,15 @@
 """Adam with a StepLR schedule for M stacked heads at once, without ``torch.optim.Optimizer``.
 
-Every head trains through :class:`StackedOptimizer`, a single run being a stack of one: all
-the members' parameters are one (M, P) tensor (:class:`pipeline.heads.stacked.StackedHeads`),
-and one update moves all of them, each with its own learning rate and its own StepLR schedule
-(``step_size``, ``gamma``: the float recurrence of ``torch.optim.lr_scheduler.StepLR``). The
-update is elementwise, so a member's row moves exactly as it would in a stack of one.
+All members' parameters are one flat tensor and one elementwise update moves them all, each
+with its own learning rate and schedule, so a member moves exactly as in a stack of one.
+``torch.optim.Optimizer`` is avoided because its constructor imports ``torch._dynamo``.
 
-Kinds (``train.optimizer``):
-
-* ``adam``: torch's Adam (no weight decay, no amsgrad) through torch's own fused kernel
-  (``torch.optim.adam.adam``), once per distinct learning rate in the stack, on buffers padded
-  to whole vectors (the kernel's vector body and scalar tail round differently): a member's
-  update is then the same in any stack; it equals ``torch.optim.Adam`` + ``StepLR`` to
-  rounding (tested).
-* ``pennylane_adam``: the Adam of PennyLane's early releases (up to v0.19), which the paper
-  used for its spiral benchmark. It differs from Kingma & Ba's Adam, and from torch's, in
-  three ways: the moments start at the first gradient, ``m_1 = g_1`` and ``v_1 = g_1**2``,
-  instead of ``(1 - beta1) g_1`` and ``(1 - beta2) g_1**2`` (PennyLane fixed this in v0.20,
-  PR #1929); the bias correction is still applied, as a step size
-  ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``, so that for a steady gradient the step is
-  about ``0.47 lr`` at t = 10 instead of ``lr``: a built-in warm-up; and PennyLane's default
-  ``beta2`` is 0.99, not 0.999, with ``eps`` added to ``sqrt(v)``. One step counter ``t`` for
-  all parameters (PennyLane optimised one flat vector).
-
-``torch.optim.Optimizer.__init__`` is wrapped in ``torch._disable_dynamo``, which imports
-``torch._dynamo`` on first use: about 1 s and 150 MiB on a 2-core machine, a quarter of a
-whole 30-epoch ``train_head`` run; this class needs none of it.
+* ``adam``: torch's fused Adam kernel, once per distinct learning rate, on buffers padded to
+  whole vectors (the kernel's vector body and scalar tail round differently); equals
+  ``torch.optim.Adam`` + ``StepLR`` to rounding.
+* ``pennylane_adam``: the Adam of PennyLane up to v0.19, which the paper's spiral benchmark
+  used: moments start at ``m_1 = g_1``, ``v_1 = g_1**2``, the bias correction still applies
+  (a built-in warm-up), ``beta2`` 0.99, ``eps`` added to ``sqrt(v)``, one step counter.
 """
 
 from __future__ import annotations
@@ -45,14 +29,12 @@ class StackedOptimizer:
     """Adam (``adam`` or ``pennylane_adam``) for M stacked members, with StepLR per member.
 
     Args:
-        flat: the members' parameters, one flat buffer (updated in place) whose length is a
-            multiple of :data:`~pipeline.heads.stacked.PAD` (as :class:`StackedHeads` makes it).
-        grad: their gradients, a buffer laid out as ``flat`` (read by :meth:`step`).
+        flat: the members' parameters, one flat buffer updated in place, its length a multiple
+            of :data:`~pipeline.heads.stacked.PAD`.
+        grad: their gradients, laid out as ``flat``.
         member: (len(flat),) the member each element belongs to.
-        kind: ``adam`` or ``pennylane_adam`` (``train.optimizer``).
-        lr, step_size, gamma: per member, M each: the initial learning rate, and multiply it
-            by ``gamma`` every ``step_size`` epochs.
-        betas, eps: default: each kind's own (torch's (0.9, 0.999), PennyLane's (0.9, 0.99)).
+        lr, step_size, gamma: per member: initial rate, times ``gamma`` every ``step_size`` epochs.
+        betas, eps: default: each kind's own.
 
     Example:
         >>> w, g = torch.zeros(64).double(), torch.full((64,), -2.0).double()
@@ -113,9 +95,7 @@ class StackedOptimizer:
             self._rates()
 
     def _rates(self) -> None:
-        """Each element's learning rate; for Adam, the elements of each distinct rate, and
-        their moments gathered into padded buffers that the steps update in place until the
-        rates change again (then they go back into ``exp_avg``/``exp_avg_sq``)."""
+        """Each element's rate; for Adam, each rate's elements and moments in padded buffers."""
         groups = self._groups if self._moments else []  # one rate: the moments are in place
         for (_, idx, _), moments in zip(groups, self._moments, strict=True):
             for target, value in zip((self.exp_avg, self.exp_avg_sq), moments, strict=True):
@@ -169,8 +149,7 @@ class StackedOptimizer:
                 "maximize": False}  # fmt: skip
 
     def _pennylane_step(self) -> None:
-        """PennyLane's early Adam in exactly rounded elementwise operations (no fused
-        multiply-add): an element's update does not depend on where it lies in the buffer."""
+        """PennyLane's early Adam, elementwise without fused multiply-add: position-independent."""
         g, m, v, t = self.grad, self.exp_avg, self.exp_avg_sq, self.t
         beta1, beta2 = self.betas
         if t == 1:  # the moments start at the first gradient
