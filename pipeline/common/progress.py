@@ -47,13 +47,9 @@ def progress(
     stream: IO[str] | None = None,
     interval: float = 10.0,
 ):
-    """A progress reporter with ``update(n)``; use it as a context manager.
+    """A progress reporter with ``update(n)``, used as a context manager; a bar only on a terminal.
 
     Args:
-        total: expected count (None if unknown).
-        desc: what is counted, shown first.
-        unit: the unit's name ("img", "run").
-        stream: where a bar would go (default stderr); a bar is drawn only on a terminal.
         interval: seconds between log lines when not on a terminal.
     """
     stream = stream if stream is not None else sys.stderr
