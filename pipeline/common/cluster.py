@@ -36,7 +36,6 @@ def add_cluster_arguments(group: argparse._ActionsContainer) -> None:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:

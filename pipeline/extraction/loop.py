@@ -236,8 +236,6 @@ def extract(
     Args:
         cfg: backbone, weights, device, batch size, workers and bad-image policy; None for a
             source without a backbone.
-        force: extract even when the output is up to date.
-        shard: extract only this part of the rows.
         fingerprint: the source's fingerprint, when the caller has computed it already.
 
     Raises:

@@ -93,7 +93,6 @@ class CVHead(nn.Module):
         return f"n_layers={self.n_layers}, cutoff={self.cutoff}"
 
     def as_kets(self, x: torch.Tensor) -> torch.Tensor:
-        """The input as complex kets (B, cutoff)."""
         if x.ndim != 2:
             raise ValueError(
                 f"expected complex kets (B, {self.cutoff}) or real/imaginary parts "

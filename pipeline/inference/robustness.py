@@ -30,9 +30,6 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     Unlike the Wald interval it stays in [0, 1] and is not empty at k = 0 or n; equals
     ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
 
-    Raises:
-        PipelineError: k or n out of range, or z <= 0.
-
     Example:
         >>> [round(v, 4) for v in wilson_interval(5, 10)]
         [0.2366, 0.7634]
@@ -78,7 +75,6 @@ class RobustnessRow:
 
 
 def _array(values: Any, name: str) -> np.ndarray:
-    """A numpy array of a torch tensor or an array-like."""
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
     array = np.asarray(values)
@@ -133,9 +129,6 @@ def score_setting(
         agreement=float((predicted == exact.argmax(axis=1)).mean()),
         mean_abs_logit_shift=float(np.abs(ours.astype(np.float64) - exact).mean()),
     )
-
-
-# ----------------------------------------------------------------------------- the plot
 
 
 def _rows(rows: Sequence[RobustnessRow | Mapping[str, Any]]) -> list[RobustnessRow]:
@@ -259,9 +252,6 @@ def plot_robustness(
     Args:
         rows: :class:`RobustnessRow` (or their ``as_dict()``), any order.
         note: a line in red above the title, or None.
-
-    Raises:
-        PipelineError: no rows.
     """
     files.write_bytes(out_png, robustness_png(rows, exact_accuracy, dpi, note))
     return Path(out_png)

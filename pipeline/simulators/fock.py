@@ -38,24 +38,20 @@ def check_cutoff(cutoff: int) -> None:
 
 
 def _params(dtype: torch.dtype, *values: Param) -> list[torch.Tensor]:
-    """The parameters as real tensors of ``dtype``'s precision, broadcast to one shape."""
     real = _real_dtype(dtype)
     return list(torch.broadcast_tensors(*(torch.as_tensor(v, dtype=real) for v in values)))
 
 
 def _sqrt_n(cutoff: int, like: torch.Tensor) -> torch.Tensor:
-    """sqrt(0), ..., sqrt(cutoff - 1) in ``like``'s real dtype and device."""
     return torch.arange(cutoff, dtype=like.real.dtype, device=like.device).sqrt()
 
 
 def _shift(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x`` moved one step along ``dim``: out[k] = x[k - 1], out[0] = 0."""
     zero = torch.zeros_like(x.narrow(dim, 0, 1))
     return torch.cat([zero, x.narrow(dim, 0, x.shape[dim] - 1)], dim=dim)
 
 
 def _diagonal(phases: torch.Tensor) -> torch.Tensor:
-    """diag(exp(i phases)): (..., c, c)."""
     return torch.diag_embed(torch.exp(1j * phases))
 
 

@@ -1,11 +1,8 @@
 """The paper's qubit circuit as one op list with noise channels, and its exact density matrix.
 
-:func:`circuit_ops` lists the circuit of :mod:`pipeline.simulators.qubit` once and
-:func:`noisy_ops` inserts the channels of a :class:`NoiseModel`; every simulator runs that list,
-so all paths apply the same gates and channels. All gates and channels here have real Kraus
-operators, so ``rho`` stays real symmetric and :func:`density_matrix` runs in real arithmetic.
-Shots and readout: :mod:`pipeline.simulators.shots`; as modules:
-:mod:`pipeline.simulators.noisy_circuits`.
+Every simulator runs :func:`noisy_ops`, so all paths apply the same gates and channels. All of
+them have real Kraus operators, so ``rho`` stays real and :func:`density_matrix` runs in real
+arithmetic.
 """
 
 from __future__ import annotations
@@ -34,9 +31,6 @@ READOUT_CHANNEL = "BitFlip"
 
 #: Density matrices are simulated in chunks of about this many numbers (B * 4^n).
 CHUNK_ELEMENTS = 2**18
-
-
-# ------------------------------------------------------------------ the op list
 
 
 @dataclass(frozen=True)
@@ -93,9 +87,6 @@ def check_size(n_qubits: int, q_depth: int) -> None:
             raise ConfigError(f"{SECTION}.{name}: expected an integer >= {low}; got {value!r}")
 
 
-# ------------------------------------------------------------------ the noise model
-
-
 @dataclass(frozen=True)
 class NoiseModel:
     """Per-gate noise and readout error; all zero is the noiseless circuit.
@@ -129,7 +120,6 @@ class NoiseModel:
 
     @property
     def noiseless(self) -> bool:
-        """True when every probability is 0."""
         return all(getattr(self, f.name) == 0.0 for f in fields(self))
 
     def gate_channels(self) -> tuple[tuple[str, float], ...]:
@@ -139,9 +129,6 @@ class NoiseModel:
 
 
 NOISELESS = NoiseModel()
-
-
-# ------------------------------------------------------------------ torch: density matrix
 
 
 def _kraus(name: str, p: float | None) -> list[np.ndarray]:
@@ -166,7 +153,6 @@ def _superoperator(kraus: torch.Tensor) -> torch.Tensor:
 
 
 def _ry(angles: torch.Tensor) -> torch.Tensor:
-    """RY matrices (..., 2, 2) for angles (...)."""
     c, s = torch.cos(angles * 0.5), torch.sin(angles * 0.5)
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
@@ -213,7 +199,6 @@ def _fused_steps(inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel)
 
 
 def _apply_single(rho: torch.Tensor, superop: torch.Tensor, wire: int, n: int) -> torch.Tensor:
-    """Apply a one-wire superoperator (4, 4) or (B, 4, 4) to rho (B, D, D)."""
     batch, dim = rho.shape[0], 2**n
     left, right = 2**wire, 2 ** (n - wire - 1)
     view = rho.reshape(batch, left, 2, right, left, 2, right)  # (B, L, row bit, R, L, col bit, R)
@@ -223,7 +208,6 @@ def _apply_single(rho: torch.Tensor, superop: torch.Tensor, wire: int, n: int) -
 
 
 def _run_steps(steps: list[Step], start: int, stop: int, n: int, like: torch.Tensor):
-    """rho (stop - start, D, D) of samples start:stop, from |0...0><0...0|."""
     batch, dim = stop - start, 2**n
     rho = like.new_zeros(batch, dim, dim)
     rho[:, 0, 0] = 1.0

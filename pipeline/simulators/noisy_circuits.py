@@ -77,11 +77,7 @@ def _check_call(x: torch.Tensor, weights: torch.Tensor, n_qubits: int, q_depth: 
         )
 
 
-# ------------------------------------------------------------------ PennyLane
-
-
 def installed_devices() -> list[str]:
-    """Names of the installed PennyLane devices, sorted."""
     import pennylane as qml  # lazily: torch paths never need it
 
     return sorted(qml.plugin_devices)

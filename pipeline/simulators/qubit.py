@@ -33,7 +33,6 @@ def shape(n_qubits: int, q_depth: int) -> tuple[int, int]:
 
 
 def _bits(n_qubits: int) -> torch.Tensor:
-    """(2^n, n): bit i of basis index k, wire 0 the most significant bit."""
     k = torch.arange(2**n_qubits)
     return (k[:, None] >> torch.arange(n_qubits - 1, -1, -1)[None, :]) & 1
 
@@ -118,7 +117,6 @@ class TorchCircuit(nn.Module):
         return self._apply_layers(eye, weights).T  # its rows are U|k>: the transpose is U
 
     def _apply_layers(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Apply the variational layers gate by gate to states (B, 2^n)."""
         n, batch = self.n_qubits, state.shape[0]
         ry = self._ry_entries(weights).view(self.q_depth, n, 2, 2)  # (depth, n, 2, 2)
         for layer in range(self.q_depth):

@@ -83,17 +83,13 @@ def z_expectations(probs: torch.Tensor) -> torch.Tensor:
 def sample_counts(
     probs: torch.Tensor, shots: int, *, generator: torch.Generator | int | None = None
 ) -> torch.Tensor:
-    """Counts (B, 2^n) of ``shots`` draws per row, seeded: the same seed gives the same counts.
+    """Counts (B, 2^n) of ``shots`` seeded draws per row.
 
     One multinomial per row as n rounds of conditional binomials down the tree of basis states,
     so the cost does not grow with ``shots``.
 
     Args:
         generator: a ``torch.Generator``, an int seed for a fresh one, or None for torch's global.
-
-    Raises:
-        ConfigError: ``shots`` is not a positive integer, or the seed not an integer.
-        PipelineError: ``probs`` is not a batch of distributions over 2^n states.
     """
     n = _check_probabilities(probs)
     shots = check_shots(shots)

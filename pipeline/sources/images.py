@@ -32,7 +32,6 @@ class Visited:
 
 
 def _key(path: str | Path) -> tuple[int, int] | None:
-    """(device, inode) of what ``path`` points to; None when it cannot be reached."""
     try:
         st = os.stat(path)
     except OSError:
@@ -110,7 +109,7 @@ def load_rgb(path: str | Path, *, at_least: int | None = None):
 
     Args:
         at_least: for a preview, let a JPEG decode at a reduced scale keeping both sides at least
-            this many pixels; None decodes at full size, as features need.
+            this many pixels.
 
     Raises:
         BadImageError: the file cannot be decoded.

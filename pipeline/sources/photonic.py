@@ -103,7 +103,6 @@ class _PhotonicSource:
         self.cfg = cfg
 
     def settings(self) -> dict[str, Any]:
-        """What the features depend on (not the file's path or its url)."""
         keep = self.settings_keys
         values = {k: v for k, v in asdict(self.cfg).items() if k in keep}
         return {"protocol": self.protocol, **values}

@@ -115,9 +115,6 @@ def _check_cutoff(cutoff: int, low: int) -> None:
         raise ValueError(f"cutoff: expected an integer >= {low}; got {cutoff!r}")
 
 
-# --------------------------------------------------------------------------- QC
-
-
 def qc_amplitudes(
     n_train_batches: int = 1000, n_val_batches: int = 1000, *, seed: int = 100
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -249,9 +246,6 @@ def qc_dataset(
             out[split] = PhotonicSplit(_qc_image_features(kets), labels)
     warn_truncation(torch.cat(kept), cutoff, min_norm)  # one line for all splits
     return out
-
-
-# --------------------------------------------------------------------------- QQ
 
 
 @dataclass(frozen=True)

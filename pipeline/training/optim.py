@@ -30,11 +30,9 @@ class StackedOptimizer:
 
     Args:
         flat: the members' parameters, one flat buffer updated in place, its length a multiple
-            of :data:`~pipeline.heads.stacked.PAD`.
-        grad: their gradients, laid out as ``flat``.
+            of :data:`~pipeline.heads.stacked.PAD`; ``grad`` is laid out alike.
         member: (len(flat),) the member each element belongs to.
         lr, step_size, gamma: per member: initial rate, times ``gamma`` every ``step_size`` epochs.
-        betas, eps: default: each kind's own.
 
     Example:
         >>> w, g = torch.zeros(64).double(), torch.full((64,), -2.0).double()
@@ -138,7 +136,6 @@ class StackedOptimizer:
         return out
 
     def _adam(self, p, g, m, v, lr: float) -> None:
-        """torch's fused Adam kernel on whole vectors: every element is treated alike."""
         step = self._step - 1  # t - 1; the kernel counts it up to t
         adam([p], [g], [m], [v], [], [step], **self._options(lr))
 
