@@ -1,13 +1,10 @@
 """Truncated-Fock simulation of one- and two-mode photonic circuits: batched, differentiable.
 
-Strawberry Fields' conventions, ħ = 2: ``R(φ) = exp(iφ n)``, ``K(κ) = exp(iκ n²)``,
-``D(r, φ) = exp(alpha a† - alpha* a)`` with ``alpha = r e^{iφ}``,
-``S(r, θ) = exp((r/2)(e^{-iθ} a² - e^{iθ} a†²))``,
-``BS(θ, φ) = exp(θ (e^{iφ} a b† - e^{-iφ} a† b))``, ``V(gamma) = exp(i gamma/(3ħ) x³)``.
-Gates are exact Fock matrix elements below the cutoff (recurrences; the cubic phase gate is
-``matrix_exp`` of the truncated generator, as in Strawberry Fields), applied one by one and never
-renormalised, since the paper's QQ readout depends on the lost norm. Layouts: one-mode gate
-``G[m, n] = <m|G|n>``, two-mode gate ``G[m, n, p, q] = <m, n|G|p, q>``, mode 0 first.
+Strawberry Fields' conventions, ħ = 2 (e.g. ``D(r, φ) = exp(alpha a† - alpha* a)``,
+``alpha = r e^{iφ}``; ``S(r, θ) = exp((r/2)(e^{-iθ} a² - e^{iθ} a†²))``). Gates are exact
+matrix elements below the cutoff (the cubic phase gate: ``matrix_exp`` of the truncated
+generator), never renormalised: the paper's QQ readout depends on the lost norm.
+Layouts: ``G[m, n] = <m|G|n>``, ``G[m, n, p, q] = <m, n|G|p, q>``, mode 0 first.
 """
 
 from __future__ import annotations
@@ -220,16 +217,9 @@ def circuit_matrix(
     dtype: torch.dtype = torch.complex128,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """A circuit's gates multiplied into one gate, by running it on every basis state.
+    """A circuit's gates multiplied into one gate, by running ``circuit`` on every basis state.
 
-    Args:
-        circuit: maps kets (B, c) or (B, c, c) to the kets after the circuit, row by row.
-        n_modes: 1 or 2.
-
-    Example:
-        >>> m = circuit_matrix(lambda k: apply_one_mode(rotation(0.5, 4), k), 4)
-        >>> bool(torch.allclose(m, rotation(0.5, 4)))
-        True
+    ``circuit`` maps kets (B, c) or (B, c, c) to the kets after it, row by row.
     """
     check_cutoff(cutoff)
     if n_modes not in (1, 2):

@@ -1,7 +1,5 @@
-"""The QQ notebook's trainable one-mode layers in the truncated Fock basis.
-
-:func:`one_mode_layers` multiplies the gates of :mod:`pipeline.simulators.fock` (the reference);
-:func:`vacuum_row` computes row 0 of the same product from cached exact tables, for the ``cv`` head.
+"""The QQ notebook's trainable one-mode layers: :func:`one_mode_layers` multiplies the gates
+(the reference); :func:`vacuum_row` computes its row 0 from cached exact tables (``cv`` head).
 """
 
 from __future__ import annotations
@@ -26,14 +24,8 @@ from pipeline.simulators.fock import (
 def one_mode_layers(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
     """The QQ notebook's one-mode layers multiplied into one gate (..., c, c).
 
-    Layer ``l`` (row ``l``, columns sq, d, r1, r2, r3, κ): R(r1), S(clip(sq), 0), R(r2),
+    Per layer (row of ``params`` (..., L, 6): sq, d, r1, r2, r3, κ): R(r1), S(clip(sq), 0), R(r2),
     D(clip(d), 0), R(r3), V(clip(κ)); no squeezing when ``squeeze`` is False (circuit A as it ran).
-
-    Args:
-        params: real (..., L, 6); leading dimensions are independent circuits.
-
-    Returns:
-        complex64 for float32 ``params``, else complex128.
     """
     _check_layers(params)
     dtype = torch.complex64 if params.dtype == torch.float32 else torch.complex128
@@ -80,10 +72,7 @@ def _displacement_table(cutoff: int, device: torch.device | None = None) -> torc
 def _squeezing_table(
     cutoff: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Exponents ``a``, ``b`` (K,), coefficients ``Q`` (K, c²) of ``S(r, 0)`` in sech r, tanh r.
-
-    :func:`pipeline.simulators.fock.squeezing`'s recurrence at θ = 0, run once on polynomials.
-    """
+    """Exponents ``a``, ``b`` (K,), coefficients ``Q`` (K, c²) of ``S(r, 0)`` in sech r, tanh r."""
     c = cutoff
     q = np.zeros((c, c, c, c))  # [m, n, a, b]: coefficient of sech^a tanh^b in S[m, n]
     q[0, 0, 0, 0] = 1.0
@@ -135,16 +124,7 @@ def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
 
 
 def vacuum_row(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
-    """Row 0 of :func:`one_mode_layers`, ``<0| G_N ... G_1``: complex128 (..., c).
-
-    Builds all gates at once from cached tables and carries ``<0|`` through the layers; equals
-    :func:`one_mode_layers` to about 1e-14.
-
-    Example:
-        >>> p = torch.rand(3, 6, dtype=torch.float64)
-        >>> bool(torch.allclose(vacuum_row(p, 10), one_mode_layers(p, 10)[0]))
-        True
-    """
+    """Row 0 of :func:`one_mode_layers`, ``<0| G_N ... G_1``: complex128 (..., c), to ~1e-14."""
     _check_layers(params)
     check_cutoff(cutoff)
     p = params.to(torch.float64)  # (..., L, 6): sq, d, r1, r2, r3, κ

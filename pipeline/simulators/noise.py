@@ -1,8 +1,7 @@
 """The paper's qubit circuit as one op list with noise channels, and its exact density matrix.
 
-Every simulator runs :func:`noisy_ops`, so all paths apply the same gates and channels. All of
-them have real Kraus operators, so ``rho`` stays real and :func:`density_matrix` runs in real
-arithmetic.
+Every simulator runs :func:`noisy_ops`, so all apply the same gates and channels; all have real
+Kraus operators, so :func:`density_matrix` runs in real arithmetic.
 """
 
 from __future__ import annotations
@@ -51,12 +50,7 @@ class Op:
 
 
 def circuit_ops(n_qubits: int, q_depth: int) -> tuple[Op, ...]:
-    """The noiseless circuit: H, RY(x_i) on every wire, then per layer CNOTs and RY(w[k, i]).
-
-    Example:
-        >>> [op.name for op in circuit_ops(2, 1)]
-        ['Hadamard', 'Hadamard', 'RY', 'RY', 'CNOT', 'RY', 'RY']
-    """
+    """The noiseless circuit: H, RY(x_i) on every wire, then per layer CNOTs and RY(w[k, i])."""
     check_size(n_qubits, q_depth)
     ops = [Op("Hadamard", (wire,)) for wire in range(n_qubits)]
     ops += [Op("RY", (wire,), Angle("inputs", (wire,))) for wire in range(n_qubits)]
@@ -92,13 +86,9 @@ class NoiseModel:
     """Per-gate noise and readout error; all zero is the noiseless circuit.
 
     Args:
-        depolarizing: p of PennyLane's ``DepolarizingChannel`` after every gate on every touched
-            wire (Bloch vector shrinks by ``1 - 4p/3``).
+        depolarizing: p of PennyLane's ``DepolarizingChannel`` after every gate on each wire.
         amplitude_damping: gamma of ``AmplitudeDamping``, after the depolarizing channel.
         readout_error: symmetric bit-flip probability of each measured bit.
-
-    Raises:
-        ConfigError: a value is not a probability in [0, 1].
     """
 
     depolarizing: float = 0.0
@@ -169,11 +159,7 @@ Step = tuple[tuple[int, ...], "torch.Tensor | None"]
 
 
 def _fused_steps(inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel) -> list[Step]:
-    """:func:`noisy_ops` as steps ``((control, target), None)`` or ``((wire,), S)``.
-
-    A wire's one-wire maps up to its next CNOT are multiplied into one S: they commute with the
-    maps on other wires.
-    """
+    """:func:`noisy_ops` as steps; a wire's one-wire maps up to its next CNOT fused into one."""
     n, depth = inputs.shape[1], weights.shape[0]
     fixed: dict[tuple[str, float | None], torch.Tensor] = {}  # Hadamard and channels
     pending: dict[int, torch.Tensor] = {}  # wire -> product of its one-wire maps so far
@@ -240,11 +226,7 @@ def density_matrix(
 ) -> torch.Tensor:
     """The exact state after the noisy circuit: real rho (B, 2^n, 2^n), wire 0 most significant.
 
-
     Samples run in chunks of about :data:`CHUNK_ELEMENTS` numbers, so each rho stays in cache.
-
-    Raises:
-        PipelineError: the shapes do not fit.
     """
     n, _ = check_angles(inputs, weights)
     weights = weights.to(inputs)

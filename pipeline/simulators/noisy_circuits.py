@@ -1,8 +1,4 @@
-"""The noisy circuit as a module, in torch or on a PennyLane device, from one op list.
-
-Both run :func:`pipeline.simulators.noise.noisy_ops` and are called like
-:class:`pipeline.simulators.qubit.TorchCircuit`.
-"""
+"""The noisy circuit (:func:`pipeline.simulators.noise.noisy_ops`) in torch or PennyLane."""
 
 from __future__ import annotations
 
@@ -28,14 +24,7 @@ from pipeline.simulators.shots import check_shots, expectations, make_generator
 class NoisyTorchCircuit(nn.Module):
     """The noisy circuit in torch: ``circuit(x (B, n), w (q_depth, n))`` -> ``<Z_i>`` (B, n).
 
-    Args:
-        shots: None for exact values, else measurements per sample.
-        seed: seeds the module's generator for shots; successive calls continue its stream.
-
-    Example:
-        >>> circuit = NoisyTorchCircuit(4, 6, NoiseModel(depolarizing=0.01), shots=100, seed=0)
-        >>> circuit(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(6, 4)).shape
-        torch.Size([5, 4])
+    With ``shots``, ``seed`` seeds the module's generator; successive calls continue its stream.
     """
 
     def __init__(
@@ -134,15 +123,9 @@ def _check_noise_support(qml, dev, name: str, noise: NoiseModel) -> None:
 
 
 class NoisyPennyLaneCircuit(nn.Module):
-    """The same op list as a PennyLane QNode on any device, for scoring only (no gradients).
+    """The same op list as a PennyLane QNode, for scoring only (no gradients).
 
-    Args:
-        device: an installed PennyLane device: ``default.mixed`` for noise, any device without.
-        shots: None for exact expectation values, else the number of samples.
-        seed: seeds the device's sampling when ``shots`` is set.
-
-    Raises:
-        ConfigError: the device is not installed, or cannot simulate the requested noise.
+    ``device`` must simulate mixed states (``default.mixed``) when there is noise.
     """
 
     def __init__(

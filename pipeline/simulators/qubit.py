@@ -2,13 +2,6 @@
 
 H on every wire, ``RY(x_i)``, then ``q_depth`` layers of CNOTs on (0,1), (2,3), …, on (1,2),
 (3,4), … and ``RY(w[k, i])``; outputs ``<Z_i>``; wire 0 is the most significant bit.
-``backend="torch"`` is an exact, real statevector simulation (only H, RY and CNOT occur);
-any other name is a PennyLane device.
-
-Example:
-    >>> circuit = make_circuit("torch", n_qubits=4, q_depth=6)
-    >>> circuit(torch.zeros(8, 4), torch.zeros(shape(4, 6))).shape
-    torch.Size([8, 4])
 """
 
 from __future__ import annotations
@@ -48,14 +41,10 @@ def cnot_permutation(n_qubits: int) -> torch.Tensor:
 
 
 class TorchCircuit(nn.Module):
-    """Exact batched statevector simulation of the circuit in torch.
+    """Exact batched statevector simulation in torch: ``circuit(x, w)`` -> ``<Z_i>`` (B, n).
 
-    Args:
-        method: ``"matrix"``: the weights-only part as one 2^n x 2^n matrix per call, with
-            analytic gradients (:class:`_MatrixCircuit`), for small circuits; ``"gates"``: gate by
-            gate, memory linear in 2^n; ``"auto"``: matrix up to ``MATRIX_MAX_QUBITS``.
-
-    Call with inputs ``x`` (B, n) and weights ``w`` (q_depth, n); returns ``<Z_i>`` (B, n).
+    ``method="matrix"`` builds the weights-only part as one 2^n x 2^n matrix with analytic
+    gradients, for small circuits; ``"gates"`` applies gate by gate, memory linear in 2^n.
     """
 
     def __init__(self, n_qubits: int, q_depth: int, method: Method = "auto"):
@@ -158,12 +147,11 @@ def _kron(factors: torch.Tensor) -> torch.Tensor:
 
 
 class _MatrixCircuit(torch.autograd.Function):
-    """<Z> of M stacked circuits with analytic (adjoint) gradients, for ``method="matrix"``.
+    """<Z> of M stacked circuits with adjoint gradients, for ``method="matrix"``.
 
-    Layer l is a CNOT permutation (a gather) then the RY layer R_l. Backward carries adjoints
-    back through the layers and uses ``dRY(t)/dt = RY(t) RY(pi) / 2``, RY(pi) a signed bit flip,
-    so each derivative is a gather of a forward state. Products are batched over members and
-    permutations are gathers, so a member's numbers do not depend on the stack size.
+    Uses ``dRY(t)/dt = RY(t) RY(pi) / 2``, RY(pi) a signed bit flip, so each derivative is a
+    gather of a forward state. Products are batched and permutations gathers, so a member's
+    numbers do not depend on the stack size.
     """
 
     @staticmethod
@@ -217,13 +205,9 @@ def installed_pennylane_devices() -> list[str]:
 
 
 class PennyLaneCircuit(nn.Module):
-    """The same circuit as a PennyLane QNode on any device, batched by parameter broadcasting.
+    """The same circuit as a PennyLane QNode, batched by parameter broadcasting.
 
-    Shots and shift-rule gradients cannot use broadcast tapes, so those batches are split per
-    sample (``qml.transforms.broadcast_expand``).
-
-    Raises:
-        ConfigError: the device is not installed.
+    Shots and shift-rule gradients cannot use broadcast tapes: those batches are split per sample.
     """
 
     def __init__(

@@ -56,12 +56,7 @@ def make_generator(generator: torch.Generator | int | None, device: torch.device
 
 
 def readout_probabilities(probs: torch.Tensor, readout_error: float) -> torch.Tensor:
-    """Distribution (B, 2^n) of the read bits when each bit flips with probability q.
-
-    Example:
-        >>> readout_probabilities(torch.tensor([[1.0, 0.0]], dtype=torch.float64), 0.25)
-        tensor([[0.7500, 0.2500]], dtype=torch.float64)
-    """
+    """Distribution (B, 2^n) of the read bits when each bit flips with probability q."""
     n = _check_probabilities(probs)
     q = NoiseModel(readout_error=readout_error).readout_error
     if q == 0.0:
@@ -83,13 +78,9 @@ def z_expectations(probs: torch.Tensor) -> torch.Tensor:
 def sample_counts(
     probs: torch.Tensor, shots: int, *, generator: torch.Generator | int | None = None
 ) -> torch.Tensor:
-    """Counts (B, 2^n) of ``shots`` seeded draws per row.
+    """Counts (B, 2^n) of ``shots`` draws per row; ``generator``: a Generator, a seed or None.
 
-    One multinomial per row as n rounds of conditional binomials down the tree of basis states,
-    so the cost does not grow with ``shots``.
-
-    Args:
-        generator: a ``torch.Generator``, an int seed for a fresh one, or None for torch's global.
+    n rounds of conditional binomials down the tree of basis states: cost independent of ``shots``.
     """
     n = _check_probabilities(probs)
     shots = check_shots(shots)
@@ -113,11 +104,7 @@ def sample_expectations(
     readout_error: float = 0.0,
     generator: torch.Generator | int | None = None,
 ) -> torch.Tensor:
-    """Finite-shot estimates (B, n) of ``<Z_i>`` after readout error.
-
-    Unbiased for ``z_expectations(readout_probabilities(probs, readout_error))``, with variance
-    ``(1 - <Z_i>^2) / shots``.
-    """
+    """Finite-shot estimates (B, n) of ``<Z_i>`` after readout; variance (1 - <Z_i>²) / shots."""
     read = readout_probabilities(probs, readout_error)
     counts = sample_counts(read, shots, generator=generator)  # (B, 2^n)
     n = probs.shape[1].bit_length() - 1
