@@ -1,7 +1,5 @@
-"""Image files: which files are images, walking a folder for them, decoding one to RGB.
-
-Follows ``torchvision.datasets.ImageFolder``'s order and rules, except that link loops are not
-followed and a folder or file reached twice is taken once, with a warning. No torch needed.
+"""Image files: which are images, walking a folder for them (``ImageFolder``'s order and rules,
+but link loops and files reached twice are left out, with a warning), decoding one to RGB.
 """
 
 from __future__ import annotations
@@ -77,9 +75,7 @@ def walk_images(
 ) -> tuple[list[str], list[str]]:
     """Every file under ``folder``, recursively, as ``(images, ignored)`` relative POSIX paths.
 
-    Args:
-        prefix: put before relative paths in warnings (e.g. ``"train/bees/"``).
-        visited: folders and files already walked by earlier calls; updated in place.
+    ``visited`` holds folders and files walked by earlier calls; updated in place.
     """
     visited = visited if visited is not None else Visited()
     found: list[str] = []
@@ -105,11 +101,7 @@ def walk_images(
 
 
 def load_rgb(path: str | Path, *, at_least: int | None = None):
-    """Decode an image file fully and convert it to RGB.
-
-    Args:
-        at_least: for a preview, let a JPEG decode at a reduced scale keeping both sides at least
-            this many pixels.
+    """Decode an image file fully to RGB; ``at_least`` lets a JPEG preview decode smaller.
 
     Raises:
         BadImageError: the file cannot be decoded.
@@ -126,10 +118,7 @@ def load_rgb(path: str | Path, *, at_least: int | None = None):
 
 
 def probe(path: str | Path) -> str | None:
-    """Why the image file at ``path`` cannot be decoded, or None when it can.
-
-    A JPEG is decoded at 1/8 scale, which still reads the whole stream: a corrupt file fails.
-    """
+    """Why the image at ``path`` cannot be decoded, or None (a JPEG decodes at 1/8 scale)."""
     from PIL import Image, UnidentifiedImageError
 
     try:

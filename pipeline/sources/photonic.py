@@ -1,8 +1,7 @@
-"""The paper's QC and QQ data sets as sources of a feature store (no backbone).
+"""The paper's QC and QQ data sets as feature-store sources (no backbone).
 
-They hand :mod:`pipeline.sources.photonic_data`'s arrays to the one extraction loop. The
-fingerprint covers the settings, protocol version and the pretrained file's expected SHA-256,
-not the generated arrays, so an up-to-date store is recognised without computing them.
+The fingerprint covers the settings and the pretrained file's expected SHA-256, not the
+generated arrays, so an up-to-date store is recognised without computing them.
 """
 
 from __future__ import annotations
@@ -45,13 +44,7 @@ QQ_TRANSFORM = (
 
 
 def fetch_pretrained(file: str | Path, url: str, name: str) -> np.ndarray:
-    """The checked pretrained array ``file``, downloaded from ``url`` first when it is missing.
-
-    A download is checked against ``name``'s SHA-256 before it is moved into place.
-
-    Raises:
-        DataError: the download failed or differs, or the file is altered, unreadable or misshapen.
-    """
+    """The checked pretrained array ``file``, downloaded from ``url`` first when it is missing."""
     file = Path(file)
     if name not in photonic_data.PRETRAINED:
         raise DataError(
@@ -87,10 +80,7 @@ def _batch(data: dict[str, photonic_data.PhotonicSplit], split: str, rows: Seque
 
 
 class _PhotonicSource:
-    """What the QC and QQ sources share: rows from a generated data set, no backbone.
-
-    ``settings_keys`` are the block's keys the features depend on.
-    """
+    """What the QC and QQ sources share; ``settings_keys``: the keys the features depend on."""
 
     kind: str
     protocol: int

@@ -1,8 +1,8 @@
 """The paper's photonic data sets (Mari et al. 2020, examples 4 and 5): QC and QQ features.
 
-Simulated exactly in truncated Fock space (:mod:`pipeline.simulators.fock`, ħ = 2), with the
-notebooks' random draws in their order, so the arrays match the notebooks. Circuit A's squeezing
-never acted in the notebook (``Sgate(...)`` without ``| q``), so it has none here either.
+Exact in truncated Fock space, with the notebooks' random draws in their order, so the arrays
+match the notebooks. Circuit A's squeezing never acted in the notebook (``Sgate(...)`` without
+``| q``), so it has none here.
 """
 
 from __future__ import annotations
@@ -65,11 +65,7 @@ class PhotonicSplit:
 
 
 def load_pretrained(path: str | Path, name: str) -> np.ndarray:
-    """One of the paper's pretrained parameter files, checked by SHA-256 and shape.
-
-    Args:
-        path: the folder holding the files.
-        name: ``trained_params.npy`` or ``circuit_A.npy``.
+    """One of the paper's pretrained files (``trained_params.npy``, ``circuit_A.npy``), checked.
 
     Raises:
         DataError: ``name`` is unknown, or the file is missing, altered or unreadable.
@@ -118,10 +114,9 @@ def _check_cutoff(cutoff: int, low: int) -> None:
 def qc_amplitudes(
     n_train_batches: int = 1000, n_val_batches: int = 1000, *, seed: int = 100
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The noisy QC displacements: split -> ``(alpha, beta, labels)``, each (N,), N = 7 n_batches.
+    """The noisy QC displacements: split -> ``(alpha, beta, labels)``, each (7 n_batches,).
 
-    Per batch, ``δ.real, δ.imag, ε.real, ε.imag`` are each ``normal(scale=0.6, size=7)``, as
-    in the notebook; val batches follow train batches in the same stream.
+    Drawn per batch as in the notebook; val batches follow train batches in the same stream.
     """
     counts = _split_counts(n_train_batches, n_val_batches)
     rng = np.random.RandomState(seed)
@@ -147,10 +142,9 @@ def qc_input_states(alpha: np.ndarray, beta: np.ndarray, cutoff: int = 11) -> to
 
 
 def qc_layers(ket: torch.Tensor, params: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Apply Killoran et al.'s two-mode layers, one per column of ``params`` (16, L), to ``ket``.
+    """Apply Killoran et al.'s two-mode layers (columns of ``params`` (16, L)) to ``ket``.
 
-    Layer order: BS, R, S, S, BS, R, D, D, K, K; squeezing, displacement and Kerr clipped to ±1
-    as in the QC notebook.
+    Per layer: BS, R, S, S, BS, R, D, D, K, K; S, D and K clipped to ±1 as in the notebook.
     """
     p = torch.as_tensor(params, dtype=torch.float64)  # (16, L)
     if p.ndim != 2 or p.shape[0] != 16:
@@ -231,11 +225,8 @@ def qc_dataset(
     """The QC data set: split -> features float32 (7 n_batches, 16), labels 0..6.
 
     Args:
-        params: ``trained_params.npy`` (:func:`load_pretrained`).
-        n_layers: layers of A' (the notebook's 15), multiplied into one gate.
-        cutoff: Fock cutoff per mode, >= 4.
+        params: ``trained_params.npy``; its first ``n_layers`` layers are multiplied into one gate.
         min_norm: warn when a state keeps less norm² than this below the cutoff.
-        threads: torch threads (:func:`pipeline.common.devices.torch_threads`).
     """
     amplitudes = qc_amplitudes(n_train_batches, n_val_batches, seed=seed)
     out, kept = {}, []
@@ -304,10 +295,7 @@ def qq_dataset(
     seed: int = 1,
     threads: int | None = 1,
 ) -> dict[str, PhotonicSplit]:
-    """The QQ data set: split -> circuit A's output kets complex128 (8 n_batches, c), labels.
-
-    Features are not renormalised. Args as :func:`qq_draws`; ``threads`` as :func:`qc_dataset`.
-    """
+    """The QQ data set: split -> circuit A's output kets (8 n_batches, c), not renormalised."""
     _check_cutoff(cutoff, 2)
     splits = qq_draws(n_train_batches, n_val_batches, seed=seed)
     out = {}

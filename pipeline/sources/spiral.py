@@ -1,8 +1,8 @@
 """The paper's two-spiral benchmark (Mari et al. 2020, example 1) as a source of features.
 
-Points, scaling and split follow the notebook exactly, with its legacy ``RandomState`` stream
-(fixed across NumPy versions), so the stored points are the paper's own. Each axis is divided
-by its std but not centred: the mean is zero by the reflection symmetry, which stays exact.
+Points, scaling and split follow the notebook, with its legacy ``RandomState`` stream (fixed
+across NumPy versions), so the points are the paper's own. Axes are scaled, not centred: the
+mean is zero by symmetry.
 """
 
 from __future__ import annotations
@@ -40,13 +40,7 @@ class Spiral:
 
 
 def generate(cfg: SpiralConfig) -> Spiral:
-    """The paper's two spirals and its train/val split; the same ``cfg`` gives the same arrays.
-
-    Example:
-        >>> s = generate(SpiralConfig())
-        >>> s.points.shape, len(s.train_index), len(s.val_index)
-        ((4400, 2), 2000, 200)
-    """
+    """The paper's two spirals and its train/val split; the same ``cfg`` gives the same arrays."""
     n = cfg.n_per_class
     # the notebook's draws: u, a, b in that order
     rng = np.random.RandomState(cfg.data_seed)
