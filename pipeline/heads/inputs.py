@@ -1,7 +1,4 @@
-"""What a head takes from a feature store: which heads fit which features, and as what tensor.
-
-The ``cv`` head reads complex kets (QQ); every other head reads real features.
-"""
+"""What a head takes from a feature store: ``cv`` reads complex kets, the others real features."""
 
 from __future__ import annotations
 
@@ -17,12 +14,7 @@ KET_HEADS = ("cv",)
 
 
 def check(cfg: TrainConfig, meta: StoreMeta) -> None:
-    """Refuse a head that does not fit the store's features.
-
-    Raises:
-        ConfigError: ``cv`` on real features or a store that is not two-class; another head on
-            complex kets.
-    """
+    """Refuse a head that does not fit the store's features (ConfigError naming both)."""
     store = (
         f"{meta.path} holds {meta.feature_dtype} features of width {meta.feature_dim} "
         f"(source {meta.source!r}, {meta.n_classes} classes)"

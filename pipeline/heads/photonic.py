@@ -1,10 +1,8 @@
-"""The QQ head B (``cv``): trainable one-mode photonic layers read out by the vacuum probability.
+"""The QQ head B (``cv``, Mari et al. 2020, example 5): trainable one-mode layers on circuit A's
+stored kets, read out by the vacuum probability ``p0 = |<0|ψ_out>|²`` (not renormalised).
 
-Mari et al. (2020), example 5: ``n_layers`` layers of
-:func:`pipeline.simulators.fock_layers.one_mode_layers` on circuit A's stored kets, then
-``p0 = |<0|ψ_out>|²``, not renormalised. Logits ``[log(1 - p0 + eps), log(p0 + eps)]`` make cross
-entropy the notebook's loss and argmax its rule ``p0 > 0.5``. :func:`cv_logits` broadcasts over
-leading dimensions, so M heads of one shape are one call, as a stacked ensemble trains them.
+Logits ``[log(1 - p0 + eps), log(p0 + eps)]`` make cross entropy the notebook's loss and argmax
+its rule ``p0 > 0.5``. :func:`cv_logits` broadcasts over leading dimensions: M heads, one call.
 """
 
 from __future__ import annotations
@@ -21,11 +19,7 @@ INIT_STD = 0.001
 
 
 def as_kets(x: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """Complex kets (..., B, c) from complex kets or real/imaginary halves (..., B, 2c).
-
-    Raises:
-        ValueError: neither layout.
-    """
+    """Complex kets (..., B, c) from complex kets or real/imaginary halves (..., B, 2c)."""
     c = cutoff
     if x.ndim >= 2 and x.is_complex() and x.shape[-1] == c:
         return x
@@ -49,12 +43,7 @@ def vacuum_probability(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tenso
 
 
 def cv_logits(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
-    """Logits (..., B, 2) of the ``cv`` head; stacked member ``i`` equals a single head.
-
-    Args:
-        weights: real (..., L, 6), columns sq, d, r1, r2, r3, κ.
-        kets: complex (..., B, c), circuit A's output kets.
-    """
+    """Logits (..., B, 2) for ``weights`` (..., L, 6), kets (..., B, c); a member = one head."""
     if not kets.is_complex() or kets.ndim < 2:
         raise ValueError(
             f"kets: expected complex (..., B, c); got {kets.dtype} {tuple(kets.shape)}"
@@ -66,12 +55,8 @@ def cv_logits(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
 class CVHead(nn.Module):
     """Trainable one-mode layers on stored kets; logits (B, 2) from the vacuum probability.
 
-    Args:
-        n_layers: the notebook's ``q_depth``, >= 1.
-        cutoff: Fock cutoff of the stored kets, >= 2.
-        dtype: of the parameters, drawn from N(0, 0.001) as in the notebook.
-
-    Input: complex kets (B, cutoff) or real/imaginary halves (B, 2 cutoff).
+    Parameters (n_layers, 6) start at N(0, 0.001) as in the notebook. Input: complex kets
+    (B, cutoff) or real/imaginary halves (B, 2 cutoff).
     """
 
     def __init__(self, n_layers: int = 3, cutoff: int = 15, *, dtype: torch.dtype = torch.float64):

@@ -1,7 +1,4 @@
-"""How a trained head holds up under finite shots and noise: scores per setting, and a plot.
-
-Pure functions on logits; nothing here runs a circuit or decides where files go.
-"""
+"""How a trained head holds up under finite shots and noise: scores per setting, and a plot."""
 
 from __future__ import annotations
 
@@ -95,12 +92,8 @@ def score_setting(
 ) -> RobustnessRow:
     """Score one setting's logits (N, C) against the labels and the exact noiseless logits.
 
-    Returns:
-        Accuracy with its Wilson interval, agreement of the argmax with the exact noiseless
-        predictions, and the mean absolute logit shift.
-
-    Raises:
-        PipelineError: the shapes do not fit or a label is out of range.
+    Returns accuracy with its Wilson interval, agreement of the argmax with the exact noiseless
+    predictions, and the mean absolute logit shift.
     """
     exact = _array(exact_logits, "exact_logits")
     ours = _array(logits, "logits")
@@ -245,13 +238,8 @@ def plot_robustness(
 ) -> Path:
     """Accuracy against shots, one line per noise level, written atomically as a PNG.
 
-    Each noise level's exact setting is a diamond at an "exact" tick right of the largest shot
-    count: the limit its line tends to. Bands are 95 % Wilson intervals; the dashed line is the
-    exact noiseless accuracy.
-
-    Args:
-        rows: :class:`RobustnessRow` (or their ``as_dict()``), any order.
-        note: a line in red above the title, or None.
+    Each level's exact setting is a diamond at an "exact" tick right of the largest shot count,
+    the limit its line tends to; bands are 95 % Wilson intervals.
     """
     files.write_bytes(out_png, robustness_png(rows, exact_accuracy, dpi, note))
     return Path(out_png)

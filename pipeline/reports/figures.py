@@ -1,7 +1,4 @@
-"""What every PNG of the reports shares: a figure without pyplot, the default style, PNG bytes.
-
-matplotlib is imported only when a figure is drawn, never when a module using these is imported.
-"""
+"""What every PNG of the reports shares: a figure without pyplot, the default style, PNG bytes."""
 
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""The paper's spiral figure (Mari et al. 2020, fig. 3): the data and each head's decision regions.
-
-One row per store, one panel per run: ``tanh(logit_1 - logit_0)`` over a grid, the points and
-the held-out accuracy of the checkpoint in ``model.pt``.
+"""The paper's spiral figure (Mari et al. 2020, fig. 3): per store, the data, then each run's
+decision function ``tanh(logit_1 - logit_0)`` and held-out accuracy.
 """
 
 from __future__ import annotations
@@ -38,11 +36,7 @@ class Panel:
 
 
 def load_run(run_dir: str | Path) -> Panel:
-    """Load ``run_dir/model.pt`` and check that its feature store is the one it was trained on.
-
-    Raises:
-        PipelineError: no checkpoint, a store that is gone, changed, or not 2-D.
-    """
+    """Load ``run_dir/model.pt``, checking its feature store is the one it was trained on."""
     run = Path(run_dir)
     model, ckpt = load_checkpoint(run / "model.pt")
     store = ckpt["features"]["path"]
