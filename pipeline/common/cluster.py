@@ -1,8 +1,5 @@
-"""Dask for the commands that scale out (``pipeline.sweep``, ``pipeline.extract``).
-
-``--scheduler tcp://HOST:PORT`` joins a running cluster (every worker needs this package and
-the data at the same paths); ``--dask-workers N`` starts a local cluster for the command.
-dask is imported only when one of these is used.
+"""Dask for the commands that scale out: ``--scheduler tcp://HOST:PORT`` joins a cluster (workers
+need the data at the same paths), ``--dask-workers N`` starts a local one; dask imported lazily.
 """
 
 from __future__ import annotations
@@ -49,11 +46,7 @@ def positive_int(text: str) -> int:
 def connect(
     scheduler: str | None = None, n_workers: int | None = None, *, timeout: float = 30.0
 ) -> Iterator[Any]:
-    """A ``dask.distributed.Client``: joined to ``scheduler``, or on a new LocalCluster.
-
-    Args:
-        n_workers: without ``scheduler``: start this many single-threaded local workers.
-        timeout: seconds to wait for the scheduler.
+    """A ``dask.distributed.Client`` joined to ``scheduler`` or on ``n_workers`` local workers.
 
     Raises:
         ClusterError: neither or both options, or the scheduler cannot be reached.

@@ -47,11 +47,7 @@ def progress(
     stream: IO[str] | None = None,
     interval: float = 10.0,
 ):
-    """A progress reporter with ``update(n)``, used as a context manager; a bar only on a terminal.
-
-    Args:
-        interval: seconds between log lines when not on a terminal.
-    """
+    """A context manager with ``update(n)``: a bar on a terminal, else periodic log lines."""
     stream = stream if stream is not None else sys.stderr
     if stream.isatty():
         from tqdm import tqdm

@@ -1,8 +1,7 @@
 """The one extraction loop: any source's rows, through a frozen backbone or not, into a store.
 
-An up-to-date output is recognised before torchvision is imported; images are checked before
-a backbone is built; finished batches are kept so an interrupted run resumes
-(:mod:`pipeline.extraction.partial`); the store is written once, atomically.
+An up-to-date output is recognised before torchvision is imported; finished batches are kept
+so an interrupted run resumes; the store is written once, atomically.
 """
 
 from __future__ import annotations
@@ -234,13 +233,11 @@ def extract(
     """Extract the features of every row of ``source`` (or of one shard) into ``out``.
 
     Args:
-        cfg: backbone, weights, device, batch size, workers and bad-image policy; None for a
-            source without a backbone.
+        cfg: the backbone and its run settings; None for a source without a backbone.
         fingerprint: the source's fingerprint, when the caller has computed it already.
 
     Raises:
-        DataError: bad folder layout, an empty class, or undecodable images with
-            ``on_bad_image: error`` (all named in one message).
+        DataError: bad folder layout, an empty class, or undecodable images (all named at once).
         WeightsError: unknown or unavailable weights.
     """
     start = time.perf_counter()
@@ -289,10 +286,7 @@ def extract(
 
 
 def up_to_date(job: Job, start: float) -> ExtractResult | None:
-    """The result for a job whose output needs no extraction, or None.
-
-    An output that differs only in its recorded data folder is rewritten without a backbone.
-    """
+    """The result when the output needs no extraction (a moved data folder re-recorded), or None."""
     out = job.out
     meta, reasons = _stale_reasons(job)
     images = job.images

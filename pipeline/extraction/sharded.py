@@ -1,7 +1,5 @@
-"""Extraction as shards on a Dask cluster, merged into the file one process would write.
-
-Workers write shard files beside ``extract.out``, so they must see ``data.dir`` and that
-folder at the same paths. Shards left by an interrupted run are reused when up to date.
+"""Extraction as Dask shards, merged into the file one process would write; workers must see
+the data and ``extract.out``'s folder at the same paths.
 """
 
 from __future__ import annotations
@@ -44,12 +42,7 @@ def extract_on_dask(
     shards: int | None = None,
     force: bool = False,
 ) -> ExtractResult:
-    """Extract ``cfg.out`` as shards run as Dask tasks, then merge them.
-
-    Args:
-        client: a ``dask.distributed.Client`` (:func:`pipeline.common.cluster.connect`).
-        shards: number of shards; default one per worker thread, at most one per row.
-    """
+    """Extract ``cfg.out`` as ``shards`` Dask tasks on ``client``, then merge them."""
     from distributed import as_completed  # dask: only with --scheduler/--dask-workers
 
     start = time.perf_counter()

@@ -1,8 +1,6 @@
-"""The training loop: train one epoch, evaluate, repeat; then the metrics. One head or many.
+"""The training loop for one head or M stacked heads: train an epoch, evaluate, repeat; metrics.
 
-:func:`fit_stack` trains M heads of one shape as one stacked model (a single run is a stack of
-one, :func:`fit`), following the paper's protocol. Members never mix: a member's numbers are
-exactly those of its own stack of one. Nothing is written here.
+A member's numbers are exactly those of its own stack of one. Nothing is written here.
 """
 
 from __future__ import annotations
@@ -68,15 +66,10 @@ def train_one_epoch(
     batch_size: int,
     mean: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass of every member over its own order of the rows, in batches of ``batch_size``.
+    """One pass of every member over its own ``orders`` (M, N) of the rows, in batches.
 
-    Args:
-        orders: (M, N) each member's order of the rows this epoch.
-        mean: (M,) True where a member's loss is the batch mean (else the batch sum).
-
-    Returns:
-        Per member (M,): the epoch's training loss per row and its accuracy, from each batch's
-        logits before its update, as the demo reports them.
+    Returns per member (M,) the training loss per row and accuracy, from each batch's logits
+    before its update, as the demo reports them; ``mean`` (M,) marks batch-mean losses.
     """
     m, n = orders.shape
     losses, predicted = [], []  # each step's (M,) loss and (M, b) predictions
@@ -158,11 +151,7 @@ def run_metrics(
     probs: dict[str, np.ndarray],
     n_params: int,
 ) -> dict[str, Any]:
-    """``metrics.json`` without timing: the best and the last epoch, and the run's size.
-
-    Args:
-        probs: ``{"best": ..., "last": ...}`` val probabilities (N_val, C) of those epochs.
-    """
+    """``metrics.json`` without timing: the best and the last epoch (``probs`` of each), size."""
     best_epoch = max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i)) + 1
     rows = {"best": history[best_epoch - 1], "last": history[-1]}
     y_val = data.val.labels
@@ -221,15 +210,8 @@ def fit_stack(
     *,
     on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> list[TrainResult | MemberFailure]:
-    """Train one head per config as one stack; results in order.
-
-    Args:
-        cfgs: the members' ``train`` blocks, all of one shape
-            (:func:`pipeline.training.ensemble.group_key`).
-        on_epoch: called after each epoch with every member's history row.
-
-    Returns:
-        Per member a :class:`TrainResult`, or a :class:`MemberFailure` when its loss diverged.
+    """Train one head per config (all of one shape) as one stack; per member a :class:`TrainResult`
+    or a :class:`MemberFailure` when its loss diverged.
     """
     start, base = time.perf_counter(), cfgs[0]
     device, dtype = resolve_device(base.device), getattr(torch, base.dtype)
@@ -303,11 +285,7 @@ def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberF
 def fit(
     cfg: TrainConfig, data: HeadData, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
-    """Train one head (a stack of one) with ``cfg.threads`` torch threads; nothing is written.
-
-    Raises:
-        TrainingError: the loss diverged (NaN or infinite).
-    """
+    """Train one head (a stack of one) with ``cfg.threads`` torch threads; nothing is written."""
     emit = on_epoch or log_epoch(cfg.epochs)
     with torch_threads(cfg.threads):
         (result,) = fit_stack([cfg], data, on_epoch=lambda rows: emit(rows[0]))

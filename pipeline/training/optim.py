@@ -1,15 +1,10 @@
-"""Adam with a StepLR schedule for M stacked heads at once, without ``torch.optim.Optimizer``.
+"""Adam with a StepLR schedule for M stacked heads, as one elementwise update of one flat tensor.
 
-All members' parameters are one flat tensor and one elementwise update moves them all, each
-with its own learning rate and schedule, so a member moves exactly as in a stack of one.
-``torch.optim.Optimizer`` is avoided because its constructor imports ``torch._dynamo``.
-
-* ``adam``: torch's fused Adam kernel, once per distinct learning rate, on buffers padded to
-  whole vectors (the kernel's vector body and scalar tail round differently); equals
-  ``torch.optim.Adam`` + ``StepLR`` to rounding.
-* ``pennylane_adam``: the Adam of PennyLane up to v0.19, which the paper's spiral benchmark
-  used: moments start at ``m_1 = g_1``, ``v_1 = g_1**2``, the bias correction still applies
-  (a built-in warm-up), ``beta2`` 0.99, ``eps`` added to ``sqrt(v)``, one step counter.
+Each member has its own rate and schedule and moves exactly as in a stack of one.
+``torch.optim.Optimizer`` is avoided: its constructor imports ``torch._dynamo``.
+``adam`` is torch's fused kernel on buffers padded to whole vectors (its vector body and scalar
+tail round differently); ``pennylane_adam`` is PennyLane's Adam up to v0.19, used by the
+paper's spiral benchmark (moments start at ``g_1`` and ``g_1**2``, ``beta2`` 0.99).
 """
 
 from __future__ import annotations
@@ -28,18 +23,9 @@ KINDS = ("adam", "pennylane_adam")
 class StackedOptimizer:
     """Adam (``adam`` or ``pennylane_adam``) for M stacked members, with StepLR per member.
 
-    Args:
-        flat: the members' parameters, one flat buffer updated in place, its length a multiple
-            of :data:`~pipeline.heads.stacked.PAD`; ``grad`` is laid out alike.
-        member: (len(flat),) the member each element belongs to.
-        lr, step_size, gamma: per member: initial rate, times ``gamma`` every ``step_size`` epochs.
-
-    Example:
-        >>> w, g = torch.zeros(64).double(), torch.full((64,), -2.0).double()
-        >>> opt = StackedOptimizer(w, g, torch.arange(64) // 32, "adam",
-        ...                        lr=[0.1, 0.2], step_size=[1, 1], gamma=[1.0, 1.0])
-        >>> opt.step(); [round(x, 6) for x in w[[0, 32]].tolist()]
-        [0.1, 0.2]
+    ``flat`` holds all members' parameters (updated in place, length a multiple of
+    :data:`~pipeline.heads.stacked.PAD`), ``grad`` their gradients alike, ``member`` each element's
+    member; ``lr``, ``step_size``, ``gamma`` are per member.
     """
 
     def __init__(
