@@ -1,7 +1,4 @@
-"""Batched frozen inference: a backbone over a map-style dataset of decoded images.
-
-An image that cannot be decoded is reported in its batch, not raised: the caller decides.
-"""
+"""Batched frozen inference of a backbone over decoded images; bad images reported, not raised."""
 
 from __future__ import annotations
 
@@ -33,14 +30,7 @@ def _collate(items):
 def iter_features(
     model: nn.Module, dataset: Any, *, batch_size: int = 32, workers: int = 1
 ) -> Iterator[Batch]:
-    """Run ``model`` over a dataset whose item ``i`` is ``(i, input tensor or None, error)``.
-
-    Args:
-        workers: decoding processes (0: decode in this process).
-
-    Yields:
-        One :class:`~pipeline.sources.base.Batch` per batch, in order.
-    """
+    """Run ``model`` over a dataset of ``(i, input or None, error)``; yields one Batch per batch."""
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(
         dataset,

@@ -1,9 +1,5 @@
-"""Frozen torchvision backbones: the table, building one with its weights and transforms.
-
-A backbone is a torchvision classifier with its last layer replaced by ``Identity``; adding
-one is an entry in :data:`BACKBONES`. Preprocessing is always the weights enum's own
-``transforms()`` (the default weights' for ``none`` and files). :func:`rebuild` makes the
-backbone again from a feature store's record and checks it is the same.
+"""Frozen torchvision backbones: a classifier whose last layer is ``Identity``, with the weights
+enum's own ``transforms()``; :func:`rebuild` remakes and checks one from a store's record.
 """
 
 from __future__ import annotations
@@ -133,15 +129,10 @@ def build(
 ) -> tuple[nn.Module, WeightsInfo]:
     """Build a frozen feature extractor: eval mode, no gradients, BatchNorm folded, on device.
 
-    Args:
-        backbone: a key of :data:`BACKBONES`.
-        weights: an enum member name, ``"none"`` or a state-dict path
-            (:func:`pipeline.backbones.weights.kind`).
-        seed: seeds the random initialisation when ``weights == "none"``.
+    ``weights``: an enum member name, ``"none"`` (seeded random init) or a state-dict path.
 
     Raises:
-        WeightsError: unknown backbone or weights, weights unavailable offline, or a state dict
-            that does not fit.
+        WeightsError: unknown backbone or weights, weights unavailable offline, or not fitting.
     """
     bspec = spec(backbone)
     kind = weights_names.kind(weights)
@@ -217,11 +208,9 @@ def _checked_weights(recorded: Mapping[str, Any], weights: str | None) -> tuple[
 def rebuild(
     recorded: Mapping[str, Any], *, weights: str | None = None, device: str = "auto"
 ) -> tuple[nn.Module, WeightsInfo]:
-    """Rebuild the backbone and preprocessing recorded with a feature store, checked.
+    """Rebuild the backbone and preprocessing ``recorded`` with a feature store, checked.
 
-    Args:
-        recorded: the store's provenance as a head's checkpoint keeps it.
-        weights: a state-dict file to use instead; it must have the recorded sha-256.
+    ``weights``: a state-dict file to use instead; it must have the recorded sha-256.
 
     Raises:
         WeightsError: not an image backbone, weights unavailable or different, or another
