@@ -33,13 +33,12 @@ or with ``--json`` a list of ``{"path", "predicted", "probability", "probabiliti
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.common import cli
+from pipeline.common import cli, files
 from pipeline.common.config import DEFAULT_PARAMS, Params, load_params
 from pipeline.common.errors import ConfigError, DataError
 from pipeline.inference.predict import format_lines, predict
@@ -70,7 +69,7 @@ def _run(args) -> None:
         workers=params.extract.workers,
     )
     if args.json:
-        print(json.dumps([p.to_json() for p in predictions], indent=2))
+        print(files.json_text([p.to_json() for p in predictions]), end="")
     else:
         print("\n".join(format_lines(predictions)))
     failed = [p.path for p in predictions if not p.ok]

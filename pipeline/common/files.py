@@ -6,6 +6,7 @@ import contextlib
 import glob
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Iterator, Mapping
@@ -92,6 +93,28 @@ def write_all(outputs: Mapping[Path, bytes]) -> None:
             except OSError as exc:
                 exc.filename, exc.filename2 = str(target), None
                 raise
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """``value`` as strict JSON and a final newline: a NaN or infinity (a value that is
+    missing or undefined) becomes null, never the bare ``NaN`` that is not JSON.
+
+    Example:
+        >>> json_text({"best_val_acc": float("nan")}, indent=None)
+        '{"best_val_acc": null}\n'
+    """
+    return json.dumps(_finite(value), indent=indent, allow_nan=False) + "\n"
 
 
 def json_sha256(value: Any) -> str:

@@ -2,9 +2,11 @@
 
 An image folder (a source with a ``check(listing, selection)`` method,
 :meth:`pipeline.sources.folder.FolderSource.check`) has every image decoded cheaply in one
-pass. With ``extract.on_bad_image: error`` one error names every image that cannot be decoded
-(:data:`MAX_LISTED` of them, then a count) and the way past (:data:`SKIP_HINT`); with ``skip``
-they are left out, and a class that is left without images in a split is refused.
+pass. One error names every class folder without images and, with ``extract.on_bad_image:
+error``, every image that cannot be decoded (:data:`MAX_LISTED` of them, then a count) and the
+way past (:data:`SKIP_HINT`), so that one run shows every problem of the folder; with
+``skip`` undecodable images are left out, and a class or a split that is left without images
+is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 from pipeline.common.config import ExtractConfig
 from pipeline.common.errors import DataError
 from pipeline.sources.base import Listing, Source
+from pipeline.sources.folder import EMPTY_HINT
 
 log = logging.getLogger("pipeline")
 
@@ -44,6 +47,26 @@ def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
     )
 
 
+def problems_error(source: Source, empty: tuple[str, ...], bad: list[tuple[str, str]]) -> DataError:
+    """One error for every class folder without images (``empty``, the lines of
+    :attr:`Listing.empty`) and every undecodable image (``bad``, as :func:`bad_images_error`)."""
+    parts = []
+    if empty:
+        parts.append(
+            f"{len(empty)} class folder{'s' * (len(empty) != 1)} without images; {EMPTY_HINT}:\n"
+            + "\n".join(f"  {line}" for line in empty)
+        )
+    if bad:
+        parts.append(str(bad_images_error(source, bad)))
+    return DataError("\n".join(parts))
+
+
+def refuse_empty_classes(source: Source, listing: Listing) -> None:
+    """Raise :func:`problems_error` when a class folder of the listing has no images."""
+    if listing.empty:
+        raise problems_error(source, listing.empty, [])
+
+
 def checked_rows(
     source: Source,
     listing: Listing,
@@ -69,7 +92,8 @@ def checked_rows(
         (split -> positions to extract, [(split, position, reason)] skipped).
 
     Raises:
-        DataError: undecodable images with ``on_bad_image: error``, or a class left empty.
+        DataError: class folders without images and undecodable images with
+            ``on_bad_image: error``, all in one message; or a class or split left empty.
 
     Example:
         >>> rows, skipped = checked_rows(source, listing, {"train": range(6)}, cfg, whole=True)
@@ -82,14 +106,23 @@ def checked_rows(
         for i, reason in sorted(bad.get(split, {}).items())
         if i in positions
     ]
-    if found and cfg is not None and cfg.on_bad_image == "error":
-        raise bad_images_error(source, [(listing.rows[s][i], r) for s, i, r in found])
+    refused = found if cfg is not None and cfg.on_bad_image == "error" else []
+    if listing.empty or refused:
+        raise problems_error(
+            source, listing.empty, [(listing.rows[s][i], r) for s, i, r in refused]
+        )
     skip = {(s, i) for s, i, _ in found}
     for split, i, reason in found:
         log.warning("skipping undecodable image %s: %s", listing.rows[split][i], reason)
     rows = {s: [i for i in positions if (s, i) not in skip] for s, positions in selection.items()}
     if whole and found:
         check_classes_left(listing, rows)
+    empty_splits = [split for split, positions in rows.items() if whole and not positions]
+    if empty_splits:
+        raise DataError(
+            f"split {', '.join(map(repr, empty_splits))} has no rows to extract; expected at "
+            "least one image in every split"
+        )
     return rows, found
 
 

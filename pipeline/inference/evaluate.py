@@ -468,7 +468,7 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
     doc = robustness_json(result, cfg)
     outputs = {
         run_dir / CSV_NAME: robustness_csv(result.scored).encode(),
-        run_dir / JSON_NAME: (json.dumps(doc, indent=2) + "\n").encode(),
+        run_dir / JSON_NAME: files.json_text(doc).encode(),
         run_dir / PNG_NAME: png,
     }
     files.write_all(outputs)

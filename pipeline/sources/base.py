@@ -29,12 +29,15 @@ class Listing:
         rows: split -> row names (image paths relative to the data folder, or row ids).
         labels: split -> (N,) int64 label of each row.
         ignored: split -> files that were seen but are not rows (e.g. not images).
+        empty: a line for each class folder without images (stage one refuses them, together
+            with the images it cannot decode).
     """
 
     class_names: tuple[str, ...]
     rows: dict[str, list[str]]
     labels: dict[str, np.ndarray]
     ignored: dict[str, list[str]] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:

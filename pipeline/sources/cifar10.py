@@ -18,8 +18,11 @@ weights' own transforms (Resize 256, CenterCrop 224, ImageNet normalisation for 
 
 The files are read here rather than through ``torchvision.datasets.CIFAR10``, which insists on
 the MD5 sums of the full download; :func:`fetch` uses torchvision to download and check them.
-The files are pickles, which can run code when loaded: read only CIFAR-10 files you
-downloaded yourself, as torchvision does.
+The files are pickles: they are read by an unpickler that builds only dicts, lists, strings,
+numbers and numpy arrays and refuses every other global, so a planted file cannot run code.
+:func:`fetch` accepts a folder only when every file has the MD5 of the published archive
+(:data:`PUBLISHED_MD5`); extraction reads other files too (a subset or a re-encoding), safely,
+with a warning that they are not the published ones.
 
 The up-to-date check (:func:`pipeline.extraction.loop.stale_reason`) compares the source, the
 classes (and their order), the backbone, weights and torchvision version, and a fingerprint of
@@ -62,15 +65,82 @@ class Cifar10Split:
     ids: list[str]  # "<batch file>/<index>"
 
 
+#: MD5 of each file of the published ``cifar-10-python.tar.gz`` (as torchvision checks them).
+PUBLISHED_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    try:  # what ndarray.__reduce__ names: numpy._core from numpy 2, numpy.core before
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+
+    return {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, bytes, numbers and numpy arrays, and no other global:
+    a pickle that names a function or a class (``os.system``) is refused before it runs."""
+
+    _allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"global {module}.{name} is not allowed in a CIFAR-10 file (it holds only "
+                "dicts, lists, strings, numbers and numpy arrays)"
+            ) from None
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
+    """A CIFAR-10 file read as data (:class:`_PlainUnpickler`); never runs code from it.
+
+    Raises:
+        DataError: unreadable, or a pickle that names anything but plain types.
+    """
     try:
         with open(path, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")  # as torchvision reads them
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise DataError(f"cannot read CIFAR-10 file {path}: {exc}") from exc
+            entry = _PlainUnpickler(fh, encoding="latin1").load()  # as torchvision reads them
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"cannot read CIFAR-10 file {path}: {exc}; expected an unmodified file of "
+            "cifar-10-python.tar.gz (delete the folder and run `python -m pipeline.fetch_data`)"
+        ) from exc
     if not isinstance(entry, dict):
         raise DataError(f"{path}: expected a pickled dict (CIFAR-10 python layout)")
     return entry
+
+
+def unpublished(folder: Path) -> list[str]:
+    """The files of ``folder`` whose MD5 is not the published archive's (:data:`PUBLISHED_MD5`)."""
+    return [
+        name
+        for name, md5 in PUBLISHED_MD5.items()
+        if hashlib.md5((folder / name).read_bytes(), usedforsecurity=False).hexdigest() != md5
+    ]
 
 
 def batches_dir(data_dir: str | Path) -> Path:
@@ -187,6 +257,13 @@ class Cifar10Source:
     def __init__(self, data_dir: str | Path, splits: Sequence[str], classes: Sequence[str]):
         self.folder = batches_dir(data_dir)
         self.splits, self.classes = tuple(splits), tuple(classes)
+        changed = unpublished(self.folder)
+        if changed:
+            log.warning(
+                "%s: %s differ from the published CIFAR-10 files (MD5); read as data only",
+                self.folder,
+                ", ".join(changed),
+            )
         class_indices(self.folder, self.classes)  # check the names before any work
         self._parts: dict[str, Cifar10Split] = {}
 
@@ -232,13 +309,15 @@ def fetch(data_dir: str | Path) -> Path:
     """Make sure ``data_dir`` (``data.dir``) holds CIFAR-10's python files; download them if not.
 
     Uses ``torchvision.datasets.CIFAR10(data_dir, download=True)`` (train and test), which
-    checks the archive's and each file's MD5. Nothing is downloaded when the files are there.
+    checks the archive's and each file's MD5. Nothing is downloaded when the files are there,
+    but they are accepted only with the published MD5s (:data:`PUBLISHED_MD5`).
 
     Returns:
         ``data.dir`` as a Path.
 
     Raises:
-        DataError: the download or its check failed.
+        DataError: the download or its check failed, or the files there are not the
+            published ones.
     """
     target = Path(data_dir)
     try:
@@ -246,7 +325,8 @@ def fetch(data_dir: str | Path) -> Path:
     except DataError:
         pass
     else:
-        log.info("%s already holds CIFAR-10 (%s); nothing to download", target, folder.name)
+        _check_published(folder)
+        log.info("%s already holds CIFAR-10 (%s, MD5s checked)", target, folder.name)
         return target
     from torchvision.datasets import CIFAR10  # torchvision only for the download
 
@@ -260,5 +340,16 @@ def fetch(data_dir: str | Path) -> Path:
             f"cannot download CIFAR-10 into {target}: {exc}. Offline? Copy "
             f"cifar-10-python.tar.gz's {FOLDER}/ folder into {target}"
         ) from exc
-    batches_dir(target)
+    _check_published(batches_dir(target))
     return target
+
+
+def _check_published(folder: Path) -> None:
+    """Refuse a CIFAR-10 folder whose files are not those of the published archive."""
+    changed = unpublished(folder)
+    if changed:
+        raise DataError(
+            f"{folder}: {', '.join(changed)} differ from the published cifar-10-python.tar.gz "
+            "(MD5); expected the unmodified files. Delete the folder and run `python -m "
+            "pipeline.fetch_data` to download them again"
+        )

@@ -67,12 +67,21 @@ def _empty_class(root: Path, split: str, name: str, other: list[str]) -> str:
     return f"class {name!r} of split {split!r} has no images ({folder!r} holds {held})"
 
 
-def scan(root: str | Path, splits: Sequence[str]) -> Listing:
+#: What an empty class folder is expected to hold, and how to drop a class.
+EMPTY_HINT = (
+    f"expected image files (extensions {', '.join(IMG_EXTENSIONS)}) in every class folder of "
+    "every split (remove a class's folder from every split to drop the class)"
+)
+
+
+def scan(root: str | Path, splits: Sequence[str], *, allow_empty: bool = False) -> Listing:
     """List the images of each split with ImageFolder semantics.
 
     Args:
         root: the data folder, holding one folder per split.
         splits: split folder names; ``train`` defines the classes, the others must match.
+        allow_empty: list class folders without images in ``Listing.empty`` instead of
+            raising (stage one reports them with the undecodable images).
 
     Returns:
         A :class:`~pipeline.sources.base.Listing`: classes, rows (paths relative to ``root``)
@@ -110,13 +119,9 @@ def scan(root: str | Path, splits: Sequence[str]) -> Listing:
             if not found:
                 empty.append(_empty_class(root, split, name, other))
         labels[split] = np.array(split_labels, dtype=np.int64)
-    if empty:
-        raise DataError(
-            "; ".join(empty) + f"; expected image files (extensions {', '.join(IMG_EXTENSIONS)})"
-            " in every class folder of every split (remove a class's folder from every split "
-            "to drop the class)"
-        )
-    return Listing(class_names, rows, labels, ignored)
+    if empty and not allow_empty:
+        raise DataError("; ".join(empty) + f"; {EMPTY_HINT}")
+    return Listing(class_names, rows, labels, ignored, tuple(empty))
 
 
 def fingerprint(root: str | Path, listing: Listing) -> str:
@@ -211,7 +216,7 @@ class FolderSource:
         self.root, self.splits = Path(root), tuple(splits)
 
     def list(self) -> Listing:
-        return scan(self.root, self.splits)
+        return scan(self.root, self.splits, allow_empty=True)
 
     def fingerprint(self, listing: Listing) -> str:
         return fingerprint(self.root, listing)

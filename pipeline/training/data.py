@@ -40,8 +40,8 @@ def load_data(path: str | Path) -> HeadData:
 
     Raises:
         FeatureStoreError: missing, incomplete, inconsistent (see
-            :func:`pipeline.store.hdf5.load`), a shard, fewer than 2 classes, or a class
-            without training rows.
+            :func:`pipeline.store.hdf5.load`), a shard, an empty split, fewer than 2
+            classes, or a class without training rows.
 
     Example:
         >>> load_data("features/hymenoptera-resnet18.h5").train.features.shape
@@ -51,6 +51,13 @@ def load_data(path: str | Path) -> HeadData:
     train, val = splits["train"], splits["val"]
     meta = train.meta
     meta.require_whole()
+    empty = [name for name, part in splits.items() if len(part) == 0]
+    if empty:
+        raise FeatureStoreError(
+            f"feature store {str(path)!r}: split {', '.join(map(repr, empty))} has no rows; "
+            "expected rows in train and val (an empty val split gives no accuracy): extract "
+            "it again from a data folder with images in every split"
+        )
     if meta.n_classes < 2:
         raise FeatureStoreError(
             f"feature store {str(path)!r} has {meta.n_classes} class {list(meta.class_names)}; "
@@ -85,6 +92,11 @@ def features_for(params: Params) -> str:
     if not Path(path).exists():
         raise FeatureStoreError(f"feature store {path!r} is missing; make it first:\n  {command}")
     recorded = read_meta(path).extra.get(block, {})
+    if not isinstance(recorded, dict):
+        raise FeatureStoreError(
+            f"feature store {path!r}: extra.{block}: expected a JSON object of the {block} "
+            f"settings; got {recorded!r}; make it again:\n  {command} --force"
+        )
     current = _as_json(dataclasses.asdict(getattr(params, block)))
     stale = [k for k, v in recorded.items() if k in current and current[k] != v]
     if stale:

@@ -20,7 +20,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -30,15 +29,17 @@ import torch
 
 from pipeline.common import files, folders
 from pipeline.common.config import train_dict
-from pipeline.heads.checkpoint import CHECKPOINT_VERSION
+from pipeline.heads.checkpoint import CHECKPOINT_VERSION, DIGEST_KEY, tensors_sha256
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
 
 
 def checkpoint(result: TrainResult) -> dict[str, Any]:
     """The ``model.pt`` payload: plain types only (``torch.load(weights_only=True)`` reads it)."""
+    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     payload = {
         "format_version": CHECKPOINT_VERSION,
-        "state_dict": {k: v.detach().cpu() for k, v in result.model.state_dict().items()},
+        "state_dict": state,
+        DIGEST_KEY: tensors_sha256(state),
         "config": train_dict(replace(result.config, features=result.data.path)),
         "class_names": list(result.data.class_names),
         "in_features": result.data.meta.feature_dim,
@@ -98,7 +99,7 @@ def run_files(result: TrainResult) -> dict[str, bytes]:
     ]
     return {
         "model.pt": model,
-        "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode(),
+        "metrics.json": files.json_text(metrics).encode(),
         "history.csv": _csv(history).encode(),
         "val_predictions.csv": _csv(predictions).encode(),
     }

@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -129,6 +128,6 @@ def write(
     out = Path(out_dir)
     md = f"# {title}\n\n" + (f"**{warning}**\n\n" if warning else "")
     md += to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
-    js = json.dumps(list(rows), indent=2) + "\n"
+    js = files.json_text(list(rows))
     files.write_all({out / "summary.md": md.encode(), out / "summary.json": js.encode()})
     return out / "summary.md", out / "summary.json"
