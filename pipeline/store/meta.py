@@ -1,14 +1,7 @@
-"""A feature store's root attributes: the format versions, :class:`StoreMeta`, and the check
-that turns a file's attributes into one (every value's type, range and JSON shape checked
-before anything is built from it).
+"""A feature store's root attributes: format versions, :class:`StoreMeta`, and their checks.
 
-Format versions:
-
-* 1: float32 features, no ``feature_dtype`` attribute, no checksums;
-* 2: ``feature_dtype`` (float32 or complex128), no checksums;
-* 3 (written now): ``feature_dtype``, and every dataset chunked with HDF5's Fletcher-32
-  filter, so that h5py checks each chunk's checksum on every read; ``paths`` are fixed-length
-  UTF-8 strings, so that the checksum covers their bytes too.
+Format versions: 1 float32, no checksums; 2 adds ``feature_dtype``; 3 (written now) adds
+Fletcher-32 checksums on every dataset and fixed-length UTF-8 paths.
 """
 
 from __future__ import annotations
@@ -56,8 +49,7 @@ _TEXT_ATTRS = ("source", "backbone", "weights", "weights_sha256", "transform")
 SHARD_KEY = "shard"
 _SHARD_FIELDS = ("index", "count", "start", "stop", "total")
 
-#: The one warning for features of a random-init backbone (``extract.weights: none``); it is
-#: also stored in such a file's ``extra["warning"]``.
+#: The warning for features of a random-init backbone (``extract.weights: none``).
 RANDOM_INIT_WARNING = (
     "RANDOM-INIT BACKBONE (extract.weights = none): the features carry no ImageNet knowledge; "
     "use them for tests and timing only, never for accuracy figures"
@@ -65,8 +57,7 @@ RANDOM_INIT_WARNING = (
 
 
 def is_random_init(provenance: Mapping[str, Any]) -> bool:
-    """Whether a store's provenance (:meth:`StoreMeta.provenance`, as a checkpoint keeps it)
-    says the features come from a random-init backbone."""
+    """Whether a store's provenance says its features come from a random-init backbone."""
     return (provenance.get("extra") or {}).get("weights_kind") == "none"
 
 
@@ -123,7 +114,7 @@ class StoreMeta:
             )
 
     def provenance(self) -> dict[str, Any]:
-        """What identifies the features (not the file): stored with every trained head."""
+        """What identifies the features (not the file); kept with every trained head."""
         return {
             "source": self.source,
             "backbone": self.backbone,
@@ -148,9 +139,6 @@ def unchecked_note(meta: StoreMeta) -> str:
         f"feature store {meta.path!r} (format_version {meta.format_version}) carries no "
         "checksums: corruption of its arrays cannot be detected; extract it again to add them"
     )
-
-
-# --------------------------------------------------------------------------- checking
 
 
 def _bad(path: str, key: str, expected: str, got: Any) -> FeatureStoreError:
@@ -261,7 +249,7 @@ def _version(attrs, path: str) -> int:
 
 
 def _declared_dtype(attrs, version: int, path: str) -> str:
-    """The features' dtype: float32 for version 1, the ``feature_dtype`` attribute after."""
+    """float32 for version 1, else the ``feature_dtype`` attribute."""
     if version == 1:
         if "feature_dtype" in attrs:
             raise FeatureStoreError(
@@ -282,8 +270,7 @@ def meta_from_attrs(attrs, path: str) -> StoreMeta:
     """The :class:`StoreMeta` of a file's root attributes, every value checked first.
 
     Raises:
-        FeatureStoreError: incomplete, an unknown format version, a missing attribute, or one
-            of the wrong type, range or JSON shape (the message names the file and the key).
+        FeatureStoreError: incomplete, unknown version, or an attribute missing or malformed.
     """
     _complete(attrs, path)
     version = _version(attrs, path)
@@ -310,7 +297,7 @@ def meta_from_attrs(attrs, path: str) -> StoreMeta:
 
 
 def strict_json(value: Any) -> str:
-    """``value`` as JSON with sorted keys; NaN and infinities are refused (not JSON)."""
+    """``value`` as JSON with sorted keys; NaN and infinities are refused."""
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except ValueError as exc:
