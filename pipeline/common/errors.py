@@ -26,8 +26,7 @@ class BadImageError(DataError):
         self.reason = reason
 
     def __reduce__(self):
-        # Rebuilt from (path, reason), not from the message: errors raised in Dask workers and
-        # subprocesses are pickled on their way back.
+        # Pickled back from Dask workers: rebuild from (path, reason).
         return (self.__class__, (self.path, self.reason))
 
 
