@@ -1,12 +1,7 @@
 """Stage one's checks of the rows before any backbone is built.
 
-An image folder (a source with a ``check(listing, selection)`` method,
-:meth:`pipeline.sources.folder.FolderSource.check`) has every image decoded cheaply in one
-pass. One error names every class folder without images and, with ``extract.on_bad_image:
-error``, every image that cannot be decoded (:data:`MAX_LISTED` of them, then a count) and the
-way past (:data:`SKIP_HINT`), so that one run shows every problem of the folder; with
-``skip`` undecodable images are left out, and a class or a split that is left without images
-is refused.
+One error names every class folder without images and every undecodable image, so one run
+shows every problem of a folder.
 """
 
 from __future__ import annotations
@@ -48,8 +43,7 @@ def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
 
 
 def problems_error(source: Source, empty: tuple[str, ...], bad: list[tuple[str, str]]) -> DataError:
-    """One error for every class folder without images (``empty``, the lines of
-    :attr:`Listing.empty`) and every undecodable image (``bad``, as :func:`bad_images_error`)."""
+    """One error for every empty class folder and every undecodable image."""
     parts = []
     if empty:
         parts.append(
@@ -75,12 +69,7 @@ def checked_rows(
     *,
     whole: bool,
 ) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
-    """The positions of each split to extract, after one pass over every selected image.
-
-    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
-    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
-    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
-    left without images in a split is an error.
+    """The positions of each split to extract, after decoding every selected image once.
 
     Args:
         source, listing: the rows.
@@ -92,11 +81,8 @@ def checked_rows(
         (split -> positions to extract, [(split, position, reason)] skipped).
 
     Raises:
-        DataError: class folders without images and undecodable images with
-            ``on_bad_image: error``, all in one message; or a class or split left empty.
-
-    Example:
-        >>> rows, skipped = checked_rows(source, listing, {"train": range(6)}, cfg, whole=True)
+        DataError: empty class folders, undecodable images with ``on_bad_image: error``, or a
+            class or split left empty by skipping.
     """
     check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
     bad = check(listing, selection) if check is not None and cfg is not None else {}

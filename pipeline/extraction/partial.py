@@ -1,19 +1,8 @@
-"""One extraction per output at a time, and resuming an interrupted one.
+"""One extraction per output at a time (:func:`locked`), and resuming an interrupted one.
 
-* :func:`locked`: a lock file beside the output (``<out>.lock``, held with ``filelock``). A
-  second extraction of the same output waits, says so in the log, and then finds the file
-  the first one wrote (up to date, in the usual check).
-* :class:`Partial`: the finished batches of an extraction in a folder beside the output
-  (``<out>.partial/``), each batch written atomically as it finishes, under a key of the
-  extraction's inputs and settings (the rows' fingerprint, the backbone, its weights and their
-  sha256, the transform, batch size, shard, library versions, device). An interrupted run
-  (Ctrl-C, a crash, a killed job) leaves it behind; a rerun with the same key reads it back and
-  extracts only the remaining rows, in the same batches a clean run would have used, so the
-  final store is byte-identical to a clean run's. A folder of another key is removed, and a
-  finished extraction removes its own.
-
-Neither the lock file nor the folder is the output: the store itself is still written once,
-atomically, at the end (:func:`pipeline.store.hdf5.write`).
+:class:`Partial` keeps finished batches in ``<out>.partial/`` under a key of everything that
+shapes the features; a rerun with the same key extracts only the remaining rows, in the same
+batches, so the final store is byte-identical to a clean run's.
 """
 
 from __future__ import annotations
@@ -48,15 +37,10 @@ def lock_path(out: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(out: str | Path) -> Iterator[None]:
-    """Hold the lock of ``out`` inside the block, waiting (with a log line) while another
-    process or thread holds it.
+    """Hold the lock of ``out`` inside the block, waiting while another extraction holds it.
 
     Raises:
-        FeatureStoreError: the lock file cannot be created (the message names it).
-
-    Example:
-        >>> with locked("features/hymenoptera-resnet18.h5"):
-        ...     pass  # check, extract and write the store
+        FeatureStoreError: the lock file cannot be created.
     """
     import filelock  # only when a store is written
 
@@ -83,12 +67,7 @@ def locked(out: str | Path) -> Iterator[None]:
 
 
 def key(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of ``settings`` (JSON with sorted keys): what a partial extraction is valid for.
-
-    Example:
-        >>> key({"batch_size": 32, "weights": "none"}) == key({"weights": "none", "batch_size": 32})
-        True
-    """
+    """SHA-256 of ``settings``: what a partial extraction is valid for."""
     return files.json_sha256(settings)
 
 
@@ -99,13 +78,13 @@ class Chunk:
     split: str
     start: int
     stop: int
-    indices: np.ndarray  # (k,) int64, the positions (start <= i < stop) that gave features
+    indices: np.ndarray  # (k,) int64 positions that gave features
     features: np.ndarray  # (k, feature_dim)
-    failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
+    failed: list[tuple[int, str]]  # (position, reason) of unreadable rows
 
 
 class Partial:
-    """The finished batches of one extraction of ``out`` (see the module docstring).
+    """The finished batches of one extraction of ``out``.
 
     Args:
         out: the store being written.
@@ -123,8 +102,7 @@ class Partial:
         return self.dir / f"batch-{n:07d}.npz"
 
     def load(self) -> dict[str, list[Chunk]]:
-        """The finished batches per split, each list contiguous from row 0; {} when there are
-        none. A folder of another key, or one that cannot be read, is removed."""
+        """The finished batches per split, from row 0; a folder of another key is removed."""
         try:
             stored = json.loads((self.dir / KEY_FILE).read_text(encoding="utf-8"))["key"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -164,7 +142,7 @@ class Partial:
             )
 
     def add(self, chunk: Chunk) -> None:
-        """Keep one finished batch (written atomically: a batch is either there or not)."""
+        """Keep one finished batch, written atomically."""
         if self._count == 0:
             self.dir.mkdir(parents=True, exist_ok=True)
             record = {"key": self.key, "settings": self.settings}
@@ -183,24 +161,19 @@ class Partial:
         self._count += 1
 
     def remove(self) -> None:
-        """Delete the folder (after the store is written, or when it is of no use)."""
+        """Delete the folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def for_extraction(
     job: Job, rows: Mapping[str, Sequence[int]], record: Mapping[str, Any]
 ) -> Partial | None:
-    """The :class:`Partial` of a backbone's extraction job, keyed by everything that shapes
-    its features; None without a backbone (such sources are quick to redo).
+    """The :class:`Partial` of a backbone's extraction; None without a backbone.
 
     Args:
-        job: the extraction (its output, rows, fingerprint and backbone settings).
-        rows: split -> the positions being extracted (a shard's, undecodable ones left out).
+        job: the extraction.
+        rows: split -> the positions being extracted.
         record: what the store will record about the backbone (provenance and ``extra``).
-
-    Example:
-        >>> partial = for_extraction(job, rows, provenance | extra)
-        >>> partial.load()  # the finished batches per split
     """
     cfg, listing = job.cfg, job.listing
     if cfg is None:

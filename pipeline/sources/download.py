@@ -1,11 +1,8 @@
 """Download and unpack an image-folder data set into ``data.dir`` (a no-op when it is there).
 
-The archive at ``data.url`` (http(s) or file://) is downloaded with a progress bar, checked
-(``data.sha256`` when set, zip integrity, the ``<split>/<class>/<image>`` layout for
-``data.splits``) and unpacked into a temporary folder beside ``data.dir``, which is then renamed
-into place: on any error nothing is left in ``data.dir``. The folder records the archive's
-sha256 and each image's (:data:`MANIFEST`), and an existing ``data.dir`` is checked against
-that record before it is accepted.
+The archive is checked (``data.sha256``, zip CRCs, layout) and unpacked beside ``data.dir``,
+then renamed into place, so an error leaves nothing. :data:`MANIFEST` records the archive's
+and each image's sha256, and an existing ``data.dir`` is checked against it.
 """
 
 from __future__ import annotations
@@ -32,7 +29,7 @@ from pipeline.sources import folder
 log = logging.getLogger("pipeline")
 
 _CHUNK = 1 << 16
-#: Written into ``data.dir`` when a checked archive is unpacked: its sha256 and each image's.
+#: The sha256 of the archive and of each image, written into ``data.dir`` on unpacking.
 MANIFEST = ".fetch-sha256.json"
 _REFETCH = "delete the folder and run `python -m pipeline.fetch_data` to download it again"
 
@@ -41,7 +38,7 @@ def download(url: str, dest: Path, *, timeout: float = 60.0) -> str:
     """Stream ``url`` into ``dest``; return the SHA-256 of the bytes received.
 
     Raises:
-        DataError: HTTP error, unreachable host, or fewer bytes than Content-Length announced.
+        DataError: HTTP error, unreachable host, or a truncated download.
     """
     digest = hashlib.sha256()
     try:
@@ -98,7 +95,7 @@ def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
 
 
 def _image_digests(root: Path, listing) -> dict[str, str]:
-    """Image path (relative, POSIX) -> SHA-256 of its bytes, for every listed image."""
+    """Image path -> SHA-256 of its bytes, for every listed image."""
     return {rel: file_sha256(root / rel) for rows in listing.rows.values() for rel in rows}
 
 
@@ -160,20 +157,17 @@ def _check_existing(target: Path, data: DataConfig, listing) -> None:
 
 
 def fetch(data: DataConfig) -> Path:
-    """Make sure ``data.dir`` holds the image folder; download and unpack it if it is absent.
+    """Make sure ``data.dir`` holds the image folder; download and unpack it if absent.
 
-    A folder unpacked here carries :data:`MANIFEST`: the archive's sha256 and each image's.
-    An existing ``data.dir`` is checked against it (and against ``data.sha256`` when set); a
-    folder without it (unpacked by hand) is refused when ``data.sha256`` is set, else used
-    with a warning that it is not checked.
+    An existing folder without :data:`MANIFEST` is refused when ``data.sha256`` is set, else
+    used with a warning.
 
     Returns:
         ``data.dir`` as a Path.
 
     Raises:
         DataError: download, checksum, archive or layout problems (``data.dir`` untouched), or
-            an existing ``data.dir`` without the expected layout, or with images that differ
-            from the ones recorded when it was unpacked.
+            an existing ``data.dir`` whose images differ from the recorded ones.
     """
     target = Path(data.dir)
     if target.exists():
