@@ -1,14 +1,8 @@
 """The one interface of every source of a feature store: list, fingerprint, iterate.
 
-A source (an image folder, CIFAR-10, a generated data set) says what rows it has
-(:meth:`Source.list`: classes, and per split the row names and labels in order), what
-identifies its contents (:meth:`Source.fingerprint`), and turns rows into features
-(:meth:`Source.iterate`): image sources hand decoded images to a frozen backbone (an
-:class:`Encoder`), generated sources yield their features directly. One loop,
-:func:`pipeline.extraction.loop.extract`, does the rest for all of them: the up-to-date
-check, shards, progress, bad rows and the store write.
-
-This module needs neither torch nor torchvision.
+Image sources hand decoded images to a frozen backbone (an :class:`Encoder`); generated
+sources yield features directly. :func:`pipeline.extraction.loop.extract` does the rest.
+Needs neither torch nor torchvision.
 """
 
 from __future__ import annotations
@@ -28,9 +22,8 @@ class Listing:
         class_names: label index -> class name.
         rows: split -> row names (image paths relative to the data folder, or row ids).
         labels: split -> (N,) int64 label of each row.
-        ignored: split -> files that were seen but are not rows (e.g. not images).
-        empty: a line for each class folder without images (stage one refuses them, together
-            with the images it cannot decode).
+        ignored: split -> files seen that are not rows.
+        empty: a line for each class folder without images.
     """
 
     class_names: tuple[str, ...]
@@ -66,13 +59,13 @@ class Batch:
 
     indices: list[int]  # positions in the iterated rows that gave features
     features: np.ndarray  # (len(indices), feature_dim) float32, or complex128 (QQ kets)
-    failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
+    failed: list[tuple[int, str]]  # (position, reason) of unreadable rows
 
 
 class Encoder(Protocol):
-    """A frozen backbone as sources see it (:class:`pipeline.backbones.inference.Encoder`)."""
+    """A frozen backbone as sources see it."""
 
-    transform: Callable[[Any], Any]  # a decoded RGB image -> the backbone's input tensor
+    transform: Callable[[Any], Any]  # RGB image -> input tensor
 
     def batches(self, dataset: Any, *, batch_size: int, workers: int) -> Iterator[Batch]:
         """Run over a map-style dataset whose item ``i`` is ``(i, input or None, error)``."""
@@ -80,21 +73,16 @@ class Encoder(Protocol):
 
 
 class Source(Protocol):
-    """A source of rows and features (see the module docstring).
+    """A source of rows and features.
 
-    Two members are optional, looked up with ``getattr`` by the extraction loop, and only
-    image folders have them (:class:`pipeline.sources.folder.FolderSource`):
-
-    * ``check(listing, selection) -> {split: {position: reason}}``: every row that cannot be
-      read, found in one cheap pass before a backbone is built
-      (:func:`pipeline.extraction.checks.checked_rows`);
-    * ``data_dir: str``: the folder the rows' files are in, recorded in the store's ``extra``
-      so that the report can show a run's own images.
+    Image folders also have ``check(listing, selection)`` (unreadable rows, before a backbone is
+    built) and ``data_dir`` (recorded for the report); the extraction loop looks them up with
+    ``getattr``.
     """
 
     #: The store's ``source`` attribute (``folder``, ``cifar10``, ``spiral``, ...).
     kind: str
-    #: True: rows are images for a backbone; False: :meth:`iterate` yields features itself.
+    #: Rows are images for a backbone (else :meth:`iterate` yields features).
     needs_backbone: bool
 
     def list(self) -> Listing:
@@ -102,15 +90,15 @@ class Source(Protocol):
         ...
 
     def fingerprint(self, listing: Listing) -> str:
-        """A SHA-256 that changes whenever the rows' contents do (the up-to-date check)."""
+        """A SHA-256 that changes whenever the rows' contents do."""
         ...
 
     def metadata(self) -> dict[str, Any]:
-        """Source settings kept in the store's ``extra`` (compared by the up-to-date check)."""
+        """Source settings kept in the store's ``extra``."""
         ...
 
     def location(self, row: str) -> str:
-        """Where a row comes from, for messages (an image's full path)."""
+        """Where a row comes from, for messages."""
         ...
 
     def iterate(
@@ -122,14 +110,14 @@ class Source(Protocol):
         batch_size: int,
         workers: int,
     ) -> Iterator[Batch]:
-        """Features of ``rows`` of ``split``, in batches; ``encoder`` is None without a backbone."""
+        """Features of ``rows`` of ``split`` in batches; ``encoder`` is None without a backbone."""
         ...
 
 
 def encode(
     kind: str, encoder: Encoder | None, dataset: Any, *, batch_size: int, workers: int
 ) -> Iterator[Batch]:
-    """An image source's :meth:`Source.iterate`: its decoded images through the backbone."""
+    """An image source's :meth:`Source.iterate`: its images through the backbone."""
     if encoder is None:
         raise ValueError(f"the {kind} source needs a backbone; got encoder None")
     return encoder.batches(dataset, batch_size=batch_size, workers=workers)
@@ -137,7 +125,7 @@ def encode(
 
 @dataclass(frozen=True)
 class Provenance:
-    """What made the features of a source without a backbone (stored as for a backbone)."""
+    """What made the features of a source without a backbone."""
 
     backbone: str = "none"
     weights: str = "none"
