@@ -1,10 +1,6 @@
-"""Write the paper's generated data sets (spiral, QC, QQ) as feature stores.
+"""Write the paper's generated data sets as feature stores, unless up to date.
 
-    python -m pipeline.datasets spiral [--params params-spiral.yaml] [--set spiral.turns=2.0]
-    python -m pipeline.datasets qc [--params params-qc.yaml] [--force]
-    python -m pipeline.datasets qq [--params params-qq.yaml] [--force]
-
-A store is rewritten only when missing or made with other settings (``--force``: always).
+python -m pipeline.datasets {spiral,qc,qq} [--params params-spiral.yaml] [--force]
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """Stage one: run a frozen backbone once over the images and store their features.
 
-    python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
-        [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
-
-Writes ``extract.out`` unless it is up to date; ``--shard K/N`` writes one part (merge with
-``python -m pipeline.features merge``), ``--scheduler``/``--dask-workers`` runs the parts on
-Dask and merges them. See docs/extraction.md and docs/scaling.md.
+python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
+    [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Inspect, check and merge feature stores (:mod:`pipeline.store`).
+"""Inspect, check and merge feature stores.
 
 python -m pipeline.features info FILE            # counts per split and class, metadata
 python -m pipeline.features verify FILE          # non-zero exit unless every checksum matches

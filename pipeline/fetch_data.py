@@ -22,10 +22,8 @@ BASELINE_COMMIT = (
 
 
 def _check_queued_workspace(data: DataConfig) -> None:
-    """Refuse to download into a queued DVC experiment's workspace that lacks ``dvc.lock``.
-
-    Without a committed ``dvc.lock`` DVC cannot restore data and features there from its cache;
-    the remedy is a commit, not a download.
+    """Refuse a queued DVC experiment's workspace without ``dvc.lock``: DVC could not restore the
+    data there, so the remedy is a commit, not a download.
     """
     root = os.environ.get("DVC_ROOT")
     if not os.environ.get("DVC_EXP_NAME") or not root:

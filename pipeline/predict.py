@@ -1,10 +1,7 @@
 """Classify new images with a trained head and the backbone recorded with it.
 
-    python -m pipeline.predict IMAGE_OR_DIR ... [--model runs/head/model.pt] [--json]
-                               [--weights FILE] [--params params.yaml] [--set extract.device=cpu]
-
-Prints one line per image (or a JSON list); exits 1 when an image cannot be decoded. See
-docs/prediction.md.
+python -m pipeline.predict IMAGE_OR_DIR ... [--model runs/head/model.pt] [--json]
+                           [--weights FILE] [--params params.yaml] [--set extract.device=cpu]
 """
 
 from __future__ import annotations

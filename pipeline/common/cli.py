@@ -1,8 +1,4 @@
-"""What every command's ``main()`` shares: its parser, logging, and errors mapped to exit codes.
-
-A :class:`~pipeline.common.errors.PipelineError` or an ``OSError`` is logged as one line and
-exits 1 (130 for Ctrl-C).
-"""
+"""What every command's ``main()`` shares: parser, logging, errors as one line and an exit code."""
 
 from __future__ import annotations
 
@@ -58,13 +54,7 @@ def run(task: Callable[[], Any]) -> int:
 
 
 def parser(prog: str, description: str, *, with_params: bool = True) -> argparse.ArgumentParser:
-    """An ArgumentParser for ``python -m pipeline.<command>``.
-
-    Args:
-        prog: the command as a user types it.
-        description: one sentence for ``--help``.
-        with_params: add ``--params FILE`` and repeatable ``--set section.key=value``.
-    """
+    """An ArgumentParser for ``python -m pipeline.<command>``, with ``--params`` and ``--set``."""
     result = argparse.ArgumentParser(prog=prog, description=description)
     if with_params:
         add_params_arguments(result)
@@ -92,11 +82,7 @@ def main(
 ) -> int:
     """Parse ``argv``, set up logging and run ``task(args)``; return the exit code.
 
-    Args:
-        parser: the command's parser (:func:`parser`).
-        argv: the arguments (None: ``sys.argv[1:]``).
-        task: the work, given the parsed arguments.
-        check: returns a usage error argparse cannot find alone (exit status 2).
+    ``check`` returns a usage error that argparse cannot find alone (exit status 2).
     """
     args = parser.parse_args(argv)
     problem = check(args) if check is not None else None

@@ -20,8 +20,7 @@ _HASH_CHUNK = 1 << 20
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
 
-    On an exception the temporary file is removed and ``target`` left as it was; an OSError
-    names ``target``, not the temporary file.
+    On an exception the temporary file is removed and ``target`` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -84,7 +83,6 @@ def write_all(outputs: Mapping[Path, bytes]) -> None:
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -95,12 +93,7 @@ def _finite(value: Any) -> Any:
 
 
 def json_text(value: Any, indent: int | None = 2) -> str:
-    """``value`` as strict JSON and a newline; NaN and infinities become null.
-
-    Example:
-        >>> json_text({"best_val_acc": float("nan")}, indent=None)
-        '{"best_val_acc": null}\n'
-    """
+    """``value`` as strict JSON and a newline; NaN and infinities become null."""
     return json.dumps(_finite(value), indent=indent, allow_nan=False) + "\n"
 
 

@@ -1,6 +1,4 @@
-"""Output folders: one writer at a time (:func:`locked`), a run folder swapped in as one
-(:func:`replace_folder`), and ``model.pt`` checked against its ``metrics.json``.
-"""
+"""Output folders: one writer at a time, a run folder swapped in as one, runs checked whole."""
 
 from __future__ import annotations
 
@@ -44,16 +42,10 @@ def lock_path(folder: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[None]:
-    """Hold the lock of ``folder`` inside the block.
-
-    Args:
-        folder: the output folder (it need not exist yet).
-        what: the writer, for messages ("sweep", "train_head").
-        wait: wait for another holder instead of refusing.
+    """Hold the lock of ``folder`` inside the block; ``wait`` for another holder or refuse.
 
     Raises:
         FolderBusyError: another process holds the lock and ``wait`` is false.
-        OSError: the lock file cannot be created.
     """
     import filelock  # only where a folder is written
 
@@ -102,7 +94,6 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def _carry_over(old: Path, new: Path) -> None:
-    """Hard-link every entry of ``old`` that ``new`` does not have into ``new``."""
     for entry in old.iterdir():
         target = new / entry.name
         if target.exists() or target.is_symlink():
@@ -134,19 +125,8 @@ def _exchange(a: Path, b: Path) -> bool:
 def replace_folder(folder: str | Path, write: Callable[[Path], Any]) -> Path:
     """Make ``folder`` anew with ``write(tmp)`` and swap it in as one (hold its lock).
 
-    Readers see the old folder or the new one, never a mix; files of the old folder that
-    ``write`` does not make are carried over as hard links.
-
-    Args:
-        folder: the output folder; made when missing.
-        write: writes the new contents into the empty temporary folder it is given.
-
-    Returns:
-        ``folder``.
-
-    Raises:
-        OSError: a write or a rename failed; ``folder`` is left as it was.
-        PipelineError: ``folder`` is the current folder or one above it.
+    Readers see the old folder or the new one, never a mix; old files that ``write`` does not
+    make are carried over as hard links. On an error ``folder`` is left as it was.
     """
     folder = Path(os.path.abspath(folder))
     if folder.is_symlink():  # replace the folder it points to, and keep the link
@@ -195,9 +175,7 @@ def metrics_beside(model_path: str | Path) -> dict[str, Any] | None:
 
 
 def check_pair(model_path: str | Path, metrics: dict[str, Any] | None) -> None:
-    """Refuse a ``model.pt`` that is not the one its ``metrics.json`` was written with.
-
-    A ``metrics.json`` without a digest passes.
+    """Refuse a ``model.pt`` that is not the one its ``metrics.json`` (read first) records.
 
     Raises:
         MixedRunError: ``metrics.json`` records another ``model.pt`` digest.

@@ -1,7 +1,6 @@
-"""Path templates: ``{block.key}`` filled with one scalar value of the params, nothing more.
+"""Path templates: ``{block.key}`` filled with one scalar of the params, nothing more.
 
-Unlike ``str.format``, no attribute chains, indexes, conversions or format specs: a template
-is data and must not reach into the program's objects. ``{{`` and ``}}`` are literal braces.
+Unlike ``str.format``, a template cannot reach into the program's objects.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ def _error(key: str, template: str, why: str, blocks: Mapping[str, Any]) -> Conf
 
 
 def _value(name: str, blocks: Mapping[str, Any]) -> Any:
-    """The value of ``block.key``; LookupError when the block or field does not exist."""
     block_name, field_name = name.split(".")
     if block_name not in blocks:
         raise LookupError(f"no block {block_name!r}")
@@ -41,14 +39,9 @@ def _value(name: str, blocks: Mapping[str, Any]) -> Any:
 def expand(template: str, blocks: Mapping[str, Any], key: str = "path") -> str:
     """Fill the ``{block.key}`` placeholders of ``template`` from ``blocks`` (dataclasses).
 
-    Args:
-        template: e.g. ``"runs/{train.head}-seed{train.seed}"``.
-        blocks: block name -> its config dataclass.
-        key: the params key the template comes from (for messages).
-
     Raises:
-        ConfigError: unbalanced braces, a placeholder that is not a plain ``block.key``, an
-            unknown block or key, or a value that is not a string, number or boolean.
+        ConfigError: not a plain ``{block.key}``, an unknown block or key, or a value that is
+            not a string, number or boolean.
 
     Example:
         >>> expand("f/{spiral.turns}.h5", {"spiral": SpiralConfig()})

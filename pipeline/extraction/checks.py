@@ -1,8 +1,4 @@
-"""Stage one's checks of the rows before any backbone is built.
-
-One error names every class folder without images and every undecodable image, so one run
-shows every problem of a folder.
-"""
+"""Stage one's checks of the rows before any backbone is built: every problem in one error."""
 
 from __future__ import annotations
 
@@ -25,14 +21,7 @@ MAX_LISTED = 20  # bad images named in one error; the rest are counted
 
 
 def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
-    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order.
-
-    Example:
-        >>> source = FolderSource("d", ["train"])
-        >>> print(bad_images_error(source, [("train/a/x.jpg", "truncated")]))
-        1 image cannot be decoded (extract.on_bad_image is 'error'); set ...:
-          d/train/a/x.jpg: truncated
-    """
+    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order."""
     lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
     if len(bad) > MAX_LISTED:
         lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
@@ -71,11 +60,7 @@ def checked_rows(
 ) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
     """The positions of each split to extract, after decoding every selected image once.
 
-    Args:
-        source, listing: the rows.
-        selection: split -> the positions to extract (all, or a shard's).
-        cfg: the bad-image policy; None for a source without a backbone (nothing is checked).
-        whole: the whole store, not a shard (a shard may lack a class).
+    ``cfg`` None (no backbone) checks nothing; ``whole`` False (a shard) may lack a class.
 
     Returns:
         (split -> positions to extract, [(split, position, reason)] skipped).

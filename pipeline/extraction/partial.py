@@ -1,8 +1,7 @@
-"""One extraction per output at a time (:func:`locked`), and resuming an interrupted one.
+"""One extraction per output at a time, and resuming an interrupted one.
 
-:class:`Partial` keeps finished batches in ``<out>.partial/`` under a key of everything that
-shapes the features; a rerun with the same key extracts only the remaining rows, in the same
-batches, so the final store is byte-identical to a clean run's.
+Finished batches are kept under a key of everything that shapes the features, so a resumed
+run writes the same bytes as a clean one.
 """
 
 from __future__ import annotations
@@ -37,11 +36,7 @@ def lock_path(out: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(out: str | Path) -> Iterator[None]:
-    """Hold the lock of ``out`` inside the block, waiting while another extraction holds it.
-
-    Raises:
-        FeatureStoreError: the lock file cannot be created.
-    """
+    """Hold the lock of ``out`` inside the block, waiting while another extraction holds it."""
     import filelock  # only when a store is written
 
     path = lock_path(out)
@@ -84,12 +79,7 @@ class Chunk:
 
 
 class Partial:
-    """The finished batches of one extraction of ``out``.
-
-    Args:
-        out: the store being written.
-        settings: the extraction's inputs and settings; their :func:`key` names the batches.
-    """
+    """The finished batches of one extraction of ``out``, under the :func:`key` of ``settings``."""
 
     def __init__(self, out: str | Path, settings: Mapping[str, Any]):
         out = Path(out)
@@ -168,13 +158,7 @@ class Partial:
 def for_extraction(
     job: Job, rows: Mapping[str, Sequence[int]], record: Mapping[str, Any]
 ) -> Partial | None:
-    """The :class:`Partial` of a backbone's extraction; None without a backbone.
-
-    Args:
-        job: the extraction.
-        rows: split -> the positions being extracted.
-        record: what the store will record about the backbone (provenance and ``extra``).
-    """
+    """The :class:`Partial` of a backbone's extraction of ``rows``; None without a backbone."""
     cfg, listing = job.cfg, job.listing
     if cfg is None:
         return None

@@ -1,8 +1,7 @@
-"""Classify new images with a trained head: the backbone recorded with it, then the head.
+"""Classify new images with a trained head and the backbone recorded with it.
 
-:func:`pipeline.backbones.models.rebuild` rebuilds the recorded backbone and preprocessing
-and refuses weights of another sha-256, so live features equal the cached ones. An image that
-cannot be decoded is reported; the others are still predicted.
+The backbone is rebuilt from the checkpoint and refuses weights of another sha-256, so live
+features equal the cached ones.
 """
 
 from __future__ import annotations
@@ -70,11 +69,7 @@ def find_images(inputs: Sequence[str | Path]) -> list[str]:
     """The image files named by ``inputs``: files as given, folders walked as stage one walks them.
 
     Raises:
-        DataError: an input does not exist, or no image was found at all.
-
-    Example:
-        >>> find_images(["data/hymenoptera_data/val"])[:1]
-        ['data/hymenoptera_data/val/ants/10308379_1b6c72e180.jpg']
+        DataError: an input does not exist, or no image was found.
     """
     if not inputs:
         raise DataError("no images given: name image files or folders")
@@ -113,7 +108,7 @@ def predict(
 
     Args:
         model_path: a ``model.pt`` written by ``pipeline.train_head``.
-        inputs: image files and folders (see :func:`find_images`).
+        inputs: image files and folders.
         weights: a state-dict file replacing the recorded weights.
         device: where the backbone runs; the head runs on CPU.
         batch_size: images per forward pass.
@@ -121,13 +116,6 @@ def predict(
 
     Returns:
         One :class:`Prediction` per image; an undecodable one has ``error`` set.
-
-    Raises:
-        PipelineError: a bad checkpoint, a missing input, or weights that do not match.
-
-    Example:
-        >>> [p.predicted for p in predict("runs/head/model.pt", ["bee.jpg"])]
-        ['bees']
     """
     import torch
 
@@ -164,12 +152,7 @@ def predict(
 
 
 def display_width(text: str) -> int:
-    """Terminal columns ``text`` takes (2 for a wide CJK character).
-
-    Example:
-        >>> display_width("蜜蜂.jpg"), len("蜜蜂.jpg")
-        (8, 6)
-    """
+    """Terminal columns ``text`` takes (2 for a wide CJK character)."""
     from wcwidth import wcswidth  # small; only when lines are formatted
 
     width = wcswidth(text)

@@ -1,7 +1,5 @@
 """The one interface of every source of a feature store: list, fingerprint, iterate.
 
-Image sources hand decoded images to a frozen backbone (an :class:`Encoder`); generated
-sources yield features directly. :func:`pipeline.extraction.loop.extract` does the rest.
 Needs neither torch nor torchvision.
 """
 
@@ -38,12 +36,7 @@ class Listing:
         return sum(len(r) for r in self.rows.values())
 
     def select(self, start: int, stop: int) -> dict[str, range]:
-        """Per split, the positions of rows ``start..stop-1`` of all splits in listing order.
-
-        Example:
-            >>> Listing(("a",), {"train": ["x", "y"], "val": ["z"]}, {}).select(1, 3)
-            {'train': range(1, 2), 'val': range(0, 1)}
-        """
+        """Per split, the positions of rows ``start..stop-1`` of all splits in listing order."""
         selected, offset = {}, 0
         for split, rows in self.rows.items():
             selected[split] = range(
@@ -75,9 +68,7 @@ class Encoder(Protocol):
 class Source(Protocol):
     """A source of rows and features.
 
-    Image folders also have ``check(listing, selection)`` (unreadable rows, before a backbone is
-    built) and ``data_dir`` (recorded for the report); the extraction loop looks them up with
-    ``getattr``.
+    Image folders also have ``check`` and ``data_dir``, looked up with ``getattr``.
     """
 
     #: The store's ``source`` attribute (``folder``, ``cifar10``, ``spiral``, ...).

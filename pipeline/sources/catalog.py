@@ -11,23 +11,14 @@ from pipeline.sources.folder import FolderSource
 
 
 def image_source(data: DataConfig) -> Source:
-    """The source of ``data.source`` over ``data.dir`` and ``data.splits``.
-
-    Raises:
-        DataError: CIFAR-10 files missing.
-        ConfigError: an unknown CIFAR-10 class name.
-    """
+    """The source of ``data.source`` over ``data.dir`` and ``data.splits``."""
     if data.source == "cifar10":
         return cifar10.Cifar10Source(data.dir, data.splits, data.classes)
     return FolderSource(data.dir, data.splits)
 
 
 def fetch(data: DataConfig) -> Path:
-    """Make sure ``data.dir`` holds the data set, downloading it if not; return ``data.dir``.
-
-    Raises:
-        DataError: the download, its checks or the layout failed (``data.dir`` untouched).
-    """
+    """Make sure ``data.dir`` holds the data set, downloading it if not; return ``data.dir``."""
     if data.source == "cifar10":
         return cifar10.fetch(data.dir)
     return download.fetch(data)

@@ -1,10 +1,7 @@
 """CIFAR-10 class pairs as a stage-one source: the paper's dogs/cats and planes/cars experiments.
 
-Reads torchvision's python layout in ``data.dir/cifar-10-batches-py`` (``data_batch_1..5`` ->
-train, ``test_batch`` -> val), keeps ``data.classes`` labelled 0..k-1 in that order, and names
-each row ``<batch file>/<index>``. The pickles are read by an unpickler that builds only plain
-types and arrays, so a planted file cannot run code; files that differ from the published MD5s
-are read with a warning, and :func:`fetch` refuses them.
+Reads torchvision's python files (train: ``data_batch_1..5``, val: ``test_batch``) with an
+unpickler that builds only plain types and arrays, so a planted file cannot run code.
 """
 
 from __future__ import annotations
@@ -56,7 +53,6 @@ PUBLISHED_MD5 = {
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
-    """``_codecs.encode`` as protocol-2 pickles use it for bytes: latin-1 only."""
     if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
         raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed")
     return text.encode("latin1")
@@ -93,11 +89,7 @@ class _PlainUnpickler(pickle.Unpickler):
 
 
 def _unpickle(path: Path) -> dict[str, Any]:
-    """A CIFAR-10 file read as data, never running code from it.
-
-    Raises:
-        DataError: unreadable, or a pickle that names anything but plain types.
-    """
+    """A CIFAR-10 file read as data (:class:`_PlainUnpickler`)."""
     try:
         with open(path, "rb") as fh:
             entry = _PlainUnpickler(fh, encoding="latin1").load()  # as torchvision reads them
@@ -121,11 +113,7 @@ def unpublished(folder: Path) -> list[str]:
 
 
 def batches_dir(data_dir: str | Path) -> Path:
-    """``data.dir/cifar-10-batches-py``, checked to hold every file.
-
-    Raises:
-        DataError: the folder or a file is missing.
-    """
+    """``data.dir/cifar-10-batches-py``, checked to hold every file."""
     folder = Path(data_dir) / FOLDER
     needed = [META_FILE, *(f for files in SPLIT_FILES.values() for f in files)]
     missing = [name for name in needed if not (folder / name).is_file()]
@@ -148,11 +136,7 @@ def label_names(folder: Path) -> list[str]:
 
 
 def class_indices(folder: Path, classes: Sequence[str]) -> list[int]:
-    """CIFAR-10 label of each name in ``classes``, in that order.
-
-    Raises:
-        ConfigError: a name that is not a CIFAR-10 class.
-    """
+    """CIFAR-10 label of each name in ``classes``, in that order."""
     names = label_names(folder)
     unknown = [c for c in classes if c not in names]
     if unknown:
@@ -164,13 +148,7 @@ def class_indices(folder: Path, classes: Sequence[str]) -> list[int]:
 
 
 def load_split(folder: Path, split: str, classes: Sequence[str]) -> Cifar10Split:
-    """The images of ``classes`` in ``split``, labelled 0..k-1 in the order of ``classes``.
-
-    Example:
-        >>> part = load_split(Path("data/cifar10/cifar-10-batches-py"), "val", ["cat", "dog"])
-        >>> part.images.shape, part.ids[0]
-        ((2000, 32, 32, 3), 'test_batch/0')
-    """
+    """The images of ``classes`` in ``split``, labelled 0..k-1 in the order of ``classes``."""
     if split not in SPLIT_FILES:
         raise ConfigError(f"data.splits: expected train and/or val for CIFAR-10; got {split!r}")
     wanted = class_indices(folder, classes)
@@ -202,8 +180,6 @@ def fingerprint(folder: Path, splits: Sequence[str]) -> str:
 
 
 class _ArrayImages:
-    """A map-style dataset over uint8 images: item i is ``(i, transform(image), None)``."""
-
     def __init__(self, images: np.ndarray, transform: Callable):
         self.images, self.transform = images, transform
 
@@ -217,7 +193,7 @@ class _ArrayImages:
 
 
 class Cifar10Source:
-    """``data.source: cifar10``: the images of ``classes`` in CIFAR-10's python files.
+    """``data.source: cifar10``: the images of ``classes``; rows are ``<batch file>/<index>``.
 
     Example:
         >>> Cifar10Source("data/cifar10", ("train", "val"), ("cat", "dog")).list().total
@@ -279,10 +255,7 @@ class Cifar10Source:
 
 
 def fetch(data_dir: str | Path) -> Path:
-    """Make sure ``data_dir`` holds CIFAR-10's files, downloading them with torchvision if not.
-
-    Returns:
-        ``data_dir`` as a Path.
+    """Make sure ``data_dir`` holds CIFAR-10, downloading it with torchvision if not.
 
     Raises:
         DataError: the download failed, or the files are not the published ones (MD5).
@@ -313,7 +286,6 @@ def fetch(data_dir: str | Path) -> Path:
 
 
 def _check_published(folder: Path) -> None:
-    """Refuse a CIFAR-10 folder whose files are not those of the published archive."""
     changed = unpublished(folder)
     if changed:
         raise DataError(

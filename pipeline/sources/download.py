@@ -1,8 +1,6 @@
-"""Download and unpack an image-folder data set into ``data.dir`` (a no-op when it is there).
+"""Download, check and unpack an image-folder data set into ``data.dir``.
 
-The archive is checked (``data.sha256``, zip CRCs, layout) and unpacked beside ``data.dir``,
-then renamed into place, so an error leaves nothing. :data:`MANIFEST` records the archive's
-and each image's sha256, and an existing ``data.dir`` is checked against it.
+Unpacked beside ``data.dir`` and renamed into place, so an error leaves nothing.
 """
 
 from __future__ import annotations
@@ -35,11 +33,7 @@ _REFETCH = "delete the folder and run `python -m pipeline.fetch_data` to downloa
 
 
 def download(url: str, dest: Path, *, timeout: float = 60.0) -> str:
-    """Stream ``url`` into ``dest``; return the SHA-256 of the bytes received.
-
-    Raises:
-        DataError: HTTP error, unreachable host, or a truncated download.
-    """
+    """Stream ``url`` into ``dest``; return the SHA-256 of the bytes received."""
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as fh:
@@ -81,7 +75,6 @@ def _unpack(archive: Path, into: Path, url: str) -> None:
 
 
 def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
-    """The folder holding the split folders: the unpacked folder or its single sub-folder."""
     if all((unpacked / s).is_dir() for s in splits):
         return unpacked
     subdirs = [p for p in unpacked.iterdir() if p.is_dir() and not p.name.startswith("__MACOSX")]
@@ -95,7 +88,6 @@ def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
 
 
 def _image_digests(root: Path, listing) -> dict[str, str]:
-    """Image path -> SHA-256 of its bytes, for every listed image."""
     return {rel: file_sha256(root / rel) for rows in listing.rows.values() for rel in rows}
 
 
@@ -119,7 +111,6 @@ def _read_manifest(target: Path) -> dict | None:
 
 
 def _check_existing(target: Path, data: DataConfig, listing) -> None:
-    """Check an existing ``data.dir`` against the digests recorded when it was unpacked."""
     record = _read_manifest(target)
     if record is None:
         if data.sha256 is not None:
@@ -159,15 +150,8 @@ def _check_existing(target: Path, data: DataConfig, listing) -> None:
 def fetch(data: DataConfig) -> Path:
     """Make sure ``data.dir`` holds the image folder; download and unpack it if absent.
 
-    An existing folder without :data:`MANIFEST` is refused when ``data.sha256`` is set, else
-    used with a warning.
-
-    Returns:
-        ``data.dir`` as a Path.
-
-    Raises:
-        DataError: download, checksum, archive or layout problems (``data.dir`` untouched), or
-            an existing ``data.dir`` whose images differ from the recorded ones.
+    An existing folder is checked against :data:`MANIFEST`; one without it is refused when
+    ``data.sha256`` is set, else used with a warning.
     """
     target = Path(data.dir)
     if target.exists():

@@ -1,8 +1,4 @@
-"""The image-folder source: ``<root>/<split>/<class>/.../<image>``, read as ImageFolder reads it.
-
-Sorted class folders of ``train`` give the labels; rows are image paths relative to the root.
-Needs neither torch nor torchvision.
-"""
+"""The image-folder source: ``<root>/<split>/<class>/.../<image>``, read as ImageFolder reads it."""
 
 from __future__ import annotations
 
@@ -70,19 +66,11 @@ EMPTY_HINT = (
 
 
 def scan(root: str | Path, splits: Sequence[str], *, allow_empty: bool = False) -> Listing:
-    """List the images of each split with ImageFolder semantics.
-
-    Args:
-        root: the data folder, holding one folder per split.
-        splits: split folder names; ``train`` defines the classes, the others must match.
-        allow_empty: list class folders without images in ``Listing.empty`` instead of raising.
-
-    Returns:
-        A :class:`~pipeline.sources.base.Listing`.
+    """List the images of each split; sorted class folders of ``train`` give the labels.
 
     Raises:
-        DataError: the root or a split is missing, a class folder has no images, or a split's
-            classes differ from train's.
+        DataError: the root or a split is missing, a class folder has no images (unless
+            ``allow_empty``), or a split's classes differ from train's.
 
     Example:
         >>> scan("data/hymenoptera_data", ["train", "val"]).rows["val"][0]
@@ -117,10 +105,7 @@ def scan(root: str | Path, splits: Sequence[str], *, allow_empty: bool = False) 
 
 
 def fingerprint(root: str | Path, listing: Listing) -> str:
-    """SHA-256 over every image's split, relative path, label, size and content.
-
-    Moving the data folder keeps it; renaming, adding, removing or editing an image changes it.
-    """
+    """SHA-256 over every image's split, relative path, label, size and content."""
     root = Path(root)
     digest = hashlib.sha256()
     digest.update(repr(listing.class_names).encode())
@@ -138,12 +123,7 @@ def fingerprint(root: str | Path, listing: Listing) -> str:
 def check(
     root: str | Path, listing: Listing, selection: Mapping[str, Sequence[int]] | None = None
 ) -> dict[str, dict[int, str]]:
-    """Decode every image cheaply, so every unreadable one is known before a backbone is built.
-
-    Args:
-        root: the data folder.
-        listing: its :func:`scan`.
-        selection: split -> the positions to check (a shard's); default all.
+    """Decode the ``selection`` (default all) cheaply before a backbone is built.
 
     Returns:
         split -> {position in ``listing.rows[split]``: why it cannot be decoded}.

@@ -1,15 +1,7 @@
 """The HDF5 feature store: the only interface between stage one and everything after it.
 
-Layout (format versions in :mod:`pipeline.store.meta`)::
-
-    /                  attributes (``REQUIRED_ATTRS``); ``complete = True`` written last
-    /<split>/features  (N, feature_dim) float32, or complex128 (QQ kets)
-    /<split>/labels    int64 (N,), index into ``class_names``
-    /<split>/paths     fixed-length utf-8 (N,), image path or row id
-
-Every dataset carries Fletcher-32 checksums, so a changed byte is a :class:`FeatureStoreError`.
-Writes are atomic and timestamp-free (same inputs, same bytes); every reader goes through
-:func:`load`, which checks attributes, shapes and dtypes before allocating anything.
+Files are written atomically without timestamps (same inputs, same bytes), every dataset with
+Fletcher-32 checksums; every reader goes through :func:`load`, which checks the file first.
 """
 
 from __future__ import annotations
@@ -62,7 +54,6 @@ def _h5py():
 
 
 def _feature_dtype(path: str | Path, splits: Mapping[str, SplitArrays]) -> str:
-    """complex128 when the features are complex, else float32; all splits must agree."""
     kinds = {name: np.iscomplexobj(s.features) for name, s in splits.items()}
     if len(set(kinds.values())) > 1:
         raise FeatureStoreError(
@@ -73,7 +64,6 @@ def _feature_dtype(path: str | Path, splits: Mapping[str, SplitArrays]) -> str:
 
 
 def _feature_dim(path: str | Path, splits: Mapping[str, SplitArrays]) -> int:
-    """The common feature width, checked with the row counts."""
     if not splits:
         raise FeatureStoreError(f"{path}: nothing to write (no splits)")
     first = np.asarray(next(iter(splits.values())).features)
@@ -108,20 +98,17 @@ def write(
     versions: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> StoreMeta:
-    """Write a complete feature store atomically.
+    """Write a complete feature store atomically; return its :class:`StoreMeta`.
 
     Args:
-        path: the target file; its folder is created.
-        splits: split name -> :class:`SplitArrays`. Real features are stored as float32,
-            complex ones as complex128; all splits must agree.
+        path: the target file.
+        splits: split name -> :class:`SplitArrays`; features all real (stored float32) or all
+            complex (complex128).
         class_names: label index -> class name.
         source, backbone, weights, weights_sha256, transform, dataset_fingerprint: provenance.
         skipped: ``{"path": ..., "error": ...}`` for each image left out.
         versions: library versions; defaults to :func:`library_versions`.
         extra: further JSON-serialisable metadata.
-
-    Returns:
-        The :class:`StoreMeta` of the written file.
     """
     h5py = _h5py()
     feature_dim = _feature_dim(path, splits)
@@ -156,12 +143,7 @@ def write(
 
 
 def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """Whole rows per chunk near :data:`CHUNK_BYTES`, in near-equal chunks.
-
-    Example:
-        >>> chunk_shape((159, 512), 4)
-        (80, 512)
-    """
+    """Whole rows per chunk near :data:`CHUNK_BYTES`, in near-equal chunks."""
     row_bytes = max(1, itemsize * int(np.prod(shape[1:], dtype=np.int64)))
     most = max(1, CHUNK_BYTES // row_bytes)
     count = max(1, -(-shape[0] // most))
@@ -169,7 +151,6 @@ def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 
 def _add_dataset(group, name: str, data: np.ndarray) -> None:
-    """A chunked dataset with Fletcher-32 checksums and no timestamps."""
     group.create_dataset(
         name,
         data=data,
@@ -250,11 +231,7 @@ def _meta_from(f, path: str | Path) -> StoreMeta:
 
 
 def read_meta(path: str | Path) -> StoreMeta:
-    """The metadata of a complete store (no arrays are read).
-
-    Raises:
-        FeatureStoreError: missing, not HDF5, incomplete, unknown version or malformed attributes.
-    """
+    """The metadata of a complete store (no arrays are read)."""
     with _open(path) as f:
         return _meta_from(f, path)
 
@@ -262,12 +239,9 @@ def read_meta(path: str | Path) -> StoreMeta:
 def load(path: str | Path, split: str) -> FeatureSplit:
     """Read one split of a feature store, checking the file first.
 
-    Returns:
-        A :class:`FeatureSplit`: features (N, D) float32 or complex128, labels (N,), paths, meta.
-
     Raises:
-        FeatureStoreError: missing, incomplete, unknown version, malformed, no such split, a
-            failed checksum, labels out of range or non-finite features.
+        FeatureStoreError: missing, incomplete or malformed file, no such split, a failed
+            checksum, labels out of range or non-finite features.
 
     Example:
         >>> load("features/hymenoptera-resnet18.h5", "train").features.shape
@@ -288,12 +262,7 @@ def load_splits(path: str | Path, splits: Sequence[str]) -> dict[str, FeatureSpl
 
 
 def verify(path: str | Path) -> StoreMeta:
-    """Check the attributes, the layout and every chunk's checksum; return the metadata.
-
-    Raises:
-        FeatureStoreError: anything :func:`load` refuses, extra groups or datasets, or a
-            path listed twice.
-    """
+    """Check the attributes, the layout and every chunk's checksum; return the metadata."""
     with _open(path) as f:
         meta = _meta_from(f, path)
         extra_groups = sorted(set(f.keys()) - set(meta.splits))

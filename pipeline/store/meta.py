@@ -1,7 +1,6 @@
-"""A feature store's root attributes: format versions, :class:`StoreMeta`, and their checks.
+"""A feature store's root attributes (:class:`StoreMeta`) and their checks.
 
-Format versions: 1 float32, no checksums; 2 adds ``feature_dtype``; 3 (written now) adds
-Fletcher-32 checksums on every dataset and fixed-length UTF-8 paths.
+Format versions: 1 float32; 2 adds ``feature_dtype``; 3 adds Fletcher-32 checksums.
 """
 
 from __future__ import annotations
@@ -101,11 +100,7 @@ class StoreMeta:
         return self.extra.get(SHARD_KEY)
 
     def require_whole(self) -> None:
-        """Raise unless this is a whole store (stage two refuses shards).
-
-        Raises:
-            FeatureStoreError: it is one shard of an extraction.
-        """
+        """Raise :class:`FeatureStoreError` for a shard (stage two refuses them)."""
         if self.shard:
             raise FeatureStoreError(
                 f"feature store {self.path!r} is shard {self.shard['index']}/"
@@ -249,7 +244,6 @@ def _version(attrs, path: str) -> int:
 
 
 def _declared_dtype(attrs, version: int, path: str) -> str:
-    """float32 for version 1, else the ``feature_dtype`` attribute."""
     if version == 1:
         if "feature_dtype" in attrs:
             raise FeatureStoreError(
@@ -267,11 +261,7 @@ def _declared_dtype(attrs, version: int, path: str) -> str:
 
 
 def meta_from_attrs(attrs, path: str) -> StoreMeta:
-    """The :class:`StoreMeta` of a file's root attributes, every value checked first.
-
-    Raises:
-        FeatureStoreError: incomplete, unknown version, or an attribute missing or malformed.
-    """
+    """The :class:`StoreMeta` of a file's root attributes, every value checked first."""
     _complete(attrs, path)
     version = _version(attrs, path)
     missing = [k for k in REQUIRED_ATTRS if k not in attrs]

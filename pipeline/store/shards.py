@@ -1,8 +1,4 @@
-"""Shards of a feature store: parts of one extraction, and merging them back.
-
-Shard K/N (``python -m pipeline.extract --shard K/N``) holds the K-th of N contiguous ranges of
-the rows in listing order, recorded in ``extra["shard"]``.
-"""
+"""Shards of a feature store (``--shard K/N``: K-th of N contiguous row ranges) and their merge."""
 
 from __future__ import annotations
 
@@ -100,13 +96,6 @@ _SHARD_SAME = (
 def merge(out: str | Path, shards: Sequence[str | Path]) -> StoreMeta:
     """Join the shards of one extraction into the store a single process would have written.
 
-    Args:
-        out: the merged store to write.
-        shards: the shard files, in any order.
-
-    Returns:
-        The :class:`StoreMeta` of ``out``.
-
     Raises:
         FeatureStoreError: a file is not a shard, or the shards come from different
             extractions, overlap, or miss images.
@@ -150,7 +139,6 @@ def _shard_record(path: str | Path, meta: StoreMeta) -> dict[str, int]:
 
 
 def _shard_order(shards: Sequence[str | Path], records: Sequence[dict[str, int]]) -> list[int]:
-    """Positions of the shard files in shard order; each shard 1..N exactly once."""
     first = records[0]
     by_index: dict[int, int] = {}
     for i, (path, record) in enumerate(zip(shards, records, strict=True)):
@@ -205,7 +193,6 @@ def _check_same_extraction(
 def _load_shard(
     path: str | Path, meta: StoreMeta, record: dict[str, int], seen: dict[str, str]
 ) -> dict[str, FeatureSplit]:
-    """A shard's splits, checked to cover its range and share no image with earlier ones."""
     loaded = load_splits(path, meta.splits)
     rows = sum(len(part) for part in loaded.values())
     span = record["stop"] - record["start"]

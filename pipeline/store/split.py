@@ -56,7 +56,6 @@ def _check_paths_dtype(ds, meta: StoreMeta, split: str) -> None:
 
 
 def _check_declared(datasets: dict, meta: StoreMeta, split: str, file_size: int) -> int:
-    """The row count, after checking each dataset's declared shape, dtype, size and filter."""
     features, labels, paths = (datasets[k] for k in DATASETS)
     if labels.dtype != np.int64 or labels.ndim != 1:
         raise _error(
@@ -118,12 +117,7 @@ def _decode(raw: np.ndarray, meta: StoreMeta, split: str) -> list[str]:
 
 
 def read_split(f, meta: StoreMeta, split: str) -> FeatureSplit:
-    """Read one split of the open file ``f`` whose attributes gave ``meta``.
-
-    Raises:
-        FeatureStoreError: a missing or malformed dataset, a failed checksum, labels out of
-            range, or NaN or inf features.
-    """
+    """Read one split of the open file ``f``; declared shapes and sizes are checked first."""
     import h5py
 
     path = meta.path

@@ -1,8 +1,5 @@
 """Mean ± std over seeds: the one table that compares settings across runs.
 
-Runs are flat mappings of settings and metrics, grouped by every setting except those
-averaged over; std is the sample standard deviation (0 for a single run).
-
 Example:
     >>> runs = [{"train.head": "quantum", "train.seed": s, "best_val_acc": a}
     ...         for s, a in enumerate([0.9, 0.8])]
@@ -51,18 +48,11 @@ def summarize(
     over: Sequence[str] = ("train.seed",),
     settings: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Group runs by their settings; mean ± std of each metric per group.
-
-    Args:
-        runs: flat rows (see :func:`run_record`).
-        metrics: the numeric columns to summarise.
-        over: the columns averaged over.
-        settings: the grouping columns; by default every column that is not a metric, a
-            result or in ``over``.
+    """Group runs by ``settings`` (default: every column not a metric, result or in ``over``).
 
     Returns:
         One dict per group, in first-seen order: the settings, ``n``, and per metric
-        ``{"mean": ..., "std": ...}``.
+        ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
     """
     runs = list(runs)
     if settings is None:

@@ -1,8 +1,5 @@
-"""A sweep's folder between its runs: pending rows and saved models.
-
-Each finished run's row is written at once to ``<out>/.rows/<run_id>.json`` and folded into
-``results.csv`` later, so a killed sweep loses no finished run; a model without an ok row is
-removed and its run trained again.
+"""A sweep's folder between its runs: each finished run's row kept at once, so a killed sweep
+loses no run, and models without an ok row removed.
 """
 
 from __future__ import annotations
