@@ -1,6 +1,8 @@
 """Write the paper's generated data sets as feature stores, unless up to date.
 
-python -m pipeline.datasets {spiral,qc,qq} [--params params-spiral.yaml] [--force]
+    python -m pipeline.datasets {spiral,qc,qq} [--params params-spiral.yaml] [--force]
+
+Stage two only reads these stores; see docs/paper.md.
 """
 
 from __future__ import annotations

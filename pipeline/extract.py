@@ -1,7 +1,9 @@
 """Stage one: run a frozen backbone once over the images and store their features.
 
-python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
-    [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
+    python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
+        [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
+
+Shards merge with ``python -m pipeline.features merge``; see docs/extraction.md.
 """
 
 from __future__ import annotations

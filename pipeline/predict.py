@@ -1,7 +1,9 @@
 """Classify new images with a trained head and the backbone recorded with it.
 
-python -m pipeline.predict IMAGE_OR_DIR ... [--model runs/head/model.pt] [--json]
-                           [--weights FILE] [--params params.yaml] [--set extract.device=cpu]
+    python -m pipeline.predict IMAGE_OR_DIR ... [--model runs/head/model.pt] [--json]
+                               [--weights FILE] [--params params.yaml] [--set extract.device=cpu]
+
+Prints one line per image, or a JSON list; see docs/prediction.md.
 """
 
 from __future__ import annotations
