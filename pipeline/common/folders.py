@@ -42,11 +42,7 @@ def lock_path(folder: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[None]:
-    """Hold the lock of ``folder`` inside the block; ``wait`` for another holder or refuse.
-
-    Raises:
-        FolderBusyError: another process holds the lock and ``wait`` is false.
-    """
+    """Hold the lock of ``folder`` in the block; ``wait`` for it, else :class:`FolderBusyError`."""
     import filelock  # only where a folder is written
 
     path = lock_path(folder)
@@ -175,11 +171,7 @@ def metrics_beside(model_path: str | Path) -> dict[str, Any] | None:
 
 
 def check_pair(model_path: str | Path, metrics: dict[str, Any] | None) -> None:
-    """Refuse a ``model.pt`` that is not the one its ``metrics.json`` (read first) records.
-
-    Raises:
-        MixedRunError: ``metrics.json`` records another ``model.pt`` digest.
-    """
+    """Raise :class:`MixedRunError` unless ``metrics`` (read first) records this ``model.pt``."""
     model_path = Path(model_path)
     recorded = metrics.get(MODEL_DIGEST_KEY) if isinstance(metrics, dict) else None
     if recorded is None:

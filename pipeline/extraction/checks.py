@@ -64,10 +64,6 @@ def checked_rows(
 
     Returns:
         (split -> positions to extract, [(split, position, reason)] skipped).
-
-    Raises:
-        DataError: empty class folders, undecodable images with ``on_bad_image: error``, or a
-            class or split left empty by skipping.
     """
     check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
     bad = check(listing, selection) if check is not None and cfg is not None else {}

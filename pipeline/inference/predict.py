@@ -66,11 +66,7 @@ class Prediction:
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[str]:
-    """The image files named by ``inputs``: files as given, folders walked as stage one walks them.
-
-    Raises:
-        DataError: an input does not exist, or no image was found.
-    """
+    """The image files named by ``inputs``: files as given, folders walked as stage one does."""
     if not inputs:
         raise DataError("no images given: name image files or folders")
     found: list[str] = []
@@ -107,11 +103,8 @@ def predict(
     """Classify image files with a trained head and the backbone recorded with it.
 
     Args:
-        model_path: a ``model.pt`` written by ``pipeline.train_head``.
-        inputs: image files and folders.
         weights: a state-dict file replacing the recorded weights.
         device: where the backbone runs; the head runs on CPU.
-        batch_size: images per forward pass.
         workers: image-decoding processes.
 
     Returns:

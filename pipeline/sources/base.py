@@ -1,7 +1,4 @@
-"""The one interface of every source of a feature store: list, fingerprint, iterate.
-
-Needs neither torch nor torchvision.
-"""
+"""The one interface of every source of a feature store (needs neither torch nor torchvision)."""
 
 from __future__ import annotations
 
@@ -17,9 +14,7 @@ class Listing:
     """What a source holds, in the order the store keeps it.
 
     Args:
-        class_names: label index -> class name.
         rows: split -> row names (image paths relative to the data folder, or row ids).
-        labels: split -> (N,) int64 label of each row.
         ignored: split -> files seen that are not rows.
         empty: a line for each class folder without images.
     """
@@ -66,10 +61,7 @@ class Encoder(Protocol):
 
 
 class Source(Protocol):
-    """A source of rows and features.
-
-    Image folders also have ``check`` and ``data_dir``, looked up with ``getattr``.
-    """
+    """A source of rows and features; image folders also have ``check`` and ``data_dir``."""
 
     #: The store's ``source`` attribute (``folder``, ``cifar10``, ``spiral``, ...).
     kind: str

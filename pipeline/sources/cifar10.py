@@ -193,12 +193,7 @@ class _ArrayImages:
 
 
 class Cifar10Source:
-    """``data.source: cifar10``: the images of ``classes``; rows are ``<batch file>/<index>``.
-
-    Example:
-        >>> Cifar10Source("data/cifar10", ("train", "val"), ("cat", "dog")).list().total
-        12000
-    """
+    """``data.source: cifar10``: the images of ``classes``; rows are ``<batch file>/<index>``."""
 
     kind = "cifar10"
     needs_backbone = True
@@ -255,11 +250,7 @@ class Cifar10Source:
 
 
 def fetch(data_dir: str | Path) -> Path:
-    """Make sure ``data_dir`` holds CIFAR-10, downloading it with torchvision if not.
-
-    Raises:
-        DataError: the download failed, or the files are not the published ones (MD5).
-    """
+    """Make sure ``data_dir`` holds the published CIFAR-10 files, downloading them if not."""
     target = Path(data_dir)
     try:
         folder = batches_dir(target)

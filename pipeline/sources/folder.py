@@ -68,10 +68,6 @@ EMPTY_HINT = (
 def scan(root: str | Path, splits: Sequence[str], *, allow_empty: bool = False) -> Listing:
     """List the images of each split; sorted class folders of ``train`` give the labels.
 
-    Raises:
-        DataError: the root or a split is missing, a class folder has no images (unless
-            ``allow_empty``), or a split's classes differ from train's.
-
     Example:
         >>> scan("data/hymenoptera_data", ["train", "val"]).rows["val"][0]
         'val/ants/10308379_1b6c72e180.jpg'
@@ -123,11 +119,7 @@ def fingerprint(root: str | Path, listing: Listing) -> str:
 def check(
     root: str | Path, listing: Listing, selection: Mapping[str, Sequence[int]] | None = None
 ) -> dict[str, dict[int, str]]:
-    """Decode the ``selection`` (default all) cheaply before a backbone is built.
-
-    Returns:
-        split -> {position in ``listing.rows[split]``: why it cannot be decoded}.
-    """
+    """Decode the ``selection`` (default all) cheaply: split -> {position: why it fails}."""
     root = Path(root)
     if selection is None:
         selection = {split: range(len(rows)) for split, rows in listing.rows.items()}
@@ -161,12 +153,7 @@ class ImageFiles:
 
 
 class FolderSource:
-    """``data.source: folder``: the images under ``root`` for ``splits``.
-
-    Example:
-        >>> FolderSource("data/hymenoptera_data", ("train", "val")).list().class_names
-        ('ants', 'bees')
-    """
+    """``data.source: folder``: the images under ``root`` for ``splits``."""
 
     kind = "folder"
     needs_backbone = True

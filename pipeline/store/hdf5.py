@@ -100,15 +100,8 @@ def write(
 ) -> StoreMeta:
     """Write a complete feature store atomically; return its :class:`StoreMeta`.
 
-    Args:
-        path: the target file.
-        splits: split name -> :class:`SplitArrays`; features all real (stored float32) or all
-            complex (complex128).
-        class_names: label index -> class name.
-        source, backbone, weights, weights_sha256, transform, dataset_fingerprint: provenance.
-        skipped: ``{"path": ..., "error": ...}`` for each image left out.
-        versions: library versions; defaults to :func:`library_versions`.
-        extra: further JSON-serialisable metadata.
+    Real features are stored as float32, complex ones as complex128; ``skipped`` lists
+    ``{"path", "error"}`` of each image left out, ``extra`` further JSON metadata.
     """
     h5py = _h5py()
     feature_dim = _feature_dim(path, splits)
@@ -238,10 +231,6 @@ def read_meta(path: str | Path) -> StoreMeta:
 
 def load(path: str | Path, split: str) -> FeatureSplit:
     """Read one split of a feature store, checking the file first.
-
-    Raises:
-        FeatureStoreError: missing, incomplete or malformed file, no such split, a failed
-            checksum, labels out of range or non-finite features.
 
     Example:
         >>> load("features/hymenoptera-resnet18.h5", "train").features.shape

@@ -97,8 +97,7 @@ def merge(out: str | Path, shards: Sequence[str | Path]) -> StoreMeta:
     """Join the shards of one extraction into the store a single process would have written.
 
     Raises:
-        FeatureStoreError: a file is not a shard, or the shards come from different
-            extractions, overlap, or miss images.
+        FeatureStoreError: not shards of one extraction, overlapping, or missing images.
     """
     if not shards:
         raise FeatureStoreError("merge: expected at least one shard file")
