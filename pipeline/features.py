@@ -1,8 +1,7 @@
-"""Inspect, check and merge feature stores (:mod:`pipeline.store`).
+"""Inspect, check and merge feature stores.
 
-python -m pipeline.features info FILE            # counts per split and class, and the metadata
-python -m pipeline.features verify FILE          # exit non-zero unless complete and sound
-                                                 # (reads every byte; checks every checksum)
+python -m pipeline.features info FILE            # counts per split and class, metadata
+python -m pipeline.features verify FILE          # non-zero exit unless every checksum matches
 python -m pipeline.features merge OUT SHARD...   # join the shards of one extraction
 """
 

@@ -26,8 +26,7 @@ class BadImageError(DataError):
         self.reason = reason
 
     def __reduce__(self):
-        # Rebuilt from (path, reason), not from the message: errors raised in Dask workers and
-        # subprocesses are pickled on their way back.
+        # Pickled back from Dask workers: rebuild from (path, reason).
         return (self.__class__, (self.path, self.reason))
 
 
@@ -58,12 +57,7 @@ _ADVICE = {
 
 
 def describe_os_error(exc: OSError, *, advice: bool = True) -> str:
-    """One line for an OSError: the path(s), the cause, and (``advice``) what to do.
-
-    Example:
-        >>> describe_os_error(OSError(errno.EROFS, "Read-only file system", "runs/m.pt"))
-        'runs/m.pt: Read-only file system; the file system is read-only: choose a writable folder'
-    """
+    """One line for an OSError: the path(s), the cause, and (``advice``) what to do."""
     paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
     cause = exc.strerror or str(exc) or type(exc).__name__
     todo = _ADVICE.get(exc.errno or -1) if advice else None

@@ -20,9 +20,7 @@ _HASH_CHUNK = 1 << 20
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left as it was; an
-    OSError that names no file, or the temporary one, names ``target``. The target's folder is
-    created if needed.
+    On an exception the temporary file is removed and ``target`` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -41,11 +39,7 @@ def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
 
 
 def _new_temp_file(target: Path, suffix: str) -> Path:
-    """Create an empty, unused file beside ``target`` with the usual permissions.
-
-    Unlike ``tempfile.mkstemp`` (mode 0600), the mode is 0666 less the umask, so the final
-    file gets the permissions any other new file would.
-    """
+    """An empty new file beside ``target``, mode 0666 less the umask (unlike ``mkstemp``)."""
     while True:
         path = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
         try:
@@ -56,10 +50,7 @@ def _new_temp_file(target: Path, suffix: str) -> Path:
 
 
 def remove_stale_temps(target: str | Path, suffix: str = ".tmp") -> list[Path]:
-    """Remove the temporary files of :func:`atomic_path` writes of ``target`` that were killed.
-
-    Only for a caller that holds the lock of ``target``: no other write of it is under way.
-    """
+    """Remove the temporary files of killed writes of ``target`` (hold its lock)."""
     target = Path(target)
     stale = sorted(target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"))
     for path in stale:
@@ -80,11 +71,7 @@ def write_bytes(target: str | Path, data: bytes) -> None:
 
 
 def write_all(outputs: Mapping[Path, bytes]) -> None:
-    """Write several files together: every temporary file first, then the renames.
-
-    A write that fails (a full disk) leaves every target as it was: never some new files
-    beside old ones.
-    """
+    """Write several files together: all temporary files first, then the renames."""
     with contextlib.ExitStack() as stack:
         temps = [(target, stack.enter_context(atomic_path(target))) for target in outputs]
         for target, tmp in temps:
@@ -96,7 +83,6 @@ def write_all(outputs: Mapping[Path, bytes]) -> None:
 
 
 def _finite(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by None (JSON's null)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
@@ -107,23 +93,12 @@ def _finite(value: Any) -> Any:
 
 
 def json_text(value: Any, indent: int | None = 2) -> str:
-    """``value`` as strict JSON and a final newline: a NaN or infinity (a value that is
-    missing or undefined) becomes null, never the bare ``NaN`` that is not JSON.
-
-    Example:
-        >>> json_text({"best_val_acc": float("nan")}, indent=None)
-        '{"best_val_acc": null}\n'
-    """
+    """``value`` as strict JSON and a newline; NaN and infinities become null."""
     return json.dumps(_finite(value), indent=indent, allow_nan=False) + "\n"
 
 
 def json_sha256(value: Any) -> str:
-    """SHA-256 of ``value`` as JSON with sorted keys: the same digest for equal settings.
-
-    Example:
-        >>> json_sha256({"b": 1, "a": 2}) == json_sha256({"a": 2, "b": 1})
-        True
-    """
+    """SHA-256 of ``value`` as JSON with sorted keys."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 

@@ -1,16 +1,4 @@
-"""Output folders: one writer at a time, a run folder replaced as one, and runs checked whole.
-
-* :func:`locked`: a lock file beside a folder (``.<name>.lock``, held with ``filelock``); a
-  second writer waits or is refused, with a message naming the folder.
-* :func:`replace_folder`: the new contents go into a sibling temporary folder, which is then
-  swapped in with renames (an atomic exchange where the system has one), so a reader finds the
-  old folder or the new one, never a mix. Files of the old folder that the writer does not
-  make (later stages' plots, DVC's ``.gitignore``) are carried over as hard links. A swap
-  killed part-way leaves the old or the new folder in place; :func:`recover` (run first by
-  every swap) removes what it left beside it.
-* :func:`check_pair`: ``metrics.json`` records the SHA-256 of the ``model.pt`` written with
-  it (:data:`MODEL_DIGEST_KEY`); a reader refuses a folder where the two differ.
-"""
+"""Output folders: one writer at a time, a run folder swapped in as one, runs checked whole."""
 
 from __future__ import annotations
 
@@ -54,21 +42,7 @@ def lock_path(folder: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(folder: str | Path, what: str, *, wait: bool = False) -> Iterator[None]:
-    """Hold the lock of ``folder`` inside the block.
-
-    Args:
-        folder: the output folder (it need not exist yet).
-        what: the writer, for messages ("sweep", "train_head").
-        wait: wait for another holder (with a log line) instead of refusing.
-
-    Raises:
-        FolderBusyError: another process holds the lock and ``wait`` is false.
-        OSError: the lock file cannot be created (a read-only or missing parent).
-
-    Example:
-        >>> with locked("runs/sweep", "sweep"):
-        ...     pass  # write results.csv
-    """
+    """Hold the lock of ``folder`` in the block; ``wait`` for it, else :class:`FolderBusyError`."""
     import filelock  # only where a folder is written
 
     path = lock_path(folder)
@@ -95,11 +69,7 @@ def _siblings(folder: Path, suffix: str) -> list[Path]:
 
 
 def recover(folder: str | Path) -> None:
-    """Clean up after a swap of ``folder`` that was killed part-way (hold its lock).
-
-    A temporary folder (``.<name>.<token>.new``) is removed; a moved-away old folder
-    (``.<name>.<token>.old``) is put back when ``folder`` is missing, else removed.
-    """
+    """Clean up after a killed swap of ``folder``; its old copy returns if it is missing."""
     folder = Path(os.path.abspath(folder))
     for path in _siblings(folder, _NEW):
         log.info("removing %s, left by an interrupted write of %s", path, folder)
@@ -120,7 +90,6 @@ def _link_or_copy(src: str, dst: str) -> None:
 
 
 def _carry_over(old: Path, new: Path) -> None:
-    """Hard-link every entry of ``old`` that ``new`` does not have into ``new``."""
     for entry in old.iterdir():
         target = new / entry.name
         if target.exists() or target.is_symlink():
@@ -134,7 +103,7 @@ def _carry_over(old: Path, new: Path) -> None:
 
 
 def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (Linux ``renameat2(RENAME_EXCHANGE)``); False if unsupported."""
+    """Swap two paths atomically (Linux ``renameat2``); False if unsupported."""
     if not sys.platform.startswith("linux"):
         return False
     renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
@@ -152,17 +121,8 @@ def _exchange(a: Path, b: Path) -> bool:
 def replace_folder(folder: str | Path, write: Callable[[Path], Any]) -> Path:
     """Make ``folder`` anew with ``write(tmp)`` and swap it in as one (hold its lock).
 
-    Args:
-        folder: the output folder; made when missing.
-        write: writes the new contents into the empty temporary folder it is given.
-
-    Returns:
-        ``folder``.
-
-    Raises:
-        OSError: a write or a rename failed; ``folder`` is left as it was and the temporary
-            folder is removed.
-        PipelineError: ``folder`` is the current folder or one above it.
+    Readers see the old folder or the new one, never a mix; old files that ``write`` does not
+    make are carried over as hard links. On an error ``folder`` is left as it was.
     """
     folder = Path(os.path.abspath(folder))
     if folder.is_symlink():  # replace the folder it points to, and keep the link
@@ -202,10 +162,7 @@ def replace_folder(folder: str | Path, write: Callable[[Path], Any]) -> Path:
 
 
 def metrics_beside(model_path: str | Path) -> dict[str, Any] | None:
-    """The ``metrics.json`` beside ``model_path``, or None when there is none readable.
-
-    Read it before the model, then :func:`check_pair` after: a swap in between is then seen.
-    """
+    """The ``metrics.json`` beside ``model_path``, or None; read it before the model."""
     try:
         metrics = json.loads(Path(model_path).with_name("metrics.json").read_text("utf-8"))
     except (OSError, ValueError):
@@ -214,17 +171,7 @@ def metrics_beside(model_path: str | Path) -> dict[str, Any] | None:
 
 
 def check_pair(model_path: str | Path, metrics: dict[str, Any] | None) -> None:
-    """Refuse a ``model.pt`` that is not the one its ``metrics.json`` was written with.
-
-    Args:
-        model_path: the run's ``model.pt``, already read by the caller.
-        metrics: its ``metrics.json``, read before the model (None: nothing to check).
-
-    Raises:
-        MixedRunError: ``metrics.json`` records another ``model.pt`` digest.
-
-    A ``metrics.json`` that records no digest (an older run) passes.
-    """
+    """Raise :class:`MixedRunError` unless ``metrics`` (read first) records this ``model.pt``."""
     model_path = Path(model_path)
     recorded = metrics.get(MODEL_DIGEST_KEY) if isinstance(metrics, dict) else None
     if recorded is None:

@@ -1,10 +1,6 @@
-"""Path templates: ``{block.key}`` filled with one scalar value of the params, nothing more.
+"""Path templates: ``{block.key}`` filled with one scalar of the params, nothing more.
 
-A template is data, not code: ``str.format`` would follow attribute chains, indexes,
-conversions and format specs (``{train.__class__.__name__}``, ``{train.lr!r}``,
-``{train.lr:>99}``) into the program's objects. Here a placeholder names one field of one
-block, and its value must be a string, a number or a boolean; anything else is a
-:class:`~pipeline.common.errors.ConfigError`. ``{{`` and ``}}`` stand for literal braces.
+Unlike ``str.format``, a template cannot reach into the program's objects.
 """
 
 from __future__ import annotations
@@ -30,7 +26,6 @@ def _error(key: str, template: str, why: str, blocks: Mapping[str, Any]) -> Conf
 
 
 def _value(name: str, blocks: Mapping[str, Any]) -> Any:
-    """The value of ``block.key``; a LookupError when the block or its field does not exist."""
     block_name, field_name = name.split(".")
     if block_name not in blocks:
         raise LookupError(f"no block {block_name!r}")
@@ -44,18 +39,9 @@ def _value(name: str, blocks: Mapping[str, Any]) -> Any:
 def expand(template: str, blocks: Mapping[str, Any], key: str = "path") -> str:
     """Fill the ``{block.key}`` placeholders of ``template`` from ``blocks`` (dataclasses).
 
-    Args:
-        template: e.g. ``"runs/{train.head}-seed{train.seed}"``.
-        blocks: block name -> its config dataclass.
-        key: the params key the template comes from (for messages).
-
-    Returns:
-        The template with every placeholder replaced by ``str`` of its scalar value.
-
     Raises:
-        ConfigError: unbalanced braces, a placeholder that is not ``block.key`` (attribute
-            chains, indexes, conversions ``!r``, format specs ``:>9``), an unknown block or key,
-            or a value that is not a string, number or boolean.
+        ConfigError: not a plain ``{block.key}``, an unknown block or key, or a value that is
+            not a string, number or boolean.
 
     Example:
         >>> expand("f/{spiral.turns}.h5", {"spiral": SpiralConfig()})

@@ -1,13 +1,4 @@
-"""Stage one's checks of the rows before any backbone is built.
-
-An image folder (a source with a ``check(listing, selection)`` method,
-:meth:`pipeline.sources.folder.FolderSource.check`) has every image decoded cheaply in one
-pass. One error names every class folder without images and, with ``extract.on_bad_image:
-error``, every image that cannot be decoded (:data:`MAX_LISTED` of them, then a count) and the
-way past (:data:`SKIP_HINT`), so that one run shows every problem of the folder; with
-``skip`` undecodable images are left out, and a class or a split that is left without images
-is refused.
-"""
+"""Stage one's checks of the rows before any backbone is built: every problem in one error."""
 
 from __future__ import annotations
 
@@ -30,14 +21,7 @@ MAX_LISTED = 20  # bad images named in one error; the rest are counted
 
 
 def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
-    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order.
-
-    Example:
-        >>> source = FolderSource("d", ["train"])
-        >>> print(bad_images_error(source, [("train/a/x.jpg", "truncated")]))
-        1 image cannot be decoded (extract.on_bad_image is 'error'); set ...:
-          d/train/a/x.jpg: truncated
-    """
+    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order."""
     lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
     if len(bad) > MAX_LISTED:
         lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
@@ -48,8 +32,7 @@ def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
 
 
 def problems_error(source: Source, empty: tuple[str, ...], bad: list[tuple[str, str]]) -> DataError:
-    """One error for every class folder without images (``empty``, the lines of
-    :attr:`Listing.empty`) and every undecodable image (``bad``, as :func:`bad_images_error`)."""
+    """One error for every empty class folder and every undecodable image."""
     parts = []
     if empty:
         parts.append(
@@ -75,28 +58,12 @@ def checked_rows(
     *,
     whole: bool,
 ) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
-    """The positions of each split to extract, after one pass over every selected image.
+    """The positions of each split to extract, after decoding every selected image once.
 
-    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
-    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
-    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
-    left without images in a split is an error.
-
-    Args:
-        source, listing: the rows.
-        selection: split -> the positions to extract (all, or a shard's).
-        cfg: the bad-image policy; None for a source without a backbone (nothing is checked).
-        whole: the whole store, not a shard (a shard may lack a class).
+    ``cfg`` None (no backbone) checks nothing; ``whole`` False (a shard) may lack a class.
 
     Returns:
         (split -> positions to extract, [(split, position, reason)] skipped).
-
-    Raises:
-        DataError: class folders without images and undecodable images with
-            ``on_bad_image: error``, all in one message; or a class or split left empty.
-
-    Example:
-        >>> rows, skipped = checked_rows(source, listing, {"train": range(6)}, cfg, whole=True)
     """
     check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
     bad = check(listing, selection) if check is not None and cfg is not None else {}

@@ -1,11 +1,6 @@
-"""Download and unpack an image-folder data set into ``data.dir`` (a no-op when it is there).
+"""Download, check and unpack an image-folder data set into ``data.dir``.
 
-The archive at ``data.url`` (http(s) or file://) is downloaded with a progress bar, checked
-(``data.sha256`` when set, zip integrity, the ``<split>/<class>/<image>`` layout for
-``data.splits``) and unpacked into a temporary folder beside ``data.dir``, which is then renamed
-into place: on any error nothing is left in ``data.dir``. The folder records the archive's
-sha256 and each image's (:data:`MANIFEST`), and an existing ``data.dir`` is checked against
-that record before it is accepted.
+Unpacked beside ``data.dir`` and renamed into place, so an error leaves nothing.
 """
 
 from __future__ import annotations
@@ -32,17 +27,13 @@ from pipeline.sources import folder
 log = logging.getLogger("pipeline")
 
 _CHUNK = 1 << 16
-#: Written into ``data.dir`` when a checked archive is unpacked: its sha256 and each image's.
+#: The sha256 of the archive and of each image, written into ``data.dir`` on unpacking.
 MANIFEST = ".fetch-sha256.json"
 _REFETCH = "delete the folder and run `python -m pipeline.fetch_data` to download it again"
 
 
 def download(url: str, dest: Path, *, timeout: float = 60.0) -> str:
-    """Stream ``url`` into ``dest``; return the SHA-256 of the bytes received.
-
-    Raises:
-        DataError: HTTP error, unreachable host, or fewer bytes than Content-Length announced.
-    """
+    """Stream ``url`` into ``dest``; return the SHA-256 of the bytes received."""
     digest = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as fh:
@@ -84,7 +75,6 @@ def _unpack(archive: Path, into: Path, url: str) -> None:
 
 
 def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
-    """The folder holding the split folders: the unpacked folder or its single sub-folder."""
     if all((unpacked / s).is_dir() for s in splits):
         return unpacked
     subdirs = [p for p in unpacked.iterdir() if p.is_dir() and not p.name.startswith("__MACOSX")]
@@ -98,7 +88,6 @@ def _data_root(unpacked: Path, splits: Sequence[str]) -> Path:
 
 
 def _image_digests(root: Path, listing) -> dict[str, str]:
-    """Image path (relative, POSIX) -> SHA-256 of its bytes, for every listed image."""
     return {rel: file_sha256(root / rel) for rows in listing.rows.values() for rel in rows}
 
 
@@ -122,7 +111,6 @@ def _read_manifest(target: Path) -> dict | None:
 
 
 def _check_existing(target: Path, data: DataConfig, listing) -> None:
-    """Check an existing ``data.dir`` against the digests recorded when it was unpacked."""
     record = _read_manifest(target)
     if record is None:
         if data.sha256 is not None:
@@ -160,20 +148,10 @@ def _check_existing(target: Path, data: DataConfig, listing) -> None:
 
 
 def fetch(data: DataConfig) -> Path:
-    """Make sure ``data.dir`` holds the image folder; download and unpack it if it is absent.
+    """Make sure ``data.dir`` holds the image folder; download and unpack it if absent.
 
-    A folder unpacked here carries :data:`MANIFEST`: the archive's sha256 and each image's.
-    An existing ``data.dir`` is checked against it (and against ``data.sha256`` when set); a
-    folder without it (unpacked by hand) is refused when ``data.sha256`` is set, else used
-    with a warning that it is not checked.
-
-    Returns:
-        ``data.dir`` as a Path.
-
-    Raises:
-        DataError: download, checksum, archive or layout problems (``data.dir`` untouched), or
-            an existing ``data.dir`` without the expected layout, or with images that differ
-            from the ones recorded when it was unpacked.
+    An existing folder is checked against :data:`MANIFEST`; one without it is refused when
+    ``data.sha256`` is set, else used with a warning.
     """
     target = Path(data.dir)
     if target.exists():

@@ -1,27 +1,7 @@
 """The HDF5 feature store: the only interface between stage one and everything after it.
 
-Layout (``FORMAT_VERSION`` 3; the versions are described in :mod:`pipeline.store.meta`)::
-
-    /                      attributes: see ``REQUIRED_ATTRS``; ``complete = True`` is written last
-    /<split>/features      feature_dtype (N, feature_dim)   float32, or complex128 (QQ kets)
-    /<split>/labels        int64   (N,)     index into ``class_names``
-    /<split>/paths         utf-8   (N,)     image path relative to the data folder (or a row id)
-
-Every dataset is chunked with HDF5's Fletcher-32 filter: h5py checks each chunk's checksum
-whenever it is read, so a changed byte anywhere in the arrays is a :class:`FeatureStoreError`
-naming the file and the dataset. ``paths`` are fixed-length UTF-8 strings so that the checksum
-covers their bytes. Stores of format 1 and 2 (no checksums) still load, with a note.
-
-Files are written to a temporary file beside the target and ``os.replace``d, without
-timestamps, so the same inputs give byte-identical files. Everything that reads a store goes
-through :func:`load` (or :func:`load_splits`, :func:`read_meta`), which refuses incomplete,
-unknown-version, malformed or inconsistent files: every attribute, declared shape and dtype is
-checked before anything is allocated from it.
-
-The metadata also answers "were these features made by a random-init backbone?"
-(:attr:`StoreMeta.random_init`, :func:`is_random_init` for a checkpoint's copy of it), with
-one warning text, :data:`RANDOM_INIT_WARNING`, and "is this a shard?"
-(:attr:`StoreMeta.shard`; see :mod:`pipeline.store.shards`).
+Files are written atomically without timestamps (same inputs, same bytes), every dataset with
+Fletcher-32 checksums; every reader goes through :func:`load`, which checks the file first.
 """
 
 from __future__ import annotations
@@ -73,11 +53,7 @@ def _h5py():
     return h5py
 
 
-# --------------------------------------------------------------------------- writing
-
-
 def _feature_dtype(path: str | Path, splits: Mapping[str, SplitArrays]) -> str:
-    """complex128 when the splits' features are complex, else float32 (what is written)."""
     kinds = {name: np.iscomplexobj(s.features) for name, s in splits.items()}
     if len(set(kinds.values())) > 1:
         raise FeatureStoreError(
@@ -88,7 +64,6 @@ def _feature_dtype(path: str | Path, splits: Mapping[str, SplitArrays]) -> str:
 
 
 def _feature_dim(path: str | Path, splits: Mapping[str, SplitArrays]) -> int:
-    """The common width of the splits' features, checked with their row counts."""
     if not splits:
         raise FeatureStoreError(f"{path}: nothing to write (no splits)")
     first = np.asarray(next(iter(splits.values())).features)
@@ -123,21 +98,10 @@ def write(
     versions: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> StoreMeta:
-    """Write a complete feature store atomically (temporary file, then ``os.replace``).
+    """Write a complete feature store atomically; return its :class:`StoreMeta`.
 
-    Args:
-        path: the target file; its folder is created.
-        splits: split name -> :class:`SplitArrays` (features (N, D), labels (N,), paths (N,)).
-            Real features are stored as float32, complex ones exactly as complex128
-            (``feature_dtype``); all splits must agree.
-        class_names: label index -> class name.
-        source, backbone, weights, weights_sha256, transform, dataset_fingerprint: provenance.
-        skipped: ``{"path": ..., "error": ...}`` for each image left out.
-        versions: library versions; defaults to :func:`library_versions`.
-        extra: further JSON-serialisable metadata (e.g. a dataset generator's parameters).
-
-    Returns:
-        The :class:`StoreMeta` of the written file.
+    Real features are stored as float32, complex ones as complex128; ``skipped`` lists
+    ``{"path", "error"}`` of each image left out, ``extra`` further JSON metadata.
     """
     h5py = _h5py()
     feature_dim = _feature_dim(path, splits)
@@ -172,13 +136,7 @@ def write(
 
 
 def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
-    """Whole rows per chunk, near :data:`CHUNK_BYTES`, in near-equal chunks (the last one
-    is not mostly empty: HDF5 stores every chunk whole).
-
-    Example:
-        >>> chunk_shape((159, 512), 4)
-        (80, 512)
-    """
+    """Whole rows per chunk near :data:`CHUNK_BYTES`, in near-equal chunks."""
     row_bytes = max(1, itemsize * int(np.prod(shape[1:], dtype=np.int64)))
     most = max(1, CHUNK_BYTES // row_bytes)
     count = max(1, -(-shape[0] // most))
@@ -186,7 +144,6 @@ def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
 
 
 def _add_dataset(group, name: str, data: np.ndarray) -> None:
-    """``data`` as a chunked dataset with Fletcher-32 checksums, no timestamps."""
     group.create_dataset(
         name,
         data=data,
@@ -198,7 +155,7 @@ def _add_dataset(group, name: str, data: np.ndarray) -> None:
 
 
 def _fixed_strings(h5py, texts: Sequence[str]) -> np.ndarray:
-    """``texts`` as fixed-length UTF-8 strings: their bytes lie in the checksummed chunks."""
+    """Fixed-length UTF-8, so the checksums cover the strings' bytes."""
     encoded = [t.encode("utf-8") for t in texts]
     width = max((len(e) for e in encoded), default=1) or 1
     return np.array(encoded, dtype=h5py.string_dtype("utf-8", width)).reshape(len(encoded))
@@ -212,11 +169,7 @@ def write_like(
     skipped: Sequence[Mapping[str, str]] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> StoreMeta:
-    """:func:`write` ``splits`` with the provenance of an existing store's ``like``.
-
-    Used to rewrite a store (another ``extra``) and to merge shards, so that the provenance
-    is copied in one place. ``skipped`` and ``extra`` default to ``like``'s.
-    """
+    """:func:`write` with the provenance of ``like``; ``skipped`` and ``extra`` default to its."""
     return write(
         path,
         splits,
@@ -246,9 +199,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-# --------------------------------------------------------------------------- reading
-
-
 def _open(path: str | Path):
     h5py = _h5py()
     path = Path(path)
@@ -274,12 +224,7 @@ def _meta_from(f, path: str | Path) -> StoreMeta:
 
 
 def read_meta(path: str | Path) -> StoreMeta:
-    """The metadata of a complete store of a known format version (no arrays are read).
-
-    Raises:
-        FeatureStoreError: missing, not HDF5, incomplete, of an unknown format version, or
-            with an attribute of the wrong type, range or JSON shape.
-    """
+    """The metadata of a complete store (no arrays are read)."""
     with _open(path) as f:
         return _meta_from(f, path)
 
@@ -287,23 +232,8 @@ def read_meta(path: str | Path) -> StoreMeta:
 def load(path: str | Path, split: str) -> FeatureSplit:
     """Read one split of a feature store, checking the file first.
 
-    Args:
-        path: an HDF5 file written by :func:`write`.
-        split: e.g. ``"train"`` or ``"val"``.
-
-    Returns:
-        A :class:`FeatureSplit` with features (N, D) of the store's ``feature_dtype``
-        (float32 or complex128), labels (N,) int64, paths, meta.
-
-    Raises:
-        FeatureStoreError: the file is missing, incomplete, of an unknown format version,
-            malformed (attributes, declared shapes, dtypes, sizes), lacks the split, fails a
-            checksum, or is inconsistent (label range, NaN or inf). A store of format 1 or 2
-            (no checksums) loads with a logged note.
-
     Example:
-        >>> train = load("features/hymenoptera-resnet18.h5", "train")
-        >>> train.features.shape
+        >>> load("features/hymenoptera-resnet18.h5", "train").features.shape
         (244, 512)
     """
     with _open(path) as f:
@@ -321,13 +251,7 @@ def load_splits(path: str | Path, splits: Sequence[str]) -> dict[str, FeatureSpl
 
 
 def verify(path: str | Path) -> StoreMeta:
-    """Check the whole store: its attributes, its layout, and every byte of every split's
-    arrays (each chunk's checksum, from format version 3 on); return its metadata.
-
-    Raises:
-        FeatureStoreError: anything :func:`load` refuses, groups or datasets beside the
-            layout, or a path listed twice.
-    """
+    """Check the attributes, the layout and every chunk's checksum; return the metadata."""
     with _open(path) as f:
         meta = _meta_from(f, path)
         extra_groups = sorted(set(f.keys()) - set(meta.splits))

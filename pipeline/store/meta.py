@@ -1,14 +1,6 @@
-"""A feature store's root attributes: the format versions, :class:`StoreMeta`, and the check
-that turns a file's attributes into one (every value's type, range and JSON shape checked
-before anything is built from it).
+"""A feature store's root attributes (:class:`StoreMeta`) and their checks.
 
-Format versions:
-
-* 1: float32 features, no ``feature_dtype`` attribute, no checksums;
-* 2: ``feature_dtype`` (float32 or complex128), no checksums;
-* 3 (written now): ``feature_dtype``, and every dataset chunked with HDF5's Fletcher-32
-  filter, so that h5py checks each chunk's checksum on every read; ``paths`` are fixed-length
-  UTF-8 strings, so that the checksum covers their bytes too.
+Format versions: 1 float32; 2 adds ``feature_dtype``; 3 adds Fletcher-32 checksums.
 """
 
 from __future__ import annotations
@@ -56,8 +48,7 @@ _TEXT_ATTRS = ("source", "backbone", "weights", "weights_sha256", "transform")
 SHARD_KEY = "shard"
 _SHARD_FIELDS = ("index", "count", "start", "stop", "total")
 
-#: The one warning for features of a random-init backbone (``extract.weights: none``); it is
-#: also stored in such a file's ``extra["warning"]``.
+#: The warning for features of a random-init backbone (``extract.weights: none``).
 RANDOM_INIT_WARNING = (
     "RANDOM-INIT BACKBONE (extract.weights = none): the features carry no ImageNet knowledge; "
     "use them for tests and timing only, never for accuracy figures"
@@ -65,8 +56,7 @@ RANDOM_INIT_WARNING = (
 
 
 def is_random_init(provenance: Mapping[str, Any]) -> bool:
-    """Whether a store's provenance (:meth:`StoreMeta.provenance`, as a checkpoint keeps it)
-    says the features come from a random-init backbone."""
+    """Whether a store's provenance says its features come from a random-init backbone."""
     return (provenance.get("extra") or {}).get("weights_kind") == "none"
 
 
@@ -110,11 +100,7 @@ class StoreMeta:
         return self.extra.get(SHARD_KEY)
 
     def require_whole(self) -> None:
-        """Raise unless this is a whole store (stage two refuses shards).
-
-        Raises:
-            FeatureStoreError: it is one shard of an extraction.
-        """
+        """Raise :class:`FeatureStoreError` for a shard (stage two refuses them)."""
         if self.shard:
             raise FeatureStoreError(
                 f"feature store {self.path!r} is shard {self.shard['index']}/"
@@ -123,7 +109,7 @@ class StoreMeta:
             )
 
     def provenance(self) -> dict[str, Any]:
-        """What identifies the features (not the file): stored with every trained head."""
+        """What identifies the features (not the file); kept with every trained head."""
         return {
             "source": self.source,
             "backbone": self.backbone,
@@ -148,9 +134,6 @@ def unchecked_note(meta: StoreMeta) -> str:
         f"feature store {meta.path!r} (format_version {meta.format_version}) carries no "
         "checksums: corruption of its arrays cannot be detected; extract it again to add them"
     )
-
-
-# --------------------------------------------------------------------------- checking
 
 
 def _bad(path: str, key: str, expected: str, got: Any) -> FeatureStoreError:
@@ -261,7 +244,6 @@ def _version(attrs, path: str) -> int:
 
 
 def _declared_dtype(attrs, version: int, path: str) -> str:
-    """The features' dtype: float32 for version 1, the ``feature_dtype`` attribute after."""
     if version == 1:
         if "feature_dtype" in attrs:
             raise FeatureStoreError(
@@ -279,12 +261,7 @@ def _declared_dtype(attrs, version: int, path: str) -> str:
 
 
 def meta_from_attrs(attrs, path: str) -> StoreMeta:
-    """The :class:`StoreMeta` of a file's root attributes, every value checked first.
-
-    Raises:
-        FeatureStoreError: incomplete, an unknown format version, a missing attribute, or one
-            of the wrong type, range or JSON shape (the message names the file and the key).
-    """
+    """The :class:`StoreMeta` of a file's root attributes, every value checked first."""
     _complete(attrs, path)
     version = _version(attrs, path)
     missing = [k for k in REQUIRED_ATTRS if k not in attrs]
@@ -310,7 +287,7 @@ def meta_from_attrs(attrs, path: str) -> StoreMeta:
 
 
 def strict_json(value: Any) -> str:
-    """``value`` as JSON with sorted keys; NaN and infinities are refused (not JSON)."""
+    """``value`` as JSON with sorted keys; NaN and infinities are refused."""
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)
     except ValueError as exc:

@@ -1,5 +1,4 @@
-"""Reading one split of an open store: every declared shape, dtype, size and filter is checked
-before an array is allocated, and each read is checked (Fletcher-32, format 3 on)."""
+"""Reading one split of an open store: declared shapes, dtypes and sizes checked before reading."""
 
 from __future__ import annotations
 
@@ -57,7 +56,6 @@ def _check_paths_dtype(ds, meta: StoreMeta, split: str) -> None:
 
 
 def _check_declared(datasets: dict, meta: StoreMeta, split: str, file_size: int) -> int:
-    """The row count, after checking every dataset's declared shape, dtype, size and filter."""
     features, labels, paths = (datasets[k] for k in DATASETS)
     if labels.dtype != np.int64 or labels.ndim != 1:
         raise _error(
@@ -119,13 +117,7 @@ def _decode(raw: np.ndarray, meta: StoreMeta, split: str) -> list[str]:
 
 
 def read_split(f, meta: StoreMeta, split: str) -> FeatureSplit:
-    """Read one split of the open file ``f`` whose attributes gave ``meta``.
-
-    Raises:
-        FeatureStoreError: the split or a dataset is missing, a declared shape, dtype, size or
-            filter is wrong, a checksum does not match, labels are out of range, or features
-            hold NaN or inf (the message names the file and the dataset).
-    """
+    """Read one split of the open file ``f``; declared shapes and sizes are checked first."""
     import h5py
 
     path = meta.path

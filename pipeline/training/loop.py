@@ -97,12 +97,10 @@ def train_one_epoch(
 
 
 def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Each member's epoch loss (M,) from its step losses (M, S): weighted by the batch sizes
-    (S,) where ``mean`` (M,) is True, else their plain sum.
+    """Each member's epoch loss (M,) from its step losses (M, S): size-weighted where ``mean``.
 
-    Each member's row is reduced on its own, as a fresh (1, S) tensor, by the very call a stack
-    of one makes: a (M, S) x (S,) product goes to a BLAS kernel over M columns whose summation
-    order can differ from the one-column kernel's (it does on AMD hosts with MKL).
+    Each row is reduced alone, as a stack of one would, so members match single runs bitwise
+    (a batched BLAS call may sum in another order).
     """
     totals = []
     for m, weighted in enumerate(mean.tolist()):

@@ -1,11 +1,5 @@
-"""A sweep's folder between its runs: rows kept as each run finishes, and models checked.
-
-* Pending rows: a worker writes each finished run's ``results.csv`` row at once, as
-  ``<out>/.rows/<run_id>.json`` (atomically, after its ``model.pt``). The sweep folds them into
-  ``results.csv`` and then removes them; a sweep killed before that finds them on its next run.
-* Models: ``<out>/runs/<run_id>/model.pt``. A model whose run has no ok row (a sweep stopped
-  between the model and its row) is removed, and the run trained again; a run whose model is
-  missing is trained again when models are asked for.
+"""A sweep's folder between its runs: each finished run's row kept at once, so a killed sweep
+loses no run, and models without an ok row removed.
 """
 
 from __future__ import annotations
@@ -37,7 +31,7 @@ def write_pending(out: str | Path, row: Mapping[str, str]) -> None:
 
 
 def read_pending(out: str | Path) -> list[dict[str, str]]:
-    """The pending rows under ``out`` (unreadable ones, and temporary files, are removed)."""
+    """The pending rows under ``out``; unreadable ones and temporary files are removed."""
     folder = Path(out) / ROWS_DIR
     rows = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
@@ -57,7 +51,7 @@ def read_pending(out: str | Path) -> list[dict[str, str]]:
 
 
 def remove_pending(out: str | Path, run_ids: Iterable[str]) -> None:
-    """Remove the pending rows of ``run_ids`` (they are in ``results.csv`` now)."""
+    """Remove the pending rows of ``run_ids`` (now in ``results.csv``)."""
     for run_id in run_ids:
         (Path(out) / ROWS_DIR / f"{run_id}.json").unlink(missing_ok=True)
 
@@ -69,11 +63,7 @@ def remove_rows_dir(out: str | Path) -> None:
 
 
 def remove_orphans(out: str | Path, ok_ids: set[str]) -> int:
-    """Remove models whose run has no ok row, and temporary files of interrupted writes.
-
-    Returns:
-        How many models were removed.
-    """
+    """Remove models whose run has no ok row, and temporary files; return how many models."""
     runs = Path(out) / RUNS_DIR
     removed = 0
     for folder in sorted(runs.iterdir()) if runs.is_dir() else []:
