@@ -38,6 +38,18 @@ from pipeline.common.sections import check as _check
 DEFAULT_PARAMS = "params.yaml"
 
 
+#: Built-in ansätze and embeddings of ``train.circuit`` and ``train.embedding``.
+CIRCUITS = ("paper", "basic_entangler", "strongly_entangling", "simplified_two_design")
+EMBEDDINGS = ("paper", "angle_x", "angle_y", "angle_z", "iqp")
+#: The circuit keys at their defaults (the paper's circuit): left out of checkpoints and run ids.
+CIRCUIT_DEFAULTS = {"circuit": "paper", "embedding": "paper", "reupload": False}
+
+
+def is_circuit_file(circuit: str) -> bool:
+    """Whether ``train.circuit`` names a file (``PATH.py:NAME``) rather than a built-in."""
+    return circuit not in CIRCUITS
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the images are and how to fetch them (block ``data``)."""
@@ -133,8 +145,12 @@ class TrainConfig:
     threads: int = 1  # torch threads while heads train (small ops: more threads cost time)
     shuffle: bool = True  # false: every epoch in the stored order (the paper's QC/QQ notebooks)
     cv_layers: int = 3  # head cv: trainable photonic layers (its cutoff is the store's width)
+    circuit: str = "paper"  # a built-in ansatz (CIRCUITS) or PATH.py:NAME, a user's circuit
+    embedding: str = "paper"  # built-in circuits: EMBEDDINGS
+    reupload: bool = False  # built-in circuits: the embedding again before every layer
 
     def __post_init__(self) -> None:
+        self._check_circuit()
         _check(self.n_qubits >= 1, "train.n_qubits", "an integer >= 1", self.n_qubits)
         _check(self.threads >= 1, "train.threads", "an integer >= 1", self.threads)
         _check(self.cv_layers >= 1, "train.cv_layers", "an integer >= 1", self.cv_layers)
@@ -157,6 +173,33 @@ class TrainConfig:
             "train.init_std",
             "null or a number >= 0",
             self.init_std,
+        )
+
+    def _check_circuit(self) -> None:
+        builtins = ", ".join(CIRCUITS)
+        _check(
+            not is_circuit_file(self.circuit) or self.circuit.rpartition(":")[0].endswith(".py"),
+            "train.circuit",
+            f"a built-in ({builtins}) or PATH.py:FUNCTION",
+            self.circuit,
+        )
+        _check(self.embedding in EMBEDDINGS, "train.embedding", ", ".join(EMBEDDINGS),
+               self.embedding)  # fmt: skip
+        if is_circuit_file(self.circuit):
+            _check(
+                self.embedding == "paper" and not self.reupload,
+                "train.embedding and train.reupload",
+                f"their defaults (paper, false) with a circuit file ({self.circuit}), which "
+                "embeds its inputs itself",
+                (self.embedding, self.reupload),
+            )
+        custom = {k: getattr(self, k) for k in CIRCUIT_DEFAULTS} != CIRCUIT_DEFAULTS
+        _check(
+            not custom or self.backend == "torch",
+            "train.backend",
+            "torch for a circuit other than the paper's (train.circuit, train.embedding, "
+            "train.reupload)",
+            self.backend,
         )
 
 
@@ -462,3 +505,13 @@ def to_dict(config: Any) -> dict[str, Any]:
         return value
 
     return plain(dataclasses.asdict(config))
+
+
+def train_dict(config: TrainConfig) -> dict[str, Any]:
+    """:func:`to_dict` of a ``train`` block without the circuit keys at their defaults, as
+    checkpoints and run ids record it (the paper's circuit is what they always meant)."""
+    out = to_dict(config)
+    for key, default in CIRCUIT_DEFAULTS.items():
+        if out[key] == default:
+            del out[key]
+    return out

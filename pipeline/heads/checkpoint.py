@@ -3,10 +3,12 @@
 The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
 ``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
 ``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch``, ``features`` (the
-feature store's path, sha256 and provenance) and ``tensors_sha256`` (:func:`tensors_sha256` of
+feature store's path, sha256 and provenance), ``tensors_sha256`` (:func:`tensors_sha256` of
 ``state_dict``, checked on every read, so that a changed weight is an error, not a silently
-different head). :mod:`pipeline.training.outputs` writes it. A checkpoint written before
-``tensors_sha256`` existed loads with a logged note that its weights are not checked.
+different head) and, for a circuit file, ``circuit`` (its path, function, text and sha256:
+the head is rebuilt from that text, not from the file). :mod:`pipeline.training.outputs`
+writes it. A checkpoint written before ``tensors_sha256`` existed loads with a logged note
+that its weights are not checked.
 """
 
 from __future__ import annotations
@@ -144,7 +146,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     ckpt = read_checkpoint(path, map_location=map_location)
     try:
         cfg = build_section("train", TrainConfig, ckpt["config"])
-        model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
+        model = build_head(
+            cfg, ckpt["in_features"], len(ckpt["class_names"]), circuit=ckpt.get("circuit")
+        )
         model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
     except ConfigError as exc:  # its train config (a head this version does not know, say)
         raise PipelineError(f"{not_a_head(path)}: {exc}") from exc

@@ -49,9 +49,15 @@ import torch
 from torch import nn
 
 from pipeline.common import files, folders
-from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
+from pipeline.common.config import (
+    CIRCUIT_DEFAULTS,
+    EvaluateConfig,
+    Params,
+    TrainConfig,
+    build_section,
+)
 from pipeline.common.devices import resolve_device, torch_threads
-from pipeline.common.errors import FeatureStoreError
+from pipeline.common.errors import ConfigError, FeatureStoreError
 from pipeline.heads import inputs
 from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
@@ -260,6 +266,18 @@ def backend_of(head: Head, setting: Setting, backend: str) -> str:
     return "torch" if backend == "auto" else backend
 
 
+def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) -> nn.Module:
+    from pipeline.simulators.noisy_program import NoisyProgramCircuit
+
+    if backend != "torch":
+        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
+        raise ConfigError(
+            f"evaluate.backend: {head.path} was trained with the circuit {custom}, which the "
+            f"torch density matrix simulates; expected auto or torch; got {backend!r}"
+        )
+    return NoisyProgramCircuit(program, setting.noise, shots=setting.shots, seed=seed)
+
+
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
     """The circuit of every setting (None: the head's own), built before anything runs.
 
@@ -283,6 +301,10 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
             circuits.append(None)
             continue
         seed = None if setting.shots is None else setting.seed(cfg.seed)
+        program = getattr(head.model.circuit, "program", None)
+        if program is not None:  # a compiled circuit: its own operation list, noisy
+            circuits.append(_noisy_program(head, program, backend, setting, seed))
+            continue
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
         circuits.append(
             make_noisy_circuit(

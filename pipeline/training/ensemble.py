@@ -2,10 +2,10 @@
 
 :func:`fit_ensemble` takes the ``train`` configs of many runs on one feature store, groups those
 that share a shape (:func:`group_key`: head kind, widths, qubits and depth or photonic layers,
-batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each group into
-chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains each chunk
-as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ only in
-numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
+circuit, batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each
+group into chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains
+each chunk as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ
+only in numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
 train together; each gets exactly the numbers its own ``train_head`` run gets (a single run is a
 stack of one, and members never mix). Heads without a vectorised stacked form (a PennyLane
 backend, more qubits than the matrix method takes) stack too, one after the other inside the
@@ -43,7 +43,10 @@ def group_key(cfg: TrainConfig) -> tuple:
         shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
     elif cfg.head == "cv":
         shape = (cfg.cv_layers,)
-    backend = () if cfg.head != "quantum" else (cfg.backend, cfg.diff_method, cfg.shots)
+    backend: tuple = ()
+    if cfg.head == "quantum":
+        backend = (cfg.backend, cfg.diff_method, cfg.shots, cfg.circuit, cfg.embedding,
+                   cfg.reupload)  # fmt: skip
     return (cfg.head, shape, backend, cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
             cfg.optimizer, cfg.threads)  # fmt: skip
 

@@ -1,7 +1,7 @@
 """A trained head's outputs in its run folder, each written atomically.
 
 * ``model.pt``: the kept state dict, the full train config, class names, the features'
-  identity (:mod:`pipeline.heads.checkpoint` reads it);
+  identity, a circuit file's text and sha256 (:mod:`pipeline.heads.checkpoint` reads it);
 * ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
   confusion matrix), parameter count, timing;
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from pipeline.common import files, folders
-from pipeline.common.config import to_dict
+from pipeline.common.config import train_dict
 from pipeline.heads.checkpoint import CHECKPOINT_VERSION, DIGEST_KEY, tensors_sha256
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
 
@@ -36,11 +36,11 @@ from pipeline.training.loop import HISTORY_FIELDS, TrainResult
 def checkpoint(result: TrainResult) -> dict[str, Any]:
     """The ``model.pt`` payload: plain types only (``torch.load(weights_only=True)`` reads it)."""
     state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
-    return {
+    payload = {
         "format_version": CHECKPOINT_VERSION,
         "state_dict": state,
         DIGEST_KEY: tensors_sha256(state),
-        "config": to_dict(replace(result.config, features=result.data.path)),
+        "config": train_dict(replace(result.config, features=result.data.path)),
         "class_names": list(result.data.class_names),
         "in_features": result.data.meta.feature_dim,
         "best_epoch": result.best_epoch,
@@ -52,6 +52,10 @@ def checkpoint(result: TrainResult) -> dict[str, Any]:
             **result.data.meta.provenance(),
         },
     }
+    source = getattr(result.model, "circuit_source", None)
+    if source is not None:  # a circuit file: its text, to rebuild the head without the file
+        payload["circuit"] = source
+    return payload
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:

@@ -52,9 +52,11 @@ from pipeline.common.config import (
     Params,
     TrainConfig,
     build_section,
+    is_circuit_file,
     parse_assignment,
     section_types,
     to_dict,
+    train_dict,
     typed_value,
 )
 from pipeline.common.errors import (
@@ -151,8 +153,20 @@ class Cell:
 
 
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
-    settings = {k: v for k, v in to_dict(config).items() if k not in NOT_SWEPT}
-    return json_sha256({"train": settings, "features_sha256": features_sha256})[:16]
+    settings = {k: v for k, v in train_dict(config).items() if k not in NOT_SWEPT}
+    identity: dict[str, Any] = {"train": settings, "features_sha256": features_sha256}
+    if config.head == "quantum" and is_circuit_file(config.circuit):
+        identity["circuit_sha256"] = _circuit(config)  # an edited circuit file is a new run
+    return json_sha256(identity)[:16]
+
+
+def _circuit(config: TrainConfig) -> str:
+    """The sha256 of a run's circuit file, compiled here first: a circuit that would be
+    refused stops the sweep before anything trains."""
+    from pipeline.circuits.source import circuit_program
+
+    _, source = circuit_program(config)
+    return source.sha256
 
 
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
@@ -188,6 +202,13 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
         except ConfigError as exc:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)
+        try:
+            if config.head == "quantum" and train_dict(config).keys() != to_dict(config).keys():
+                from pipeline.circuits.source import circuit_program
+
+                circuit_program(config)  # refused here, before anything trains
+        except ConfigError as exc:
+            raise ConfigError(f"--grid combination {settings}: {exc}") from None
         if path not in digests:
             meta = read_meta(path)  # a clear error for a missing or incomplete file
             meta.require_whole()
