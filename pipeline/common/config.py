@@ -27,7 +27,9 @@ import yaml
 from pipeline.common import templates
 from pipeline.common.errors import ConfigError
 from pipeline.common.sections import (
+    DataConfig,
     EvaluateConfig,
+    ExtractConfig,
     QCConfig,
     QQConfig,
     ReportConfig,
@@ -48,70 +50,6 @@ CIRCUIT_DEFAULTS = {"circuit": "paper", "embedding": "paper", "reupload": False}
 def is_circuit_file(circuit: str) -> bool:
     """Whether ``train.circuit`` names a file (``PATH.py:NAME``) rather than a built-in."""
     return circuit not in CIRCUITS
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Where the images are and how to fetch them (block ``data``)."""
-
-    dir: str = "data/hymenoptera_data"
-    url: str = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
-    sha256: str | None = None
-    splits: tuple[str, ...] = ("train", "val")
-    source: Literal["folder", "cifar10"] = "folder"
-    classes: tuple[str, ...] | None = None
-
-    def __post_init__(self) -> None:
-        _check(
-            len(self.splits) > 0, "data.splits", "a non-empty list of split folders", self.splits
-        )
-        if self.source == "cifar10":
-            _check(
-                self.classes is not None
-                and len(self.classes) >= 2
-                and len(set(self.classes)) == len(self.classes),
-                "data.classes",
-                "a list of at least 2 distinct CIFAR-10 class names with data.source cifar10 "
-                "(e.g. [cat, dog])",
-                self.classes,
-            )
-            _check(
-                set(self.splits) <= {"train", "val"},
-                "data.splits",
-                "train and/or val with data.source cifar10 (CIFAR-10's train and test sets)",
-                self.splits,
-            )
-        _check("train" in self.splits, "data.splits", "a list that includes 'train'", self.splits)
-        _check(
-            len(set(self.splits)) == len(self.splits), "data.splits", "distinct names", self.splits
-        )
-        if self.sha256 is not None:
-            digest = self.sha256.lower()
-            _check(
-                len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
-                "data.sha256",
-                "null or 64 hexadecimal digits",
-                self.sha256,
-            )
-
-
-@dataclass(frozen=True)
-class ExtractConfig:
-    """Stage one: the frozen backbone and the feature store it writes (block ``extract``)."""
-
-    backbone: str = "resnet18"
-    weights: str = "IMAGENET1K_V1"
-    seed: int = 0
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    batch_size: int = 32
-    workers: int = 2
-    on_bad_image: Literal["error", "skip"] = "error"
-    out: str = "features/hymenoptera-resnet18.h5"
-
-    def __post_init__(self) -> None:
-        _check(self.batch_size >= 1, "extract.batch_size", "an integer >= 1", self.batch_size)
-        _check(self.workers >= 0, "extract.workers", "an integer >= 0", self.workers)
-        _check(bool(self.out), "extract.out", "a file path", self.out)
 
 
 @dataclass(frozen=True)

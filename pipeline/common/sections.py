@@ -1,12 +1,12 @@
-"""The ``params.yaml`` blocks of the generated data sets (``spiral``, ``qc``, ``qq``) and of
-the later stages (``report``, ``evaluate``), each checked when built.
-:mod:`pipeline.common.config` gathers them with the stage blocks into ``Params``.
+"""The ``params.yaml`` blocks other than ``train`` and ``compare`` (``data``, ``extract``, the
+generated data sets ``spiral``, ``qc``, ``qq``, and ``report``, ``evaluate``), each checked
+when built; :mod:`pipeline.common.config` gathers them into ``Params``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.common.errors import ConfigError
 
@@ -15,6 +15,68 @@ def check(ok: bool, key: str, expected: str, got: object) -> None:
     """Raise a :class:`~pipeline.common.errors.ConfigError` naming ``key`` unless ``ok``."""
     if not ok:
         raise ConfigError(f"{key}: expected {expected}; got {got!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the images are and how to fetch them (block ``data``)."""
+
+    dir: str = "data/hymenoptera_data"
+    url: str = "https://download.pytorch.org/tutorial/hymenoptera_data.zip"
+    sha256: str | None = None
+    splits: tuple[str, ...] = ("train", "val")
+    source: Literal["folder", "cifar10"] = "folder"
+    classes: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        check(len(self.splits) > 0, "data.splits", "a non-empty list of split folders", self.splits)
+        if self.source == "cifar10":
+            check(
+                self.classes is not None
+                and len(self.classes) >= 2
+                and len(set(self.classes)) == len(self.classes),
+                "data.classes",
+                "a list of at least 2 distinct CIFAR-10 class names with data.source cifar10 "
+                "(e.g. [cat, dog])",
+                self.classes,
+            )
+            check(
+                set(self.splits) <= {"train", "val"},
+                "data.splits",
+                "train and/or val with data.source cifar10 (CIFAR-10's train and test sets)",
+                self.splits,
+            )
+        check("train" in self.splits, "data.splits", "a list that includes 'train'", self.splits)
+        check(
+            len(set(self.splits)) == len(self.splits), "data.splits", "distinct names", self.splits
+        )
+        if self.sha256 is not None:
+            digest = self.sha256.lower()
+            check(
+                len(digest) == 64 and all(c in "0123456789abcdef" for c in digest),
+                "data.sha256",
+                "null or 64 hexadecimal digits",
+                self.sha256,
+            )
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Stage one: the frozen backbone and the feature store it writes (block ``extract``)."""
+
+    backbone: str = "resnet18"
+    weights: str = "IMAGENET1K_V1"
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 32
+    workers: int = 2
+    on_bad_image: Literal["error", "skip"] = "error"
+    out: str = "features/hymenoptera-resnet18.h5"
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "extract.batch_size", "an integer >= 1", self.batch_size)
+        check(self.workers >= 0, "extract.workers", "an integer >= 0", self.workers)
+        check(bool(self.out), "extract.out", "a file path", self.out)
 
 
 @dataclass(frozen=True)
