@@ -1,17 +1,8 @@
-"""Write generated data sets as feature stores: the paper's spiral, QC and QQ data sets.
+"""Write the paper's generated data sets as feature stores, unless up to date.
 
-    python -m pipeline.datasets spiral [--params params-spiral.yaml] [--set spiral.turns=2.0]
-    python -m pipeline.datasets qc [--params params-qc.yaml] [--force]
-    python -m pipeline.datasets qq [--params params-qq.yaml] [--force]
+    python -m pipeline.datasets {spiral,qc,qq} [--params params-spiral.yaml] [--force]
 
-Each store (``spiral.out``, ``qc.out``, ``qq.out``) has the stage-one format and is written by
-the one extraction loop (:mod:`pipeline.extraction.loop`) from its source
-(:class:`pipeline.sources.spiral.SpiralSource`,
-:class:`pipeline.sources.photonic.QCSource`, ``QQSource``); it is rewritten only when
-missing or made with other settings (``--force``: always). ``qc`` and ``qq`` download the
-paper's pretrained file (``qc.pretrained`` from ``qc.url``, ...) when it is missing and check
-its SHA-256. Stage two only reads these stores: ``train_head``, ``sweep`` and ``compare`` name
-this command when one is missing.
+Stage two only reads these stores; see docs/paper.md.
 """
 
 from __future__ import annotations
@@ -24,7 +15,6 @@ from pipeline.common.config import add_params_arguments
 from pipeline.extraction.loop import extract
 from pipeline.sources.spiral import SpiralSource
 
-#: subcommand -> its help line
 DATASETS = {
     "spiral": "the paper's two-spiral benchmark (block spiral) -> spiral.out",
     "qc": "the paper's quantum-to-classical data set (block qc) -> qc.out",
@@ -35,7 +25,7 @@ DATASETS = {
 def _run(args) -> None:
     params = cli.params(args)
     if args.command in ("qc", "qq"):
-        # torch and the photonic simulator: only for these two, not for the spiral
+        # torch: not for the spiral
         from pipeline.sources.photonic import QCSource, QQSource
 
         if args.command == "qc":

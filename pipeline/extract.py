@@ -3,24 +3,7 @@
     python -m pipeline.extract [--params params.yaml] [--set extract.weights=none] [--force]
         [--shard K/N | --scheduler tcp://HOST:PORT | --dask-workers N [--shards M]]
 
-Reads the images of ``data`` (``data.source`` folder or cifar10; :mod:`pipeline.sources`) and
-writes ``extract.out`` (:mod:`pipeline.store`) through the one extraction loop
-(:mod:`pipeline.extraction.loop`). When that file is already complete and was made from the
-same images (content fingerprint), backbone, weights and torchvision transforms, the command
-says so and exits without building the model; ``--force`` extracts anyway. Every image is
-checked before the model is built (all undecodable ones named in one error, unless
-``extract.on_bad_image=skip``); a second extraction of the same file waits for the first
-(``<extract.out>.lock``); an interrupted one resumes from the batches it finished
-(``<extract.out>.partial/``) and writes the same bytes as a clean run.
-
-Scaling out:
-
-* ``--shard K/N`` extracts only the K-th of N contiguous parts of the images (listing order,
-  all splits) into ``extract.out`` with a ``.shard-K-of-N`` suffix before its extension; run
-  the N commands anywhere, then ``python -m pipeline.features merge OUT SHARD...``.
-* ``--scheduler ADDRESS`` or ``--dask-workers N`` runs ``--shards M`` shards (default: one per
-  Dask worker thread) as Dask tasks, merges them into ``extract.out`` and deletes them
-  (:mod:`pipeline.extraction.sharded`).
+Shards merge with ``python -m pipeline.features merge``; see docs/extraction.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
-"""Inspect, check and merge feature stores (:mod:`pipeline.store`).
+"""Inspect, check and merge feature stores.
 
-python -m pipeline.features info FILE            # counts per split and class, and the metadata
-python -m pipeline.features verify FILE          # exit non-zero unless complete and sound
+python -m pipeline.features info FILE            # counts per split and class, metadata
+python -m pipeline.features verify FILE          # non-zero exit unless every checksum matches
 python -m pipeline.features merge OUT SHARD...   # join the shards of one extraction
 """
 
@@ -22,10 +22,13 @@ def _run(args) -> None:
         print(f"{args.out}: merged {len(args.shards)} shards ({', '.join(meta.splits)})")
     else:
         meta = hdf5.verify(args.file)
+        checked = "every chunk's checksum matches" if meta.checksummed else "no checksums"
         print(
             f"{args.file}: OK (format {meta.format_version}, {meta.feature_dtype} features; "
-            f"splits {', '.join(meta.splits)})"
+            f"splits {', '.join(meta.splits)}; {checked})"
         )
+        if not meta.checksummed:
+            print(f"note: {hdf5.unchecked_note(meta)}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,11 +2,7 @@
 
     python -m pipeline.fetch_data [--params params.yaml] [--set data.url=file:///path/data.zip]
 
-An image folder (``data.source: folder``) comes as a zip archive from ``data.url``, checked
-and unpacked atomically (:mod:`pipeline.sources.download`); CIFAR-10 (``data.source:
-cifar10``) through torchvision's download (:mod:`pipeline.sources.cifar10`). In a queued DVC
-experiment's workspace without a committed ``dvc.lock`` it stops with the commit that is
-missing instead of downloading (see docs/dvc.md).
+An image folder comes as a checked zip from ``data.url``, CIFAR-10 through torchvision.
 """
 
 from __future__ import annotations
@@ -28,12 +24,8 @@ BASELINE_COMMIT = (
 
 
 def _check_queued_workspace(data: DataConfig) -> None:
-    """Refuse to download into a queued DVC experiment's temporary workspace without dvc.lock.
-
-    ``dvc exp run --queue`` runs each experiment in a copy of the last git commit (DVC sets
-    ``DVC_EXP_NAME``, and ``DVC_ROOT`` to the repository, not the copy). Without a committed
-    ``dvc.lock`` DVC cannot check the data and the features out of its cache there, so every
-    stage would run again from the download on: the way past is a commit, not the network.
+    """Refuse a queued DVC experiment's workspace without ``dvc.lock``: DVC could not restore the
+    data there, so the remedy is a commit, not a download.
     """
     root = os.environ.get("DVC_ROOT")
     if not os.environ.get("DVC_EXP_NAME") or not root:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +207,39 @@ def tiny_run(tiny_store, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny-run") / "head"
     train_head(Params(train=TrainConfig(features=str(tiny_store), out_dir=str(out), epochs=3)))
     return out
+
+
+def mount_tmpfs(path: Path, options: str) -> None:
+    """Mount a tmpfs with ``options`` on ``path``, or skip the test where the host cannot."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; this test runs only where it can")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"this host does not let the tests mount a tmpfs: {proc.stderr.decode()}")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A tmpfs of 8 KiB: two pages, full after two small files."""
+    folder = tmp_path / "small"
+    mount_tmpfs(folder, "size=8k")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder no one can write into: chmod 555, or a read-only tmpfs for root."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        yield folder
+        folder.chmod(0o755)
+        return
+    mount_tmpfs(folder, "ro,size=64k")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)

@@ -31,6 +31,7 @@ LAYERS = (
     "common",
     "store",
     "simulators",
+    "circuits",
     "sources",
     "backbones",
     "extraction",
@@ -195,7 +196,7 @@ def test_dvc_deps_cover_every_module_the_stage_can_load(stage):
 
 #: Stage two reads feature stores and nothing of stage one.
 STAGE_TWO = ("pipeline.train_head", "pipeline.sweep", "pipeline.compare")
-STAGE_TWO_PACKAGES = ("common", "store", "simulators", "heads", "training")
+STAGE_TWO_PACKAGES = ("common", "store", "simulators", "circuits", "heads", "training")
 
 
 @pytest.mark.parametrize("command", STAGE_TWO)

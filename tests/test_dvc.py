@@ -72,9 +72,8 @@ class Project:
 def _copy_project(root: Path, image_folder, **params) -> Project:
     """A copy of the project (code, dvc.yaml, params.yaml) with a tiny image folder, offline
     settings and ``params``, committed to a fresh git repository: a fresh clone."""
-    shutil.copytree(
-        REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__")
-    )
+    for folder in ("pipeline", "circuits"):
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     for name in PROJECT_FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
@@ -131,6 +130,12 @@ def test_pipeline_end_to_end(project: Project, readme):
 
     # 2. a second repro (at the baseline again) runs nothing
     assert project.ran("repro") == set()
+
+    # 2b. editing a circuit file re-runs the heads (train.circuit may name it), not extract
+    ring = project.root / "circuits" / "ring.py"
+    ring.write_text(ring.read_text() + "# edited\n")
+    ran = project.ran("repro")
+    assert {"train_head", "compare"} <= ran and {"fetch_data", "extract"}.isdisjoint(ran)
 
     # 3. a train.* change re-runs the heads, never fetch_data or extract
     project.set_params(train={"lr": 0.001})

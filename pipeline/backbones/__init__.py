@@ -1,3 +1,1 @@
-"""Frozen torchvision backbones: the table and building one (:mod:`.models`), batched inference
-(:mod:`.inference`), and telling weights apart without importing torchvision (:mod:`.weights`).
-"""
+"""Frozen torchvision backbones: building (:mod:`.models`), inference, weights names."""

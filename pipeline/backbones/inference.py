@@ -1,10 +1,4 @@
-"""Batched frozen inference: a backbone over a map-style dataset of decoded images.
-
-Images are decoded in background processes at the lowest CPU priority (a torch
-``DataLoader``), stacked channels-last, and run through the model under
-``torch.inference_mode()``; an image that cannot be decoded is reported in its batch, not
-raised, so that the caller decides what it means (:mod:`pipeline.extraction.loop`).
-"""
+"""Batched frozen inference of a backbone over decoded images; bad images reported, not raised."""
 
 from __future__ import annotations
 
@@ -20,12 +14,7 @@ from pipeline.sources.base import Batch
 
 
 def _decode_at_low_priority(worker_id: int) -> None:
-    """Decoding workers yield the CPU to the forward pass and fill the gaps it leaves.
-
-    On a machine with few cores the forward pass already uses every core; decoding at the
-    lowest priority overlaps with it instead of preempting its threads (measured in
-    benchmarks/extract.py).
-    """
+    """Decoding workers yield the CPU to the forward pass and fill the gaps it leaves."""
     os.nice(19)
 
 
@@ -41,18 +30,7 @@ def _collate(items):
 def iter_features(
     model: nn.Module, dataset: Any, *, batch_size: int = 32, workers: int = 1
 ) -> Iterator[Batch]:
-    """Run ``model`` over a dataset whose item ``i`` is ``(i, input tensor or None, error)``.
-
-    Args:
-        model: a frozen backbone (:func:`pipeline.backbones.models.build`).
-        dataset: a map-style dataset (``__len__``, ``__getitem__``), e.g.
-            :class:`pipeline.sources.folder.ImageFiles`.
-        batch_size: images per forward pass.
-        workers: decoding processes (0: decode in this process).
-
-    Yields:
-        One :class:`~pipeline.sources.base.Batch` per batch, in order.
-    """
+    """Run ``model`` over a dataset of ``(i, input or None, error)``; yields one Batch per batch."""
     device = next(model.parameters()).device
     loader = torch.utils.data.DataLoader(
         dataset,
@@ -75,13 +53,7 @@ def iter_features(
 
 
 class Encoder:
-    """A built backbone as sources use it (:class:`pipeline.sources.base.Encoder`).
-
-    Args:
-        model: the frozen backbone.
-        transform: its preprocessing (a decoded RGB image -> the model's input tensor).
-        feature_dim: width of its features.
-    """
+    """A built backbone as sources use it (:class:`pipeline.sources.base.Encoder`)."""
 
     def __init__(self, model: nn.Module, transform: Callable, feature_dim: int):
         self.model, self.transform, self.feature_dim = model, transform, feature_dim

@@ -1,20 +1,5 @@
-"""Frozen torchvision backbones: the table, building one with its weights and transforms.
-
-A backbone is a torchvision classifier whose last layer is replaced by ``Identity``, so it
-returns its penultimate features. Adding another one is one entry in :data:`BACKBONES`.
-
-Weights (``extract.weights``):
-
-* a member name of the model's torchvision weights enum (``IMAGENET1K_V1``): torchvision
-  downloads the file into ``$TORCH_HOME/hub/checkpoints`` on first use and checks its hash;
-* ``none``: seeded random initialisation, for tests and timing only (features mean nothing);
-* a path to a state-dict file (``torch.save(model.state_dict(), path)``).
-
-Preprocessing is always the weights enum's own ``transforms()`` (for ``none`` and files: the
-enum's default weights), i.e. Resize 256, CenterCrop 224 and ImageNet normalisation for ResNets.
-
-:func:`rebuild` makes the backbone again from what a feature store recorded about it (for
-classifying new images with a trained head), and checks that it is the same.
+"""Frozen torchvision backbones: a classifier whose last layer is ``Identity``, with the weights
+enum's own ``transforms()``; :func:`rebuild` remakes and checks one from a store's record.
 """
 
 from __future__ import annotations
@@ -144,19 +129,10 @@ def build(
 ) -> tuple[nn.Module, WeightsInfo]:
     """Build a frozen feature extractor: eval mode, no gradients, BatchNorm folded, on device.
 
-    Args:
-        backbone: a key of :data:`BACKBONES`.
-        weights: an enum member name, ``"none"`` or a state-dict path (see module docstring;
-            told apart by :func:`pipeline.backbones.weights.kind`).
-        seed: seeds the random initialisation when ``weights == "none"``.
-        device: ``auto``, ``cpu`` or ``cuda``.
-
-    Returns:
-        ``(model, info)``: the model maps (B, 3, H, W) float images to (B, feature_dim).
+    ``weights``: an enum member name, ``"none"`` (seeded random init) or a state-dict path.
 
     Raises:
-        WeightsError: unknown backbone or weights, weights unavailable offline, or a state
-            dict that does not fit the model.
+        WeightsError: unknown backbone or weights, weights unavailable offline, or not fitting.
     """
     bspec = spec(backbone)
     kind = weights_names.kind(weights)
@@ -232,23 +208,13 @@ def _checked_weights(recorded: Mapping[str, Any], weights: str | None) -> tuple[
 def rebuild(
     recorded: Mapping[str, Any], *, weights: str | None = None, device: str = "auto"
 ) -> tuple[nn.Module, WeightsInfo]:
-    """Rebuild the backbone and preprocessing recorded with a feature store.
+    """Rebuild the backbone and preprocessing ``recorded`` with a feature store, checked.
 
-    Args:
-        recorded: the store's provenance as a head's checkpoint keeps it (backbone, weights,
-            weights_sha256, transform, extra.weights_kind, extra.weights_seed).
-        weights: a state-dict file to use instead of the recorded weights (a moved file, or
-            an offline copy of the torchvision file); it must have the recorded sha-256.
-        device: ``auto``, ``cpu`` or ``cuda``.
-
-    Returns:
-        ``(model, info)`` as :func:`build` gives them.
+    ``weights``: a state-dict file to use instead; it must have the recorded sha-256.
 
     Raises:
-        WeightsError: the features do not come from an image backbone, the weights are not
-            available, their sha-256 differs from the recorded one, or the preprocessing of
-            the installed torchvision differs from the recorded one. The message says which
-            weights the head needs.
+        WeightsError: not an image backbone, weights unavailable or different, or another
+            preprocessing; the message names the weights the head needs.
     """
     backbone = recorded.get("backbone")
     if backbone not in BACKBONES:

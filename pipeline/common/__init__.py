@@ -1,1 +1,2 @@
-"""What every part shares: config, command-line helpers, errors, files, progress, devices, Dask."""
+"""What every part shares: config, command-line helpers, errors, files and output folders,
+progress, devices, Dask."""

@@ -1,14 +1,4 @@
-"""What every command's ``main()`` shares: its parser, logging, and mapping errors to exit codes.
-
-A command module is a thin ``main(argv=None)``::
-
-    def main(argv=None) -> int:
-        parser = cli.parser("python -m pipeline.train_head", "Stage two: ...")
-        return cli.main(parser, argv, lambda args: train_head(cli.params(args)))
-
-Library code raises :class:`~pipeline.common.errors.PipelineError`; :func:`main` logs it
-and returns a non-zero exit code (130 for Ctrl-C).
-"""
+"""What every command's ``main()`` shares: parser, logging, errors as one line and an exit code."""
 
 from __future__ import annotations
 
@@ -19,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pipeline.common.config import Params, add_params_arguments, load_params
-from pipeline.common.errors import PipelineError
+from pipeline.common.errors import PipelineError, describe_os_error
 
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
@@ -28,7 +18,7 @@ log = logging.getLogger("pipeline")
 
 
 class _StderrHandler(logging.StreamHandler):
-    """A StreamHandler that writes to whatever ``sys.stderr`` is at the time of each record."""
+    """Writes to whatever ``sys.stderr`` is at each record."""
 
     @property
     def stream(self):
@@ -48,7 +38,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def run(task: Callable[[], Any]) -> int:
-    """Run ``task``; return 0, or log the error of a PipelineError and return non-zero."""
+    """Run ``task``; return 0, or log the error and return non-zero."""
     try:
         task()
     except PipelineError as exc:
@@ -57,17 +47,14 @@ def run(task: Callable[[], Any]) -> int:
     except KeyboardInterrupt:
         log.error("interrupted")
         return EXIT_INTERRUPTED
+    except OSError as exc:  # one line, no traceback
+        log.error("%s", describe_os_error(exc))
+        return EXIT_ERROR
     return 0
 
 
 def parser(prog: str, description: str, *, with_params: bool = True) -> argparse.ArgumentParser:
-    """An ArgumentParser for ``python -m pipeline.<command>``, with ``--params``/``--set``.
-
-    Args:
-        prog: the command as a user types it.
-        description: one sentence for ``--help``.
-        with_params: add ``--params FILE`` and repeatable ``--set section.key=value``.
-    """
+    """An ArgumentParser for ``python -m pipeline.<command>``, with ``--params`` and ``--set``."""
     result = argparse.ArgumentParser(prog=prog, description=description)
     if with_params:
         add_params_arguments(result)
@@ -75,7 +62,7 @@ def parser(prog: str, description: str, *, with_params: bool = True) -> argparse
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """``--model FILE``: a trained head, by default ``train_head``'s (:attr:`Params.model_path`)."""
+    """``--model FILE``: a trained head, by default ``train_head``'s."""
     parser.add_argument(
         "--model", metavar="FILE", help="the head (default: <train.out_dir>/model.pt)"
     )
@@ -95,12 +82,7 @@ def main(
 ) -> int:
     """Parse ``argv``, set up logging and run ``task(args)``; return the exit code.
 
-    Args:
-        parser: the command's parser (:func:`parser`).
-        argv: the arguments (None: ``sys.argv[1:]``).
-        task: the work, given the parsed arguments.
-        check: returns a usage error for arguments argparse cannot judge alone (options that
-            need each other), which exits with status 2 like argparse's own errors.
+    ``check`` returns a usage error that argparse cannot find alone (exit status 2).
     """
     args = parser.parse_args(argv)
     problem = check(args) if check is not None else None

@@ -1,15 +1,5 @@
-"""Dask for the commands that scale out (``pipeline.sweep``, ``pipeline.extract``).
-
-Both take either of:
-
-* ``--scheduler tcp://HOST:PORT``: join an existing cluster, e.g. ``dask scheduler`` on one
-  machine and ``dask worker tcp://HOST:PORT --nworkers 8 --nthreads 1`` on each of the others
-  (every worker needs this package installed and the data and feature files at the same paths,
-  e.g. on a shared file system);
-* ``--dask-workers N``: start a ``LocalCluster`` of N single-threaded worker processes on
-  127.0.0.1 for the duration of the command, and shut it down afterwards.
-
-dask is imported here only, and only when one of these options is used.
+"""Dask for the commands that scale out: ``--scheduler tcp://HOST:PORT`` joins a cluster (workers
+need the data at the same paths), ``--dask-workers N`` starts a local one; dask imported lazily.
 """
 
 from __future__ import annotations
@@ -43,7 +33,6 @@ def add_cluster_arguments(group: argparse._ActionsContainer) -> None:
 
 
 def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -57,16 +46,7 @@ def positive_int(text: str) -> int:
 def connect(
     scheduler: str | None = None, n_workers: int | None = None, *, timeout: float = 30.0
 ) -> Iterator[Any]:
-    """A ``dask.distributed.Client``: joined to ``scheduler``, or on a new LocalCluster.
-
-    Args:
-        scheduler: address of a running scheduler (``tcp://HOST:PORT``).
-        n_workers: without ``scheduler``: start this many single-threaded worker processes
-            on 127.0.0.1 (no dashboard), shut down on exit.
-        timeout: seconds to wait for the scheduler.
-
-    Yields:
-        The connected client (also the default client while the block runs).
+    """A ``dask.distributed.Client`` joined to ``scheduler`` or on ``n_workers`` local workers.
 
     Raises:
         ClusterError: neither or both options, or the scheduler cannot be reached.

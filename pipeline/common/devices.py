@@ -23,16 +23,7 @@ def resolve_device(name: str) -> torch.device:
 
 @contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with ``n`` torch threads (None: as they are), then restore the count.
-
-    Small heads and circuits run many tiny operations, for which one thread is fastest and a
-    busy core does not stall (``train.threads``; measured in ``benchmarks/ensemble.py``).
-
-    Example:
-        >>> with torch_threads(1):
-        ...     torch.get_num_threads()
-        1
-    """
+    """Run the block with ``n`` torch threads (None: as they are); tiny operations want one."""
     if n is not None and (not isinstance(n, int) or n < 1):
         raise ValueError(f"threads: expected an integer >= 1 or None; got {n!r}")
     previous = torch.get_num_threads()

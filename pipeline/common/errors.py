@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class PipelineError(Exception):
     """Base class of every error the pipeline raises on bad input or bad state."""
@@ -24,8 +26,7 @@ class BadImageError(DataError):
         self.reason = reason
 
     def __reduce__(self):
-        # Rebuilt from (path, reason), not from the message: errors raised in Dask workers and
-        # subprocesses are pickled on their way back.
+        # Pickled back from Dask workers: rebuild from (path, reason).
         return (self.__class__, (self.path, self.reason))
 
 
@@ -39,3 +40,27 @@ class FeatureStoreError(PipelineError):
 
 class ClusterError(PipelineError):
     """A Dask scheduler cannot be reached or started, or a parallel run stopped part-way."""
+
+
+#: What to do about an OSError, by errno.
+_ADVICE = {
+    errno.ENOSPC: "free some space (or choose another folder) and run the same command again",
+    errno.EDQUOT: "free some space (or choose another folder) and run the same command again",
+    errno.EROFS: "the file system is read-only: choose a writable folder",
+    errno.EACCES: "check the permissions, or choose another folder",
+    errno.EPERM: "check the permissions, or choose another folder",
+    errno.EISDIR: "a folder is in the way of a file: move it, or choose another path",
+    errno.ENOTDIR: "a file is in the way of a folder: move it, or choose another path",
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.ENOENT: "check the path",
+}
+
+
+def describe_os_error(exc: OSError, *, advice: bool = True) -> str:
+    """One line for an OSError: the path(s), the cause, and (``advice``) what to do."""
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    todo = _ADVICE.get(exc.errno or -1) if advice else None
+    where = " -> ".join(paths) if paths else "a file"
+    line = f"{where}: {cause}" + (f"; {todo}" if todo else "")
+    return " ".join(line.split())  # one line whatever the cause's text holds

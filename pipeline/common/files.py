@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
+import math
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,26 +20,26 @@ _HASH_CHUNK = 1 << 20
 def atomic_path(target: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     """Yield a temporary path beside ``target``; ``os.replace`` it onto ``target`` on success.
 
-    On any exception the temporary file is removed and ``target`` is left as it was. The
-    target's folder is created if needed.
+    On an exception the temporary file is removed and ``target`` is left as it was.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = _new_temp_file(target, suffix)
+    tmp_path = None
     try:
+        tmp_path = _new_temp_file(target, suffix)
         yield tmp_path
         os.replace(tmp_path, target)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp_path)):
+            exc.filename = str(target)  # the output the user asked for, not its temporary file
+            exc.filename2 = None
         raise
 
 
 def _new_temp_file(target: Path, suffix: str) -> Path:
-    """Create an empty, unused file beside ``target`` with the usual permissions.
-
-    Unlike ``tempfile.mkstemp`` (mode 0600), the mode is 0666 less the umask, so the final
-    file gets the permissions any other new file would.
-    """
+    """An empty new file beside ``target``, mode 0666 less the umask (unlike ``mkstemp``)."""
     while True:
         path = target.with_name(f".{target.name}.{secrets.token_hex(4)}{suffix}")
         try:
@@ -45,6 +47,15 @@ def _new_temp_file(target: Path, suffix: str) -> Path:
         except FileExistsError:
             continue
         return path
+
+
+def remove_stale_temps(target: str | Path, suffix: str = ".tmp") -> list[Path]:
+    """Remove the temporary files of killed writes of ``target`` (hold its lock)."""
+    target = Path(target)
+    stale = sorted(target.parent.glob(f".{glob.escape(target.name)}.*{suffix}"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
 
 
 def write_text(target: str | Path, text: str) -> None:
@@ -59,13 +70,35 @@ def write_bytes(target: str | Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def json_sha256(value: Any) -> str:
-    """SHA-256 of ``value`` as JSON with sorted keys: the same digest for equal settings.
+def write_all(outputs: Mapping[Path, bytes]) -> None:
+    """Write several files together: all temporary files first, then the renames."""
+    with contextlib.ExitStack() as stack:
+        temps = [(target, stack.enter_context(atomic_path(target))) for target in outputs]
+        for target, tmp in temps:
+            try:
+                tmp.write_bytes(outputs[target])
+            except OSError as exc:
+                exc.filename, exc.filename2 = str(target), None
+                raise
 
-    Example:
-        >>> json_sha256({"b": 1, "a": 2}) == json_sha256({"a": 2, "b": 1})
-        True
-    """
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def json_text(value: Any, indent: int | None = 2) -> str:
+    """``value`` as strict JSON and a newline; NaN and infinities become null."""
+    return json.dumps(_finite(value), indent=indent, allow_nan=False) + "\n"
+
+
+def json_sha256(value: Any) -> str:
+    """SHA-256 of ``value`` as JSON with sorted keys."""
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 

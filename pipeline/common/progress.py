@@ -47,15 +47,7 @@ def progress(
     stream: IO[str] | None = None,
     interval: float = 10.0,
 ):
-    """A progress reporter with ``update(n)``; use it as a context manager.
-
-    Args:
-        total: expected count (None if unknown).
-        desc: what is counted, shown first.
-        unit: the unit's name ("img", "run").
-        stream: where a bar would go (default stderr); a bar is drawn only on a terminal.
-        interval: seconds between log lines when not on a terminal.
-    """
+    """A context manager with ``update(n)``: a bar on a terminal, else periodic log lines."""
     stream = stream if stream is not None else sys.stderr
     if stream.isatty():
         from tqdm import tqdm

@@ -1,11 +1,4 @@
-"""Stage one's checks of the rows before any backbone is built.
-
-An image folder (a source with a ``check(listing, selection)`` method,
-:meth:`pipeline.sources.folder.FolderSource.check`) has every image decoded cheaply in one
-pass. With ``extract.on_bad_image: error`` one error names every image that cannot be decoded
-(:data:`MAX_LISTED` of them, then a count) and the way past (:data:`SKIP_HINT`); with ``skip``
-they are left out, and a class that is left without images in a split is refused.
-"""
+"""Stage one's checks of the rows before any backbone is built: every problem in one error."""
 
 from __future__ import annotations
 
@@ -16,6 +9,7 @@ import numpy as np
 from pipeline.common.config import ExtractConfig
 from pipeline.common.errors import DataError
 from pipeline.sources.base import Listing, Source
+from pipeline.sources.folder import EMPTY_HINT
 
 log = logging.getLogger("pipeline")
 
@@ -27,14 +21,7 @@ MAX_LISTED = 20  # bad images named in one error; the rest are counted
 
 
 def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
-    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order.
-
-    Example:
-        >>> source = FolderSource("d", ["train"])
-        >>> print(bad_images_error(source, [("train/a/x.jpg", "truncated")]))
-        1 image cannot be decoded (extract.on_bad_image is 'error'); set ...:
-          d/train/a/x.jpg: truncated
-    """
+    """One error for every undecodable image: ``bad`` is [(row, reason)] in listing order."""
     lines = [f"  {source.location(row)}: {reason}" for row, reason in bad[:MAX_LISTED]]
     if len(bad) > MAX_LISTED:
         lines.append(f"  ... and {len(bad) - MAX_LISTED} more")
@@ -42,6 +29,25 @@ def bad_images_error(source: Source, bad: list[tuple[str, str]]) -> DataError:
         f"{len(bad)} image{'s' * (len(bad) != 1)} cannot be decoded (extract.on_bad_image is "
         f"'error'); {SKIP_HINT}:\n" + "\n".join(lines)
     )
+
+
+def problems_error(source: Source, empty: tuple[str, ...], bad: list[tuple[str, str]]) -> DataError:
+    """One error for every empty class folder and every undecodable image."""
+    parts = []
+    if empty:
+        parts.append(
+            f"{len(empty)} class folder{'s' * (len(empty) != 1)} without images; {EMPTY_HINT}:\n"
+            + "\n".join(f"  {line}" for line in empty)
+        )
+    if bad:
+        parts.append(str(bad_images_error(source, bad)))
+    return DataError("\n".join(parts))
+
+
+def refuse_empty_classes(source: Source, listing: Listing) -> None:
+    """Raise :func:`problems_error` when a class folder of the listing has no images."""
+    if listing.empty:
+        raise problems_error(source, listing.empty, [])
 
 
 def checked_rows(
@@ -52,27 +58,12 @@ def checked_rows(
     *,
     whole: bool,
 ) -> tuple[dict[str, list[int]], list[tuple[str, int, str]]]:
-    """The positions of each split to extract, after one pass over every selected image.
+    """The positions of each split to extract, after decoding every selected image once.
 
-    A source with a ``check(listing, selection)`` method (image folders) has every image decoded
-    cheaply before any backbone is built: with ``on_bad_image: error`` all bad images are
-    named in one error; with ``skip`` they are left out (and returned as skipped), and a class
-    left without images in a split is an error.
-
-    Args:
-        source, listing: the rows.
-        selection: split -> the positions to extract (all, or a shard's).
-        cfg: the bad-image policy; None for a source without a backbone (nothing is checked).
-        whole: the whole store, not a shard (a shard may lack a class).
+    ``cfg`` None (no backbone) checks nothing; ``whole`` False (a shard) may lack a class.
 
     Returns:
         (split -> positions to extract, [(split, position, reason)] skipped).
-
-    Raises:
-        DataError: undecodable images with ``on_bad_image: error``, or a class left empty.
-
-    Example:
-        >>> rows, skipped = checked_rows(source, listing, {"train": range(6)}, cfg, whole=True)
     """
     check = getattr(source, "check", None)  # image folders have one (FolderSource.check)
     bad = check(listing, selection) if check is not None and cfg is not None else {}
@@ -82,14 +73,23 @@ def checked_rows(
         for i, reason in sorted(bad.get(split, {}).items())
         if i in positions
     ]
-    if found and cfg is not None and cfg.on_bad_image == "error":
-        raise bad_images_error(source, [(listing.rows[s][i], r) for s, i, r in found])
+    refused = found if cfg is not None and cfg.on_bad_image == "error" else []
+    if listing.empty or refused:
+        raise problems_error(
+            source, listing.empty, [(listing.rows[s][i], r) for s, i, r in refused]
+        )
     skip = {(s, i) for s, i, _ in found}
     for split, i, reason in found:
         log.warning("skipping undecodable image %s: %s", listing.rows[split][i], reason)
     rows = {s: [i for i in positions if (s, i) not in skip] for s, positions in selection.items()}
     if whole and found:
         check_classes_left(listing, rows)
+    empty_splits = [split for split, positions in rows.items() if whole and not positions]
+    if empty_splits:
+        raise DataError(
+            f"split {', '.join(map(repr, empty_splits))} has no rows to extract; expected at "
+            "least one image in every split"
+        )
     return rows, found
 
 

@@ -12,9 +12,7 @@ from pipeline.sources.base import Listing, Source
 
 @dataclass(frozen=True)
 class Job:
-    """The rows of ``source`` (its ``listing``, whose contents hash to ``fingerprint``) to be
-    written into ``out`` with ``cfg``'s backbone (None: a source without one), all of them or
-    one shard's (``shard``: its record, :meth:`pipeline.store.shards.Shard.meta`)."""
+    """The rows of ``source`` to write into ``out`` with ``cfg``'s backbone, or one ``shard``'s."""
 
     source: Source
     listing: Listing
@@ -25,8 +23,7 @@ class Job:
 
     @property
     def images(self) -> dict[str, Any] | None:
-        """Where the rows' image files are (``data.dir`` as given, and the splits), for the
-        report; None for a source without a data folder."""
+        """Where the rows' image files are (``data.dir`` as given, and the splits); None without."""
         data_dir = getattr(self.source, "data_dir", None)
         return (
             None if data_dir is None else {"dir": str(data_dir), "splits": list(self.listing.rows)}

@@ -1,16 +1,7 @@
 """The one extraction loop: any source's rows, through a frozen backbone or not, into a store.
 
-For every source (:mod:`pipeline.sources`): list the rows, fingerprint them, take the
-output's lock (one extraction of a file at a time; :mod:`pipeline.extraction.partial`), stop
-early when the output is already up to date (:func:`stale_reason`: same rows, settings,
-backbone, weights and transforms; torchvision is not even imported then), check every image
-of an image folder once (all unreadable ones named in one error, or skipped, before any model
-is built), build the backbone only when the source needs one and there is work to do, run the
-rows of each split (or of one shard) in batches with progress, keeping each finished batch
-beside the output so that an interrupted run resumes, and write the store atomically with its
-provenance and, for an image folder, where its images are (``extra["images"]``: ``data.dir``
-as given and the splits; :func:`pipeline.store.hdf5.write`).
-
+An up-to-date output is recognised before torchvision is imported; finished batches are kept
+so an interrupted run resumes; the store is written once, atomically.
 """
 
 from __future__ import annotations
@@ -87,9 +78,7 @@ def _backbone_checks(meta: StoreMeta, cfg: ExtractConfig) -> list[tuple[bool, st
 
 
 def stale_reason(job: Job) -> str | None:
-    """Why ``job.out`` must be (re)written (every reason, joined by "; "), or None when it
-    already holds these features and records the source's data folder (:func:`extract`
-    rewrites only that record when nothing else changed)."""
+    """Why ``job.out`` must be (re)written (reasons joined by "; "), or None when up to date."""
     meta, reasons = _stale_reasons(job)
     images = job.images
     if meta is not None and not reasons and images is not None:
@@ -99,8 +88,7 @@ def stale_reason(job: Job) -> str | None:
 
 
 def _stale_reasons(job: Job) -> tuple[StoreMeta | None, list[str]]:
-    """The existing store's metadata (None when unreadable) and why it differs from what the
-    job would write now, the data folder it records aside."""
+    """The existing store's metadata (None if unreadable) and why it differs, data folder aside."""
     source, listing, cfg = job.source, job.listing, job.cfg
     try:
         meta = read_meta(job.out)
@@ -172,9 +160,7 @@ def _extract_split(
     encoder: Encoder | None,
     resume: tuple[Partial, list[Chunk]] | None,
 ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, str]]]:
-    """Features (N, D) of ``rows``, which rows gave them, and (position, reason) of the rows
-    that could not be read; with ``resume``, the finished batches are read back and every new
-    one is kept as it finishes."""
+    """Features (N, D) of ``rows``, the rows that gave them, and (position, reason) of the rest."""
     source, cfg = job.source, job.cfg
     partial, chunks = resume if resume is not None else (None, [])
     chunks = list(chunks)
@@ -246,30 +232,12 @@ def extract(
 ) -> ExtractResult:
     """Extract the features of every row of ``source`` (or of one shard) into ``out``.
 
-    One extraction of a backbone's whole store runs at a time (a lock beside it; a second one
-    waits, then finds the file up to date). Image folders are checked, every image decoded
-    cheaply, before the backbone is built. An interrupted backbone extraction leaves its
-    finished batches beside ``out``, and a rerun with the same inputs and settings resumes
-    from them (:mod:`pipeline.extraction.partial`); the store itself is written once,
-    atomically.
-
     Args:
-        source: an image source (:func:`pipeline.sources.catalog.image_source`) or a
-            generated one.
-        out: the store to write (a shard goes to ``shard.path(out)``).
-        cfg: backbone, weights, device, batch size, workers and bad-image policy; None for a
-            source without a backbone.
-        force: extract even when the output is up to date.
-        shard: extract only this part of the rows.
-        fingerprint: the source's fingerprint when the caller has already computed it (Dask
-            tasks get it from the client instead of each hashing every image).
-
-    Returns:
-        An :class:`ExtractResult`.
+        cfg: the backbone and its run settings; None for a source without a backbone.
+        fingerprint: the source's fingerprint, when the caller has computed it already.
 
     Raises:
-        DataError: bad folder layout, an empty class, or undecodable images with
-            ``on_bad_image: error`` (all of them named in one message).
+        DataError: bad folder layout, an empty class, or undecodable images (all named at once).
         WeightsError: unknown or unavailable weights.
     """
     start = time.perf_counter()
@@ -278,8 +246,8 @@ def extract(
     _log_listing(listing)
     selection, shard_meta = _selection(listing, shard)
     job = Job(source, listing, fingerprint or source.fingerprint(listing), out, cfg, shard_meta)
-    # a backbone's whole store: one extraction at a time. Not for a shard (one job's, and no
-    # lock file per shard) nor a generated store (seconds to write, the same bytes twice)
+    # one extraction of a backbone's whole store at a time; shards and generated stores
+    # need no lock (one job each; writing twice gives the same bytes)
     lock = shard is None and source.needs_backbone
     with locked(out) if lock else contextlib.nullcontext():
         if out.exists() and not force:
@@ -318,12 +286,7 @@ def extract(
 
 
 def up_to_date(job: Job, start: float) -> ExtractResult | None:
-    """The result for a job whose output needs no extraction (``start``: when the job began),
-    or None when it must be extracted.
-
-    An output that differs only in the data folder it records (the images moved, with the
-    same contents) is rewritten with the new folder, without a backbone.
-    """
+    """The result when the output needs no extraction (a moved data folder re-recorded), or None."""
     out = job.out
     meta, reasons = _stale_reasons(job)
     images = job.images
@@ -339,8 +302,7 @@ def up_to_date(job: Job, start: float) -> ExtractResult | None:
 
 
 def _rerecord(out: Path, meta: StoreMeta, images: dict[str, Any]) -> StoreMeta:
-    """Rewrite ``out`` (whose metadata is ``meta``) with the same arrays and metadata but
-    another ``extra["images"]``."""
+    """Rewrite ``out`` with the same arrays and metadata but another ``extra["images"]``."""
     parts = load_splits(out, meta.splits)
     arrays = {s: SplitArrays(p.features, p.labels, p.paths) for s, p in parts.items()}
     return write_like(out, arrays, meta, extra=meta.extra | {"images": images})
@@ -353,8 +315,7 @@ def _extract_rows(
     encoder: Encoder | None,
     partial: Partial | None,
 ) -> tuple[dict[str, SplitArrays], list[dict[str, str]], int]:
-    """Run every split's rows: the arrays to store, the skipped rows in listing order, and how
-    many rows were read back from an interrupted run's batches."""
+    """Every split's arrays, the skipped rows, and how many rows were resumed."""
     listing = job.listing
     done = partial.load() if partial is not None else {}
     n_done = sum(c.stop - c.start for chunks in done.values() for c in chunks)
@@ -402,12 +363,6 @@ def extract_images(
     shard: Shard | None = None,
     fingerprint: str | None = None,
 ) -> ExtractResult:
-    """Stage one for a params file: :func:`extract` of ``data``'s images into ``cfg.out``.
-
-    Example:
-        >>> params = load_params("params.yaml", ["extract.weights=none"])
-        >>> extract_images(params.data, params.extract).meta.splits
-        ('train', 'val')
-    """
+    """Stage one for a params file: :func:`extract` of ``data``'s images into ``cfg.out``."""
     source = catalog.image_source(data)
     return extract(source, cfg.out, cfg, force=force, shard=shard, fingerprint=fingerprint)

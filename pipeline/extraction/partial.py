@@ -1,19 +1,7 @@
 """One extraction per output at a time, and resuming an interrupted one.
 
-* :func:`locked`: a lock file beside the output (``<out>.lock``, held with ``filelock``). A
-  second extraction of the same output waits, says so in the log, and then finds the file
-  the first one wrote (up to date, in the usual check).
-* :class:`Partial`: the finished batches of an extraction in a folder beside the output
-  (``<out>.partial/``), each batch written atomically as it finishes, under a key of the
-  extraction's inputs and settings (the rows' fingerprint, the backbone, its weights and their
-  sha256, the transform, batch size, shard, library versions, device). An interrupted run
-  (Ctrl-C, a crash, a killed job) leaves it behind; a rerun with the same key reads it back and
-  extracts only the remaining rows, in the same batches a clean run would have used, so the
-  final store is byte-identical to a clean run's. A folder of another key is removed, and a
-  finished extraction removes its own.
-
-Neither the lock file nor the folder is the output: the store itself is still written once,
-atomically, at the end (:func:`pipeline.store.hdf5.write`).
+Finished batches are kept under a key of everything that shapes the features, so a resumed
+run writes the same bytes as a clean one.
 """
 
 from __future__ import annotations
@@ -48,16 +36,7 @@ def lock_path(out: str | Path) -> Path:
 
 @contextlib.contextmanager
 def locked(out: str | Path) -> Iterator[None]:
-    """Hold the lock of ``out`` inside the block, waiting (with a log line) while another
-    process or thread holds it.
-
-    Raises:
-        FeatureStoreError: the lock file cannot be created (the message names it).
-
-    Example:
-        >>> with locked("features/hymenoptera-resnet18.h5"):
-        ...     pass  # check, extract and write the store
-    """
+    """Hold the lock of ``out`` inside the block, waiting while another extraction holds it."""
     import filelock  # only when a store is written
 
     path = lock_path(out)
@@ -75,18 +54,15 @@ def locked(out: str | Path) -> Iterator[None]:
             "writable folder"
         ) from exc
     try:
+        for stale in files.remove_stale_temps(out):  # a final write that was killed
+            log.info("removed %s, left by an interrupted write of %s", stale, out)
         yield
     finally:
         lock.release()
 
 
 def key(settings: Mapping[str, Any]) -> str:
-    """SHA-256 of ``settings`` (JSON with sorted keys): what a partial extraction is valid for.
-
-    Example:
-        >>> key({"batch_size": 32, "weights": "none"}) == key({"weights": "none", "batch_size": 32})
-        True
-    """
+    """SHA-256 of ``settings``: what a partial extraction is valid for."""
     return files.json_sha256(settings)
 
 
@@ -97,18 +73,13 @@ class Chunk:
     split: str
     start: int
     stop: int
-    indices: np.ndarray  # (k,) int64, the positions (start <= i < stop) that gave features
+    indices: np.ndarray  # (k,) int64 positions that gave features
     features: np.ndarray  # (k, feature_dim)
-    failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
+    failed: list[tuple[int, str]]  # (position, reason) of unreadable rows
 
 
 class Partial:
-    """The finished batches of one extraction of ``out`` (see the module docstring).
-
-    Args:
-        out: the store being written.
-        settings: the extraction's inputs and settings; their :func:`key` names the batches.
-    """
+    """The finished batches of one extraction of ``out``, under the :func:`key` of ``settings``."""
 
     def __init__(self, out: str | Path, settings: Mapping[str, Any]):
         out = Path(out)
@@ -121,8 +92,7 @@ class Partial:
         return self.dir / f"batch-{n:07d}.npz"
 
     def load(self) -> dict[str, list[Chunk]]:
-        """The finished batches per split, each list contiguous from row 0; {} when there are
-        none. A folder of another key, or one that cannot be read, is removed."""
+        """The finished batches per split, from row 0; a folder of another key is removed."""
         try:
             stored = json.loads((self.dir / KEY_FILE).read_text(encoding="utf-8"))["key"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -162,7 +132,7 @@ class Partial:
             )
 
     def add(self, chunk: Chunk) -> None:
-        """Keep one finished batch (written atomically: a batch is either there or not)."""
+        """Keep one finished batch, written atomically."""
         if self._count == 0:
             self.dir.mkdir(parents=True, exist_ok=True)
             record = {"key": self.key, "settings": self.settings}
@@ -181,25 +151,14 @@ class Partial:
         self._count += 1
 
     def remove(self) -> None:
-        """Delete the folder (after the store is written, or when it is of no use)."""
+        """Delete the folder."""
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def for_extraction(
     job: Job, rows: Mapping[str, Sequence[int]], record: Mapping[str, Any]
 ) -> Partial | None:
-    """The :class:`Partial` of a backbone's extraction job, keyed by everything that shapes
-    its features; None without a backbone (such sources are quick to redo).
-
-    Args:
-        job: the extraction (its output, rows, fingerprint and backbone settings).
-        rows: split -> the positions being extracted (a shard's, undecodable ones left out).
-        record: what the store will record about the backbone (provenance and ``extra``).
-
-    Example:
-        >>> partial = for_extraction(job, rows, provenance | extra)
-        >>> partial.load()  # the finished batches per split
-    """
+    """The :class:`Partial` of a backbone's extraction of ``rows``; None without a backbone."""
     cfg, listing = job.cfg, job.listing
     if cfg is None:
         return None

@@ -1,11 +1,5 @@
-"""Extraction as shards on a Dask cluster, merged into the file one process would write.
-
-The client lists and fingerprints the rows once and checks whether ``extract.out`` is up to
-date; each Dask task runs :func:`pipeline.extraction.loop.extract` on one
-:class:`~pipeline.store.shards.Shard` and writes its shard file beside ``extract.out`` (so
-workers must see ``data.dir`` and that folder at the same paths); the client merges the shard
-files (:func:`pipeline.store.shards.merge`) and deletes them. Shards left by an interrupted
-run are reused when up to date.
+"""Extraction as Dask shards, merged into the file one process would write; workers must see
+the data and ``extract.out``'s folder at the same paths.
 """
 
 from __future__ import annotations
@@ -19,6 +13,7 @@ from pathlib import Path
 from pipeline.common import cluster
 from pipeline.common.config import DataConfig, ExtractConfig
 from pipeline.common.progress import progress
+from pipeline.extraction.checks import refuse_empty_classes
 from pipeline.extraction.job import Job
 from pipeline.extraction.loop import ExtractResult, extract_images, up_to_date
 from pipeline.sources.catalog import image_source
@@ -34,7 +29,7 @@ def extract_shard(
     import multiprocessing
 
     if cfg.workers and multiprocessing.current_process().daemon:
-        # Dask runs tasks in daemonic processes, which cannot start DataLoader workers.
+        # Dask tasks run in daemonic processes, which cannot start DataLoader workers
         cfg = replace(cfg, workers=0)
     result = extract_images(data, cfg, force=force, shard=shard, fingerprint=fingerprint)
     return str(result.path), result.up_to_date, result.seconds
@@ -48,23 +43,14 @@ def extract_on_dask(
     shards: int | None = None,
     force: bool = False,
 ) -> ExtractResult:
-    """Extract ``cfg.out`` as shards run as Dask tasks, then merge them (see module docstring).
-
-    Args:
-        data, cfg, force: as for :func:`pipeline.extraction.loop.extract` of the data's
-            image source.
-        client: a ``dask.distributed.Client`` (:func:`pipeline.common.cluster.connect`).
-        shards: number of shards; default one per worker thread, at most one per row.
-
-    Returns:
-        An :class:`~pipeline.extraction.loop.ExtractResult` for the merged file.
-    """
+    """Extract ``cfg.out`` as ``shards`` Dask tasks on ``client``, then merge them."""
     from distributed import as_completed  # dask: only with --scheduler/--dask-workers
 
     start = time.perf_counter()
     out = Path(cfg.out)
     source = image_source(data)
     listing = source.list()
+    refuse_empty_classes(source, listing)  # before any shard is sent
     fingerprint = source.fingerprint(listing)
     total = listing.total
     if out.exists() and not force:

@@ -2,13 +2,21 @@
 
 The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
 ``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
-``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch`` and ``features`` (the
-feature store's path, sha256 and provenance). :mod:`pipeline.training.outputs` writes it,
-and ``run.json`` beside it: the same without the weights (:mod:`pipeline.heads.record`).
+``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch``, ``features`` (the
+feature store's path, sha256 and provenance), ``tensors_sha256`` (:func:`tensors_sha256` of
+``state_dict``, checked on every read, so that a changed weight is an error, not a silently
+different head) and, for a circuit file, ``circuit`` (its path, function, text and sha256:
+the head is rebuilt from that text, not from the file). :mod:`pipeline.training.outputs`
+writes it, and ``run.json`` beside it: the same without the weights
+(:mod:`pipeline.heads.record`). A checkpoint written before ``tensors_sha256`` existed loads
+with a logged note that its weights are not checked.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +28,53 @@ from pipeline.common.files import file_sha256
 from pipeline.heads.dressed import build_head
 from pipeline.heads.record import CHECKPOINT_VERSION, not_a_head, require_keys
 from pipeline.store import hdf5
+
+log = logging.getLogger("pipeline")
+
+#: The key of the state dict's digest (:func:`tensors_sha256`).
+DIGEST_KEY = "tensors_sha256"
+
+
+def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
+
+    Example:
+        >>> tensors_sha256({"w": torch.zeros(2)}) == tensors_sha256({"w": torch.zeros(2)})
+        True
+    """
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def check_tensors(path: str | Path, ckpt: dict) -> None:
+    """Check ``state_dict`` against the recorded :data:`DIGEST_KEY` (a note when absent).
+
+    Raises:
+        PipelineError: the state dict is not a dict of tensors, or its digest differs.
+    """
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise PipelineError(f"{not_a_head(path)}: expected 'state_dict' to map names to tensors")
+    recorded = ckpt.get(DIGEST_KEY)
+    if recorded is None:
+        log.warning(
+            "%s records no digest of its weights (written by an earlier version): they are "
+            "not checked; train the head again to add one",
+            path,
+        )
+        return
+    actual = tensors_sha256(state)
+    if actual != recorded:
+        raise PipelineError(
+            f"{str(path)!r} is corrupt: its weights' sha256 is {actual}, but the file records "
+            f"{recorded}; train the head again (or restore the file, e.g. `dvc checkout`)"
+        )
 
 
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
@@ -34,7 +89,8 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
         ``in_features``, ``best_epoch``, ``features`` (the feature store's identity).
 
     Raises:
-        PipelineError: the file is missing or is not a checkpoint of this pipeline.
+        PipelineError: the file is missing, is not a checkpoint of this pipeline, or its
+            weights differ from the digest it records.
 
     Example:
         >>> read_checkpoint("runs/head/model.pt")["class_names"]
@@ -52,6 +108,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
             f"{str(path)!r} is not a head checkpoint of format_version {CHECKPOINT_VERSION}"
         )
     require_keys(path, ckpt)
+    check_tensors(path, ckpt)
     return ckpt
 
 
@@ -69,7 +126,9 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
     ckpt = read_checkpoint(path, map_location=map_location)
     try:
         cfg = build_section("train", TrainConfig, ckpt["config"])
-        model = build_head(cfg, ckpt["in_features"], len(ckpt["class_names"]))
+        model = build_head(
+            cfg, ckpt["in_features"], len(ckpt["class_names"]), circuit=ckpt.get("circuit")
+        )
         model.to(getattr(torch, cfg.dtype)).load_state_dict(ckpt["state_dict"])
     except ConfigError as exc:  # its train config (a head this version does not know, say)
         raise PipelineError(f"{not_a_head(path)}: {exc}") from exc

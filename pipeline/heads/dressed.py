@@ -12,15 +12,19 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from pipeline.common.config import TrainConfig
+from pipeline.common.config import CIRCUIT_DEFAULTS, TrainConfig
 from pipeline.heads import inputs
 from pipeline.heads.photonic import CVHead
 from pipeline.simulators.qubit import Method, make_circuit, shape
 from pipeline.store.hdf5 import StoreMeta
+
+if TYPE_CHECKING:
+    from pipeline.simulators.program import Program
 
 
 class DressedQuantumNet(nn.Module):
@@ -35,6 +39,11 @@ class DressedQuantumNet(nn.Module):
         backend: ``"torch"`` or a PennyLane device name.
         diff_method, shots, seed: for PennyLane backends (``seed`` seeds shot sampling).
         method: for the torch backend (see :class:`TorchCircuit`).
+        program: any other circuit, compiled (:mod:`pipeline.circuits`), run by
+            :class:`~pipeline.simulators.program.ProgramCircuit`: its weight shape and number
+            of outputs replace the paper's; ``backend`` must be ``torch``.
+        source: the circuit file's record (:meth:`pipeline.circuits.source.CircuitFile.record`)
+            that ``model.pt`` keeps, or None.
 
     Example:
         >>> DressedQuantumNet(in_features=2, n_qubits=5, q_depth=5)(torch.zeros(3, 2)).shape
@@ -54,6 +63,8 @@ class DressedQuantumNet(nn.Module):
         shots: int | None = None,
         seed: int | None = None,
         method: Method = "auto",
+        program: Program | None = None,
+        source: dict[str, Any] | None = None,
     ):
         super().__init__()
         for name, value, low in (
@@ -66,22 +77,36 @@ class DressedQuantumNet(nn.Module):
                 raise ValueError(f"{name}: expected an integer >= {low}; got {value!r}")
         if q_delta < 0:
             raise ValueError(f"q_delta: expected a number >= 0; got {q_delta!r}")
+        self.circuit_source = source
         self.pre_net = nn.Linear(in_features, n_qubits)
-        self.q_params = nn.Parameter(q_delta * torch.randn(shape(n_qubits, q_depth)))
-        self.circuit = make_circuit(
-            backend,
-            n_qubits,
-            q_depth,
-            diff_method=diff_method,
-            shots=shots,
-            seed=seed,
-            method=method,
-        )
-        self.post_net = nn.Linear(n_qubits, n_classes)
+        if program is None:
+            self.q_params = nn.Parameter(q_delta * torch.randn(shape(n_qubits, q_depth)))
+            self.circuit = make_circuit(
+                backend,
+                n_qubits,
+                q_depth,
+                diff_method=diff_method,
+                shots=shots,
+                seed=seed,
+                method=method,
+            )
+            n_outputs = n_qubits
+        else:
+            from pipeline.simulators.program import ProgramCircuit
+
+            if backend != "torch" or program.n_qubits != n_qubits:
+                raise ValueError(
+                    f"expected a program on {n_qubits} qubits and backend 'torch'; got "
+                    f"{program.n_qubits} qubits and {backend!r}"
+                )
+            self.q_params = nn.Parameter(q_delta * torch.randn(program.weight_shape))
+            self.circuit = ProgramCircuit(program)
+            n_outputs = program.n_outputs
+        self.post_net = nn.Linear(n_outputs, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q_in = torch.tanh(self.pre_net(x)) * (math.pi / 2)  # (B, n_qubits)
-        q_out = self.circuit(q_in, self.q_params)  # (B, n_qubits)
+        q_out = self.circuit(q_in, self.q_params)  # (B, n_outputs)
         return self.post_net(q_out)  # (B, n_classes)
 
 
@@ -113,7 +138,12 @@ class ClassicalDressedNet(nn.Module):
 
 
 def build_head(
-    cfg: TrainConfig, in_features: int, n_classes: int, *, store: StoreMeta | None = None
+    cfg: TrainConfig,
+    in_features: int,
+    n_classes: int,
+    *,
+    store: StoreMeta | None = None,
+    circuit: dict[str, Any] | None = None,
 ) -> nn.Module:
     """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
 
@@ -127,12 +157,15 @@ def build_head(
         n_classes: number of classes in the feature store.
         store: the store's metadata, when training on it: a head that does not fit its
             features is refused first (:func:`pipeline.heads.inputs.check`).
+        circuit: a ``model.pt``'s circuit record: a file circuit is rebuilt from the text it
+            was trained with (default: ``cfg.circuit``'s file is read).
 
     Returns:
         A float32 module (``cv``: float64); callers move it to their device and dtype.
 
     Raises:
-        ConfigError: the head does not fit ``store``.
+        ConfigError: the head does not fit ``store``, or its circuit is refused
+            (:class:`pipeline.circuits.compiler.CircuitError`).
 
     Example:
         >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
@@ -141,7 +174,7 @@ def build_head(
     """
     if store is not None:
         inputs.check(cfg, store)
-    model = _build(cfg, in_features, n_classes)
+    model = _build(cfg, in_features, n_classes, circuit)
     if cfg.init_std is not None:
         with torch.no_grad():
             for p in model.parameters():
@@ -149,8 +182,14 @@ def build_head(
     return model
 
 
-def _build(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
+def _build(cfg: TrainConfig, in_features: int, n_classes: int, circuit) -> nn.Module:
     if cfg.head == "quantum":
+        program = source = None
+        if {k: getattr(cfg, k) for k in CIRCUIT_DEFAULTS} != CIRCUIT_DEFAULTS:
+            from pipeline.circuits.source import circuit_program  # PennyLane: only for these
+
+            program, found = circuit_program(cfg, circuit)
+            source = found.record() if found is not None else None
         return DressedQuantumNet(
             in_features=in_features,
             n_qubits=cfg.n_qubits,
@@ -161,6 +200,8 @@ def _build(cfg: TrainConfig, in_features: int, n_classes: int) -> nn.Module:
             diff_method=cfg.diff_method,
             shots=cfg.shots,
             seed=cfg.seed,
+            program=program,
+            source=source,
         )
     if cfg.head == "classical":
         return ClassicalDressedNet(in_features, cfg.n_qubits, n_classes)

@@ -1,12 +1,4 @@
-"""What a head takes from a feature store: which heads fit which features, and as what tensor.
-
-A store holds float32 features (image backbones, the spiral, QC) or complex128 kets (QQ, a
-store of format version 2). The ``cv`` head reads kets; every other head reads real
-features. :func:`check` refuses a head that does not fit the store, naming both;
-:func:`as_tensor` turns a split's features into the training loop's real tensor: real
-features as they are, complex kets (N, c) as real/imaginary pairs (N, 2c), exact in float64,
-which the ``cv`` head turns back into kets (:func:`pipeline.heads.photonic.as_kets`).
-"""
+"""What a head takes from a feature store: ``cv`` reads complex kets, the others real features."""
 
 from __future__ import annotations
 
@@ -22,21 +14,7 @@ KET_HEADS = ("cv",)
 
 
 def check(cfg: TrainConfig, meta: StoreMeta) -> None:
-    """Refuse a head that does not fit the store's features.
-
-    Args:
-        cfg: ``head`` and ``cv_layers`` are read.
-        meta: the store's metadata (``feature_dtype``, ``feature_dim``, classes, path).
-
-    Raises:
-        ConfigError: ``cv`` on real features or on a store that is not two-class; another
-            head on complex kets. The message names the head's settings and the store.
-
-    Example:
-        >>> check(TrainConfig(head="linear"), read_meta("features/qq.h5"))
-        Traceback (most recent call last):
-        ConfigError: train.head 'linear' needs real features; ...
-    """
+    """Refuse a head that does not fit the store's features (ConfigError naming both)."""
     store = (
         f"{meta.path} holds {meta.feature_dtype} features of width {meta.feature_dim} "
         f"(source {meta.source!r}, {meta.n_classes} classes)"
@@ -62,10 +40,7 @@ def check(cfg: TrainConfig, meta: StoreMeta) -> None:
 
 
 def as_tensor(features: np.ndarray, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
-    """A split's features as the training loop's real tensor (N, D) or, for kets, (N, 2D).
-
-    Real features: ``torch.as_tensor(features).to(device, dtype)``, as always. Complex kets
-    (N, c): ``[real parts | imaginary parts]`` (N, 2c) in ``dtype`` (exact in float64).
+    """A split's features as a real tensor; complex kets (N, c) as ``[real | imag]`` (N, 2c).
 
     Example:
         >>> as_tensor(np.array([[1 + 2j, 3j]]), "cpu", torch.float64)

@@ -1,29 +1,8 @@
-"""The QQ head B (``cv``): trainable one-mode photonic layers read out by the vacuum probability.
+"""The QQ head B (``cv``, Mari et al. 2020, example 5): trainable one-mode layers on circuit A's
+stored kets, read out by the vacuum probability ``p0 = |<0|ψ_out>|²`` (not renormalised).
 
-Mari et al. (2020), example 5 (``q2q_transfer_learning.ipynb``): circuit B is the frozen
-circuit A (stage one: :func:`pipeline.sources.photonic_data.qq_dataset` stores A's output kets)
-followed by ``n_layers`` trainable layers, each R(r1) -> S(clip(sq), 0) -> R(r2) ->
-D(clip(d), 0) -> R(r3) -> V(clip(κ)) on one mode in truncated Fock space (clip to ±1,
-:func:`pipeline.simulators.fock_layers.one_mode_layers`). An on/off detector estimates the vacuum
-probability ``p0 = |<0|ψ_out>|²``: class 1 (non-Gaussian) <-> large ``p0``. The state is never
-renormalised: amplitudes leaving the truncated space are lost, as in the notebook.
-
-The logits ``[log(1 - p0 + 1e-7), log(p0 + 1e-7)]`` make the usual cross entropy equal the
-notebook's loss ``-y log(p0 + eps) - (1 - y) log(1 - p0 + eps)``, and their argmax its
-decision rule ``p0 > 0.5``.
-
-The math is one function, :func:`cv_logits`, that broadcasts over leading dimensions: M
-heads of one shape are one call with weights (M, L, 6), as a stacked ensemble trains them.
-Only ``<0|B`` is needed, so the layers are never multiplied into a matrix: the row vector
-``<0|`` is carried backwards through the gates (:func:`pipeline.simulators.fock_layers.vacuum_row`).
-
-Example:
-    >>> _ = torch.manual_seed(0)
-    >>> head = CVHead(n_layers=3, cutoff=15)
-    >>> kets = torch.zeros(4, 15, dtype=torch.complex128)
-    >>> kets[:, 0] = 1
-    >>> head(kets).shape, head(kets).dtype
-    (torch.Size([4, 2]), torch.float64)
+Logits ``[log(1 - p0 + eps), log(p0 + eps)]`` make cross entropy the notebook's loss and argmax
+its rule ``p0 > 0.5``. :func:`cv_logits` broadcasts over leading dimensions: M heads, one call.
 """
 
 from __future__ import annotations
@@ -40,19 +19,7 @@ INIT_STD = 0.001
 
 
 def as_kets(x: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """Kets (..., B, c) complex from complex kets or from real/imaginary pairs (..., B, 2c).
-
-    A feature store's complex kets reach a training loop as real pairs, the real parts in
-    the first ``cutoff`` columns and the imaginary parts in the last
-    (:func:`pipeline.heads.inputs.as_tensor`).
-
-    Raises:
-        ValueError: neither layout, naming the expected and the given shape and dtype.
-
-    Example:
-        >>> as_kets(torch.tensor([[0.6, 0.0, 0.0, 0.8]]), 2)
-        tensor([[0.6000+0.0000j, 0.0000+0.8000j]])
-    """
+    """Complex kets (..., B, c) from complex kets or real/imaginary halves (..., B, 2c)."""
     c = cutoff
     if x.ndim >= 2 and x.is_complex() and x.shape[-1] == c:
         return x
@@ -65,16 +32,10 @@ def as_kets(x: torch.Tensor, cutoff: int) -> torch.Tensor:
 
 
 def vacuum_probability(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
-    """``p0 = |<0| B |ψ>|²`` (..., B) for layers ``weights`` (..., L, 6) and kets (..., B, c).
-
-    Not renormalised. The circuit is simulated in complex128 whatever the dtypes; the
-    overlap with the kets is taken in the kets' dtype.
-    """
+    """``p0 = |<0| B |ψ>|²`` (..., B) for ``weights`` (..., L, 6) and kets (..., B, c)."""
     cutoff = kets.shape[-1]
     row = vacuum_row(weights, cutoff).to(kets.dtype).unsqueeze(-2)  # (..., 1, c): <0|B|n>
-    # sum_n B[0, n] ψ[n] (..., B) in real arithmetic, elementwise then per row: a matrix
-    # product or a vectorised complex product could round one member differently depending on
-    # how many members are stacked
+    # real arithmetic, elementwise: a matmul could round a member differently per stack size
     kr, ki, rr, ri = kets.real, kets.imag, row.real, row.imag
     real = (kr * rr - ki * ri).sum(-1)
     imag = (kr * ri + ki * rr).sum(-1)
@@ -82,24 +43,7 @@ def vacuum_probability(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tenso
 
 
 def cv_logits(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
-    """Logits ``[log(1 - p0 + 1e-7), log(p0 + 1e-7)]`` (..., B, 2) of the ``cv`` head.
-
-    Broadcasts over leading dimensions: weights (M, L, 6) with kets (B, c) or (M, B, c) give
-    (M, B, 2), member ``i`` equal to a single head with weights ``weights[i]``.
-
-    Args:
-        weights: real (..., L, 6), columns sq, d, r1, r2, r3, κ per layer; differentiable.
-        kets: complex (..., B, c), the stored output kets of circuit A (``c`` = cutoff).
-
-    Returns:
-        Real (..., B, 2) in the kets' real dtype (float64 for complex128).
-
-    Example:
-        >>> kets = torch.zeros(5, 15, dtype=torch.complex128)
-        >>> kets[:, 0] = 1
-        >>> cv_logits(torch.zeros(4, 3, 6, dtype=torch.float64), kets).shape
-        torch.Size([4, 5, 2])
-    """
+    """Logits (..., B, 2) for ``weights`` (..., L, 6), kets (..., B, c); a member = one head."""
     if not kets.is_complex() or kets.ndim < 2:
         raise ValueError(
             f"kets: expected complex (..., B, c); got {kets.dtype} {tuple(kets.shape)}"
@@ -109,26 +53,10 @@ def cv_logits(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
 
 
 class CVHead(nn.Module):
-    """Trainable one-mode layers on stored kets; logits from the vacuum probability.
+    """Trainable one-mode layers on stored kets; logits (B, 2) from the vacuum probability.
 
-    Args:
-        n_layers: number of layers (the notebook's ``q_depth``), >= 1.
-        cutoff: Fock cutoff of the stored kets (the notebook's 15), >= 2.
-        dtype: of the parameters (float64: the simulation runs in complex128).
-
-    Parameters ``params`` (n_layers, 6), columns sq, d, r1, r2, r3, κ, drawn from
-    N(0, 0.001) with the current torch RNG.
-
-    Input: kets (B, cutoff) complex (complex128 or complex64), or real (B, 2 cutoff) with
-    the real parts in the first ``cutoff`` columns and the imaginary parts in the last (how
-    a training loop holds a store's complex features). The circuit is simulated in
-    complex128; the overlap with the input in the input's precision.
-
-    Returns: logits (B, 2) in the input's real dtype (float64 for complex128).
-
-    Example:
-        >>> CVHead.shape(3)
-        (3, 6)
+    Parameters (n_layers, 6) start at N(0, 0.001) as in the notebook. Input: complex kets
+    (B, cutoff) or real/imaginary halves (B, 2 cutoff).
     """
 
     def __init__(self, n_layers: int = 3, cutoff: int = 15, *, dtype: torch.dtype = torch.float64):
@@ -143,19 +71,13 @@ class CVHead(nn.Module):
 
     @staticmethod
     def shape(n_layers: int) -> tuple[int, int]:
-        """Shape of the parameters: one row (sq, d, r1, r2, r3, κ) per layer.
-
-        Example:
-            >>> CVHead.shape(2)
-            (2, 6)
-        """
+        """Shape of the parameters: one row (sq, d, r1, r2, r3, κ) per layer."""
         return (n_layers, 6)
 
     def extra_repr(self) -> str:
         return f"n_layers={self.n_layers}, cutoff={self.cutoff}"
 
     def as_kets(self, x: torch.Tensor) -> torch.Tensor:
-        """The input as complex kets (B, cutoff); see the class docstring."""
         if x.ndim != 2:
             raise ValueError(
                 f"expected complex kets (B, {self.cutoff}) or real/imaginary parts "
@@ -172,16 +94,9 @@ class CVHead(nn.Module):
         return self.params  # (L, 6)
 
     def vacuum_probability(self, x: torch.Tensor) -> torch.Tensor:
-        """``p0 = |<0| B |ψ>|²`` (B,) for input kets ``x`` (not renormalised)."""
+        """``p0`` (B,) for input kets ``x``."""
         return vacuum_probability(self._weights(), self.as_kets(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``[log(1 - p0 + 1e-7), log(p0 + 1e-7)]``.
-
-        Args:
-            x: kets (B, cutoff) complex, or (B, 2 cutoff) real/imaginary parts.
-
-        Returns:
-            (B, 2) in the input's real dtype; class 1 (non-Gaussian) <-> ``p0 > 0.5``.
-        """
+        """Logits ``[log(1 - p0 + eps), log(p0 + eps)]`` (B, 2)."""
         return cv_logits(self._weights(), self.as_kets(x))

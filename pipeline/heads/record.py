@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.common.errors import PipelineError
+from pipeline.common.folders import MixedRunError
 
 CHECKPOINT_VERSION = 1
 RECORD_NAME = "run.json"
@@ -66,8 +67,9 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
         read ``model.pt`` instead).
 
     Raises:
-        PipelineError: ``run.json`` is malformed, lacks a key, or describes another
-            ``model.pt`` than the one beside it (the message names both files).
+        PipelineError: ``run.json`` is malformed or lacks a key.
+        MixedRunError: it describes another ``model.pt`` than the one beside it (the
+            message names both files).
 
     Example:
         >>> read_record("runs/head")["class_names"]
@@ -88,7 +90,7 @@ def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     model = path.with_name("model.pt")
     sha = hashlib.sha256(model.read_bytes()).hexdigest() if model.is_file() else None
     if sha != record["model_sha256"]:
-        raise PipelineError(
+        raise (MixedRunError if sha else PipelineError)(
             f"{str(path)!r} describes a model.pt of sha256 {record['model_sha256']}; "
             f"{str(model)!r} has {sha or 'no file'}: train the head again "
             "(python -m pipeline.train_head)"

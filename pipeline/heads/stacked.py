@@ -11,8 +11,9 @@ path batched over members (:class:`pipeline.simulators.qubit.TorchCircuit` with 
 weights); one backward pass gives every member its own gradient (members never mix), so one
 optimizer update serves all of them (:class:`pipeline.training.optim.StackedOptimizer`).
 
-Vectorised kinds: ``linear``, ``classical``, ``quantum`` on the ``torch`` backend with the
-circuit's matrix method (up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits), and
+Vectorised kinds: ``linear``, ``classical``, ``quantum`` on the ``torch`` backend (the paper's
+circuit by the matrix method, up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits;
+any other circuit by :class:`pipeline.simulators.program.ProgramCircuit`, any width), and
 ``cv`` (the photonic layers batched over members, :func:`pipeline.heads.photonic.cv_logits`).
 Any other head (a PennyLane backend, a larger circuit) stacks as well, with ``kind=None``: its
 members then run one after the other inside the forward pass (``torch.func.functional_call``
@@ -32,7 +33,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pipeline.common.config import TrainConfig
+from pipeline.common.config import CIRCUIT_DEFAULTS, TrainConfig
 from pipeline.heads.photonic import as_kets, cv_logits
 from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, TorchCircuit
 
@@ -47,7 +48,8 @@ def unstackable_reason(cfg: TrainConfig) -> str | None:
         return f"head {cfg.head!r} has no vectorised stacked form"
     if cfg.head == "quantum" and cfg.backend != "torch":
         return f"backend {cfg.backend!r} is a PennyLane device"
-    if cfg.head == "quantum" and cfg.n_qubits > MATRIX_MAX_QUBITS:
+    custom = {k: getattr(cfg, k) for k in CIRCUIT_DEFAULTS} != CIRCUIT_DEFAULTS
+    if cfg.head == "quantum" and cfg.n_qubits > MATRIX_MAX_QUBITS and not custom:
         return f"{cfg.n_qubits} qubits: the stacked circuit takes at most {MATRIX_MAX_QUBITS}"
     return None
 
@@ -103,7 +105,9 @@ class StackedHeads:
         for _, shape, a, b in self.layout:
             self.member_index[a:b] = members.repeat_interleave(shape.numel())
         self.circuit = None
-        if kind == "quantum":
+        if kind == "quantum" and not isinstance(heads[0].circuit, TorchCircuit):
+            self.circuit = heads[0].circuit  # a compiled circuit runs stacked as it is
+        elif kind == "quantum":
             q_depth, n_qubits = states[0]["q_params"].shape
             circuit = TorchCircuit(n_qubits, q_depth, method="matrix")
             self.circuit = circuit.to(device=self.flat.device, dtype=self.flat.dtype)

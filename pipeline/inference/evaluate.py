@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import hashlib
 import io
-import itertools
 import json
 import logging
 import time
@@ -49,16 +47,19 @@ import torch
 from torch import nn
 
 from pipeline.common import files
-from pipeline.common.config import EvaluateConfig, Params, TrainConfig, build_section
+from pipeline.common.config import (
+    CIRCUIT_DEFAULTS,
+    EvaluateConfig,
+    Params,
+    TrainConfig,
+    build_section,
+)
 from pipeline.common.devices import resolve_device, torch_threads
-from pipeline.common.errors import FeatureStoreError
+from pipeline.common.errors import ConfigError
 from pipeline.heads import inputs
-from pipeline.heads.checkpoint import load_checkpoint, trained_store
-from pipeline.heads.dressed import DressedQuantumNet
-from pipeline.heads.record import REQUIRED_KEYS, require_keys
 from pipeline.heads.stacked import head_logits
+from pipeline.inference.grid import Head, Setting, load_head, load_val, settings
 from pipeline.inference.robustness import RobustnessRow, robustness_png, score_setting
-from pipeline.simulators.noise import NoiseModel
 from pipeline.simulators.noisy_circuits import make_noisy_circuit
 from pipeline.store import hdf5
 
@@ -84,129 +85,6 @@ CSV_COLUMNS = (
 #: ``backend`` of a row computed by the head's own circuit (as trained).
 HEAD = "head"
 CHUNK = 4096  # rows per forward pass with a replaced circuit
-#: What a checkpoint must hold to be rebuilt and scored.
-CHECKPOINT_KEYS = (*REQUIRED_KEYS, "checkpoint")
-
-
-# ----------------------------------------------------------------------------- the grid
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One point of the grid: shots per sample (None: exact) and the noise."""
-
-    shots: int | None
-    noise: NoiseModel
-
-    @property
-    def exact_noiseless(self) -> bool:
-        return self.shots is None and self.noise.noiseless
-
-    @property
-    def label(self) -> str:
-        """``p=0.01 1000 shots``, ``p=0 exact``; damping and readout only when not 0."""
-        parts = [f"p={self.noise.depolarizing:g}"]
-        if self.noise.amplitude_damping:
-            parts.append(f"gamma={self.noise.amplitude_damping:g}")
-        if self.noise.readout_error:
-            parts.append(f"q={self.noise.readout_error:g}")
-        parts.append("exact" if self.shots is None else f"{self.shots} shots")
-        return " ".join(parts)
-
-    def seed(self, base: int) -> int:
-        """The sampling seed of this setting: a hash of ``base`` and the setting (< 2^63)."""
-        noise = self.noise
-        key = json.dumps(
-            [base, self.shots, noise.depolarizing, noise.amplitude_damping, noise.readout_error]
-        )
-        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") >> 1
-
-
-def settings(cfg: EvaluateConfig) -> list[Setting]:
-    """Every combination, noise outer (depolarizing, damping, readout), shots inner.
-
-    Example:
-        >>> [s.label for s in settings(EvaluateConfig(shots=(None, 100), depolarizing=(0.0,)))]
-        ['p=0 exact', 'p=0 100 shots']
-    """
-    noises = itertools.product(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
-    return [
-        Setting(shots, NoiseModel(p, gamma, q)) for p, gamma, q in noises for shots in cfg.shots
-    ]
-
-
-# ----------------------------------------------------------------------------- inputs
-
-
-@dataclass(frozen=True)
-class Head:
-    """A trained head rebuilt from its ``model.pt``."""
-
-    path: Path
-    model: nn.Module  # eval mode, in its training dtype, on the CPU
-    ckpt: dict[str, Any]
-
-    @property
-    def kind(self) -> str:
-        return str(self.ckpt["config"].get("head", "?"))
-
-    @property
-    def quantum(self) -> bool:
-        """Whether it has a qubit circuit that the settings can replace."""
-        return isinstance(self.model, DressedQuantumNet)
-
-    @property
-    def which(self) -> str:
-        """``best`` or ``last``: the epoch ``model.pt`` holds."""
-        return str(self.ckpt["checkpoint"])
-
-
-def load_head(path: str | Path) -> Head:
-    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
-
-    Raises:
-        PipelineError: missing, unreadable, or not a head checkpoint of this pipeline (the
-            message names the file and what it lacks).
-
-    Example:
-        >>> load_head("runs/head/model.pt").kind
-        'quantum'
-    """
-    path = Path(path)
-    model, ckpt = load_checkpoint(path)
-    require_keys(path, ckpt, CHECKPOINT_KEYS)  # and which epoch it holds
-    return Head(path, model, ckpt)
-
-
-def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSplit:
-    """The val split of the features ``head`` was trained on.
-
-    Args:
-        head: from :func:`load_head`.
-        features: the feature store to read (None: the path ``model.pt`` records).
-
-    Returns:
-        The val :class:`~pipeline.store.hdf5.FeatureSplit` (features (N, D), labels (N,)).
-
-    Raises:
-        FeatureStoreError: the file is missing, incomplete, has no val split, or its sha256
-            differs from the one ``model.pt`` records (the message names both files, both
-            hashes and the provenance fields that differ).
-
-    Example:
-        >>> len(load_val(load_head("runs/head/model.pt")))
-        153
-    """
-    path = trained_store(
-        head.path,
-        head.ckpt["features"],
-        features,
-        advice="extract it again or pass --features FILE",
-    )
-    split = hdf5.load(path, "val")
-    if len(split) == 0:
-        raise FeatureStoreError(f"features file {str(path)!r}: expected val rows; got none")
-    return split
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -258,6 +136,18 @@ def backend_of(head: Head, setting: Setting, backend: str) -> str:
     return "torch" if backend == "auto" else backend
 
 
+def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) -> nn.Module:
+    from pipeline.simulators.noisy_program import NoisyProgramCircuit
+
+    if backend != "torch":
+        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
+        raise ConfigError(
+            f"evaluate.backend: {head.path} was trained with the circuit {custom}, which the "
+            f"torch density matrix simulates; expected auto or torch; got {backend!r}"
+        )
+    return NoisyProgramCircuit(program, setting.noise, shots=setting.shots, seed=seed)
+
+
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
     """The circuit of every setting (None: the head's own), built before anything runs.
 
@@ -281,6 +171,10 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
             circuits.append(None)
             continue
         seed = None if setting.shots is None else setting.seed(cfg.seed)
+        program = getattr(head.model.circuit, "program", None)
+        if program is not None:  # a compiled circuit: its own operation list, noisy
+            circuits.append(_noisy_program(head, program, backend, setting, seed))
+            continue
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
         circuits.append(
             make_noisy_circuit(
@@ -444,11 +338,10 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
     doc = robustness_json(result, cfg)
     outputs = {
         run_dir / CSV_NAME: robustness_csv(result.scored).encode(),
-        run_dir / JSON_NAME: (json.dumps(doc, indent=2) + "\n").encode(),
+        run_dir / JSON_NAME: files.json_text(doc).encode(),
         run_dir / PNG_NAME: png,
     }
-    for path, data in outputs.items():
-        files.write_bytes(path, data)
+    files.write_all(outputs)
     return list(outputs)
 
 

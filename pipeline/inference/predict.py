@@ -1,17 +1,7 @@
-"""Classify new images with a trained head: the recorded backbone, then the head.
+"""Classify new images with a trained head and the backbone recorded with it.
 
-The head's ``model.pt`` records which features it was trained on (``features``: backbone,
-weights, their sha-256, the transform, and for random-init weights the seed). Prediction
-rebuilds exactly that backbone and preprocessing (:func:`pipeline.backbones.models.rebuild`),
-which checks that the available weights have the recorded sha-256 (and refuses, naming the
-weights the head needs, when they do not), turns each image into features as stage one did,
-and applies the head in the dtype it was trained in. Cached and live features therefore give
-the same logits (a test checks it).
-
-A directory is walked recursively with stage one's rules
-(:func:`pipeline.sources.images.walk_images`: sorted, only the image extensions); a file named
-on the command line is read whatever its extension. An image that cannot be decoded is
-reported with its error, the others are still predicted.
+The backbone is rebuilt from the checkpoint and refuses weights of another sha-256, so live
+features equal the cached ones.
 """
 
 from __future__ import annotations
@@ -25,13 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.common import folders
 from pipeline.common.errors import DataError
 from pipeline.common.progress import progress
 from pipeline.sources import images
 
 log = logging.getLogger("pipeline")
 
-MAX_PATH_WIDTH = 60  # paths are padded to align the columns, up to this width
+MAX_PATH_WIDTH = 60  # widest path padded to align columns
 
 
 @dataclass(frozen=True)
@@ -61,7 +52,7 @@ class Prediction:
         return self.class_names[int(np.argmax(self.probabilities))]
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (see the module docstring)."""
+        """A JSON-ready dict."""
         if not self.ok:
             return {"path": self.path, "error": self.error}
         probs = self.probabilities
@@ -74,27 +65,8 @@ class Prediction:
         }
 
 
-# ------------------------------------------------------------------ inputs
-
-
 def find_images(inputs: Sequence[str | Path]) -> list[str]:
-    """The image files named by ``inputs``: files as given, directories walked recursively.
-
-    Args:
-        inputs: image files and directories. A directory contributes the files that
-            :func:`pipeline.sources.images.walk_images` calls images, in its order; a file is taken
-            whatever its extension.
-
-    Returns:
-        Paths in input order, each as the input joined with the path found under it.
-
-    Raises:
-        DataError: an input does not exist, or no image was found at all.
-
-    Example:
-        >>> find_images(["data/hymenoptera_data/val"])[:1]
-        ['data/hymenoptera_data/val/ants/10308379_1b6c72e180.jpg']
-    """
+    """The image files named by ``inputs``: files as given, folders walked as stage one does."""
     if not inputs:
         raise DataError("no images given: name image files or folders")
     found: list[str] = []
@@ -119,9 +91,6 @@ def find_images(inputs: Sequence[str | Path]) -> list[str]:
     return found
 
 
-# ------------------------------------------------------------------ prediction
-
-
 def predict(
     model_path: str | Path,
     inputs: Sequence[str | Path],
@@ -134,26 +103,13 @@ def predict(
     """Classify image files with a trained head and the backbone recorded with it.
 
     Args:
-        model_path: a ``model.pt`` written by ``pipeline.train_head``.
-        inputs: image files and folders (see :func:`find_images`).
-        weights: a state-dict file replacing the recorded weights (see
-            :func:`pipeline.backbones.models.rebuild`).
-        device: where the backbone runs (``auto``, ``cpu``, ``cuda``); the head runs on CPU.
-        batch_size: images per forward pass.
+        weights: a state-dict file replacing the recorded weights.
+        device: where the backbone runs; the head runs on CPU.
         workers: image-decoding processes.
 
     Returns:
-        One :class:`Prediction` per image, in the order of :func:`find_images`; an image that
-        cannot be decoded has ``error`` set and no logits.
-
-    Raises:
-        PipelineError: a bad checkpoint, a missing input, or weights that do not match.
-
-    Example:
-        >>> [p.predicted for p in predict("runs/head/model.pt", ["bee.jpg"])]
-        ['bees']
+        One :class:`Prediction` per image; an undecodable one has ``error`` set.
     """
-    # torch + torchvision: imported when there is something to predict
     import torch
 
     from pipeline.backbones import inference, models
@@ -161,7 +117,9 @@ def predict(
     from pipeline.sources.folder import ImageFiles
 
     paths = find_images(inputs)
+    metrics = folders.metrics_beside(model_path)
     head, ckpt = load_checkpoint(model_path)
+    folders.check_pair(model_path, metrics)  # the metrics.json beside it is of this model
     class_names = tuple(ckpt["class_names"])
     model, info = models.rebuild(ckpt["features"], weights=weights, device=device)
     dtype = next(head.parameters()).dtype
@@ -187,16 +145,11 @@ def predict(
 
 
 def display_width(text: str) -> int:
-    """Terminal columns ``text`` takes: 2 for a wide (CJK) character, 0 for a combining one.
-
-    Example:
-        >>> display_width("蜜蜂.jpg"), len("蜜蜂.jpg")
-        (8, 6)
-    """
+    """Terminal columns ``text`` takes (2 for a wide CJK character)."""
     from wcwidth import wcswidth  # small; only when lines are formatted
 
     width = wcswidth(text)
-    return width if width >= 0 else len(text)  # a control character: count characters
+    return width if width >= 0 else len(text)  # control characters
 
 
 def _pad(text: str, width: int) -> str:
@@ -204,12 +157,7 @@ def _pad(text: str, width: int) -> str:
 
 
 def format_lines(predictions: Sequence[Prediction]) -> list[str]:
-    """One human-readable line per prediction: path, class, its probability, all classes.
-
-    Columns are aligned by display width, so that wide (CJK) characters in a path or a class
-    name do not shift the columns after it; paths wider than :data:`MAX_PATH_WIDTH` columns
-    are not padded.
-    """
+    """One line per prediction (path, class, probability, all classes), aligned by display width."""
     paths = [display_width(p.path) for p in predictions]
     width = min(max(paths, default=0), MAX_PATH_WIDTH)
     lines = []

@@ -1,19 +1,4 @@
-"""How a trained head holds up under finite shots and noise: scores per setting, and a plot.
-
-Pure functions on logits; nothing here runs a circuit or decides where files go.
-
-* :func:`wilson_interval`: the 95 % Wilson score interval of a binomial proportion.
-* :func:`score_setting`: one :class:`RobustnessRow` for a setting (shots, noise levels):
-  accuracy with its interval, agreement of the predictions with the exact noiseless ones,
-  and the mean absolute shift of the logits.
-* :func:`plot_robustness`: accuracy against shots, one line per noise level, written
-  atomically as a PNG of fixed pixel size with no version stamp (reproducible bytes);
-  :func:`robustness_png` gives its bytes.
-
-Example:
-    >>> row = score_setting(exact_logits, labels, noisy_logits, shots=1000, depolarizing=0.01)
-    >>> plot_robustness([row, ...], exact_accuracy=0.93, out_png="runs/head/robustness.png")
-"""
+"""How a trained head holds up under finite shots and noise: scores per setting, and a plot."""
 
 from __future__ import annotations
 
@@ -39,20 +24,8 @@ ROBUSTNESS_FIGSIZE = (10.0, 5.0)  # inches, the legend on the right included
 def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a binomial proportion ``k / n`` (95 % for the default ``z``).
 
-    ``(k + z^2/2) / (n + z^2) -/+ z / (n + z^2) * sqrt(k (n - k) / n + z^2 / 4)``: unlike the
-    normal (Wald) interval it stays inside [0, 1] and is not empty at k = 0 or k = n. Equal to
+    Unlike the Wald interval it stays in [0, 1] and is not empty at k = 0 or n; equals
     ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
-
-    Args:
-        k: successes, 0 <= k <= n.
-        n: trials, >= 1.
-        z: the normal quantile of the confidence level.
-
-    Returns:
-        (low, high).
-
-    Raises:
-        PipelineError: k or n out of range, or z <= 0.
 
     Example:
         >>> [round(v, 4) for v in wilson_interval(5, 10)]
@@ -99,7 +72,6 @@ class RobustnessRow:
 
 
 def _array(values: Any, name: str) -> np.ndarray:
-    """A numpy array of a torch tensor (detached, on the CPU) or an array-like."""
     if hasattr(values, "detach"):
         values = values.detach().cpu().numpy()
     array = np.asarray(values)
@@ -118,25 +90,10 @@ def score_setting(
     amplitude_damping: float = 0.0,
     readout_error: float = 0.0,
 ) -> RobustnessRow:
-    """Score one setting's logits against the labels and the exact noiseless logits.
+    """Score one setting's logits (N, C) against the labels and the exact noiseless logits.
 
-    Args:
-        exact_logits: (N, C) of the exact noiseless head (tensor or array).
-        labels: (N,) integer classes in [0, C).
-        logits: (N, C) of the setting.
-        shots, depolarizing, amplitude_damping, readout_error: the setting, copied into the row.
-
-    Returns:
-        A :class:`RobustnessRow`: accuracy with its 95 % Wilson interval (over the N
-        samples), agreement of the argmax predictions (first maximum on ties) with the exact
-        noiseless ones, and the mean absolute logit shift.
-
-    Raises:
-        PipelineError: the shapes do not fit or a label is out of range.
-
-    Example:
-        >>> score_setting([[0.0, 1.0], [1.0, 0.0]], [1, 1], [[0.0, 1.0], [0.0, 1.0]]).agreement
-        0.5
+    Returns accuracy with its Wilson interval, agreement of the argmax with the exact noiseless
+    predictions, and the mean absolute logit shift.
     """
     exact = _array(exact_logits, "exact_logits")
     ours = _array(logits, "logits")
@@ -167,9 +124,6 @@ def score_setting(
     )
 
 
-# ----------------------------------------------------------------------------- the plot
-
-
 def _rows(rows: Sequence[RobustnessRow | Mapping[str, Any]]) -> list[RobustnessRow]:
     out = [row if isinstance(row, RobustnessRow) else RobustnessRow(**row) for row in rows]
     if not out:
@@ -191,7 +145,7 @@ def draw_robustness(
     dpi: int = 100,
     note: str | None = None,
 ):
-    """The figure of :func:`plot_robustness` (a matplotlib Figure of ROBUSTNESS_FIGSIZE)."""
+    """The figure of :func:`plot_robustness`."""
     rows = _rows(rows)
     finite = sorted({r.shots for r in rows if r.shots is not None})
     x_exact = finite[-1] * 10.0 if finite else 1.0  # one decade right of the largest count
@@ -223,7 +177,7 @@ def draw_robustness(
                 ax.plot(xs, edge, color=color, linewidth=0.7, alpha=0.5)
             ax.plot(xs, [r.accuracy for r in line], marker="o", color=color, label=_label(noise))
         for r in (r for r in rows if r.noise == noise and r.shots is None):
-            # side by side around the "exact" tick, so that the error bars do not overlap
+            # side by side around the "exact" tick, so the error bars do not overlap
             x = x_exact * 10 ** (0.06 * (i - (len(groups) - 1) / 2))
             if line:
                 ax.plot([xs[-1], x], [line[-1].accuracy, r.accuracy], ":", color=color)
@@ -270,12 +224,7 @@ def robustness_png(
     dpi: int = 100,
     note: str | None = None,
 ) -> bytes:
-    """The PNG bytes of :func:`plot_robustness`, for callers that write several files at once.
-
-    Example:
-        >>> robustness_png(rows, exact_accuracy=0.93)[:4]
-        b'\\x89PNG'
-    """
+    """The PNG bytes of :func:`plot_robustness`."""
     with default_style():
         return png_bytes(draw_robustness(rows, exact_accuracy, dpi, note), dpi)
 
@@ -289,25 +238,8 @@ def plot_robustness(
 ) -> Path:
     """Accuracy against shots, one line per noise level, written atomically as a PNG.
 
-    The x axis is logarithmic in the shot count. The exact (``shots=None``) setting of each
-    noise level is a diamond with its interval at an "exact" tick one decade right of the
-    largest shot count (past a dotted axis break), joined to its line by a dotted segment: it
-    is the limit the line tends to, and a marker keeps its interval readable where a
-    horizontal line per noise level would cross the others. Bands are the 95 % Wilson
-    intervals over the scored samples; the grey dashed line is the exact noiseless accuracy.
-
-    Args:
-        rows: :class:`RobustnessRow` (or their ``as_dict()``), any order.
-        exact_accuracy: accuracy of the exact noiseless head, the reference line.
-        out_png: where to write; its folder is created.
-        dpi: pixels per inch; the PNG is ROBUSTNESS_FIGSIZE * dpi pixels.
-        note: a line in red above the title (the random-init warning, say), or None.
-
-    Returns:
-        ``out_png`` as a Path.
-
-    Raises:
-        PipelineError: no rows.
+    Each level's exact setting is a diamond at an "exact" tick right of the largest shot count,
+    the limit its line tends to; bands are 95 % Wilson intervals.
     """
     files.write_bytes(out_png, robustness_png(rows, exact_accuracy, dpi, note))
     return Path(out_png)

@@ -1,8 +1,4 @@
-"""What every PNG of the reports shares: a figure without pyplot, the default style, PNG bytes.
-
-matplotlib is imported only when a figure is drawn (it takes about a second), never when a
-module that uses these is imported.
-"""
+"""What every PNG of the reports shares: a figure without pyplot, the default style, PNG bytes."""
 
 from __future__ import annotations
 
@@ -26,10 +22,7 @@ def figure(figsize: tuple[float, float], dpi: int, **kwargs: Any):
 
 
 def png_bytes(fig, dpi: int, *, compress_level: int | None = None) -> bytes:
-    """The figure as PNG bytes of exactly figsize * dpi pixels, without a Software stamp.
-
-    ``compress_level``: zlib's level (None: Pillow's default, 6).
-    """
+    """The figure as PNG bytes of exactly figsize * dpi pixels, without a Software stamp."""
     buf = io.BytesIO()
     pil = {} if compress_level is None else {"pil_kwargs": {"compress_level": compress_level}}
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, **pil)

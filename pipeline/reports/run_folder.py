@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.common import folders
 from pipeline.common.errors import DataError, PipelineError
 from pipeline.heads.record import read_record
 from pipeline.sources import folder
@@ -57,6 +58,7 @@ def load_run(out_dir: str | Path) -> Run:
     Raises:
         PipelineError: the folder or one of its four files is missing or malformed (the
             message names the file and what was expected).
+        MixedRunError: ``model.pt`` is not the one ``metrics.json`` was written with.
 
     Example:
         >>> load_run("runs/head").best_epoch
@@ -75,13 +77,23 @@ def load_run(out_dir: str | Path) -> Run:
             f"run folder {str(out)!r} lacks {', '.join(missing)}; expected the outputs of "
             "python -m pipeline.train_head"
         )
+    try:
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise PipelineError(f"{out / 'metrics.json'}: malformed JSON ({exc})") from exc
+    folders.check_pair(out / "model.pt", metrics)
     ckpt = read_record(out)  # run.json: what model.pt holds but the weights, without torch
     if ckpt is None:  # a run folder of an older version: model.pt itself, with torch
         from pipeline.heads.checkpoint import read_checkpoint
 
         ckpt = read_checkpoint(out / "model.pt")
+        folders.check_pair(out / "model.pt", metrics)  # after both reads: a swap between is seen
+    elif ckpt["model_sha256"] != metrics.get(folders.MODEL_DIGEST_KEY, ckpt["model_sha256"]):
+        raise folders.MixedRunError(  # the folder was swapped after metrics.json was read
+            f"{out / 'run.json'} and {out / 'metrics.json'} come from different runs: read "
+            "it again once train_head is done, or rerun train_head"
+        )
     try:
-        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
         history = [{k: float(v) for k, v in row.items()} for row in _read_csv(out / "history.csv")]
         predictions = _read_csv(out / "val_predictions.csv")
         confusion = np.asarray(metrics["best"]["confusion"])

@@ -1,13 +1,5 @@
-"""The paper's spiral figure: the data, and each trained head's decision regions and accuracy.
-
-Each ``RUN_DIR`` is a ``train.out_dir`` of :mod:`pipeline.train_head` on a 2-D store (the
-spiral benchmark of :mod:`pipeline.sources.spiral`). Runs on the same store share a row, in the
-order given; each row starts with the data (training points faint, held-out points solid;
-class 0 red, class 1 blue), then one panel per run: the model's decision function
-tanh(logit_1 - logit_0) over a grid (red: class 0, blue: class 1), the points, and the
-accuracy on the held-out points, as in Mari et al. (2020), figure 3. The models are the
-checkpoints in ``model.pt``: with ``train.checkpoint: last`` (params-spiral.yaml) the final
-iterate, whose accuracy the paper reports.
+"""The paper's spiral figure (Mari et al. 2020, fig. 3): per store, the data, then each run's
+decision function ``tanh(logit_1 - logit_0)`` and held-out accuracy.
 """
 
 from __future__ import annotations
@@ -44,11 +36,7 @@ class Panel:
 
 
 def load_run(run_dir: str | Path) -> Panel:
-    """Load ``run_dir/model.pt`` and check that its feature store is the one it was trained on.
-
-    Raises:
-        PipelineError: no checkpoint, a store that is gone, changed, or not 2-D.
-    """
+    """Load ``run_dir/model.pt``, checking its feature store is the one it was trained on."""
     run = Path(run_dir)
     model, ckpt = load_checkpoint(run / "model.pt")
     store = ckpt["features"]["path"]
@@ -81,21 +69,7 @@ def _row_label(store: str) -> str:
 
 
 def plot(run_dirs: Sequence[str | Path], out: str | Path, *, resolution: int = 300) -> Path:
-    """Draw the figure for ``run_dirs`` into ``out`` (PNG, written atomically).
-
-    Args:
-        run_dirs: ``train.out_dir`` folders of heads trained on 2-D stores.
-        out: the PNG to write.
-        resolution: grid points per axis for the decision regions.
-
-    Returns:
-        ``out`` as a Path.
-
-    Example:
-        >>> plot(["runs/spiral/1.52-classical-seed0", "runs/spiral/1.52-quantum-seed0"],
-        ...      "spiral.png")
-        PosixPath('spiral.png')
-    """
+    """Draw the figure for ``run_dirs`` (``train.out_dir`` folders on 2-D stores) into ``out``."""
     import matplotlib  # matplotlib: only when drawing
 
     matplotlib.use("Agg")

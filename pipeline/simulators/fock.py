@@ -1,38 +1,10 @@
-"""Truncated-Fock simulation of one- and two-mode photonic circuits in torch.
+"""Truncated-Fock simulation of one- and two-mode photonic circuits: batched, differentiable.
 
-Batched and differentiable: every gate parameter may carry leading batch dimensions ``(...)``
-(a float, a 0-d tensor or a tensor of any shape), the gate matrices then carry the same
-leading dimensions, and gradients flow by autograd. Everything is complex128 unless a
-``dtype=`` says otherwise (parameters are cast to the matching real dtype first).
-
-Conventions are Strawberry Fields' with ħ = 2 (``x = sqrt(ħ/2) (a + a†)``):
-
-* ``R(φ) = exp(iφ n)``; Kerr ``K(κ) = exp(iκ n²)``.
-* ``D(r, φ) = exp(alpha a† - alpha* a)`` with ``alpha = r e^{iφ}`` (``r`` may be negative).
-* ``S(r, θ) = exp((r/2)(e^{-iθ} a² - e^{iθ} a†²))``.
-* ``BS(θ, φ) = exp(θ (e^{iφ} a b† - e^{-iφ} a† b))``: ``a† -> cos θ a† + e^{iφ} sin θ b†``.
-* ``V(gamma) = exp(i gamma/(3ħ) x³)`` = ``exp(i gamma/6 (a + a†)³)``.
-
-Truncation: a gate is its exact Fock matrix elements ``<m|G|n>`` for ``m, n < cutoff``,
-computed by recurrences (loops over the cutoff, never over the batch), not the exponential of
-a truncated generator. The exception is the cubic phase gate, which has no closed form: it
-is ``matrix_exp`` of the generator built from ``a`` truncated to the cutoff, as in Strawberry
-Fields. Truncated gates are not exactly unitary; they are applied one after the other as in
-Strawberry Fields' Fock backends, and the norm a state loses that way stays lost (nothing is
-renormalised: the paper's QQ readout depends on it).
-
-Layouts: a one-mode gate is ``(..., c, c)`` with ``G[m, n] = <m|G|n>``; a two-mode gate is
-``(..., c, c, c, c)`` with ``G[m, n, p, q] = <m, n|G|p, q>``, mode 0 first (thewalrus' order;
-Strawberry Fields' einsum wants ``(m, p, n, q)``, hence its ``transpose(0, 2, 1, 3)``). A
-one-mode ket is ``(..., c)``; a two-mode ket is ``(..., c, c)`` with ``ket[i, j]`` the
-amplitude of ``i`` photons in mode 0 and ``j`` in mode 1.
-
-Example:
-    >>> ket = coherent_state(1.0, 0.0, 30)[:, None] * fock_state(0, 30)  # |1> ⊗ |0>, (30, 30)
-    >>> out = apply_two_mode(beamsplitter(torch.pi / 4, 0.0, 30), ket)  # 50:50 beamsplitter
-    >>> half = coherent_state(2**-0.5, 0.0, 30)
-    >>> bool(torch.allclose(out, half[:, None] * half))
-    True
+Strawberry Fields' conventions, ħ = 2 (e.g. ``D(r, φ) = exp(alpha a† - alpha* a)``,
+``alpha = r e^{iφ}``; ``S(r, θ) = exp((r/2)(e^{-iθ} a² - e^{iθ} a†²))``). Gates are exact
+matrix elements below the cutoff (the cubic phase gate: ``matrix_exp`` of the truncated
+generator), never renormalised: the paper's QQ readout depends on the lost norm.
+Layouts: ``G[m, n] = <m|G|n>``, ``G[m, n, p, q] = <m, n|G|p, q>``, mode 0 first.
 """
 
 from __future__ import annotations
@@ -44,8 +16,7 @@ import torch
 
 #: ħ of the quadrature convention (Strawberry Fields' default).
 HBAR = 2.0
-#: Clip of squeezing, displacement and non-linear (Kerr, cubic) parameters in the paper's
-#: photonic notebooks (``tf.clip_by_value(x, -1, 1)``).
+#: Clip of squeezing, displacement and non-linear parameters in the paper's notebooks.
 CLIP = 1.0
 
 Param = torch.Tensor | float
@@ -64,34 +35,25 @@ def check_cutoff(cutoff: int) -> None:
 
 
 def _params(dtype: torch.dtype, *values: Param) -> list[torch.Tensor]:
-    """The parameters as real tensors of ``dtype``'s precision, broadcast to one shape."""
     real = _real_dtype(dtype)
     return list(torch.broadcast_tensors(*(torch.as_tensor(v, dtype=real) for v in values)))
 
 
 def _sqrt_n(cutoff: int, like: torch.Tensor) -> torch.Tensor:
-    """sqrt(0), sqrt(1), ..., sqrt(cutoff - 1) in ``like``'s real dtype and device."""
     return torch.arange(cutoff, dtype=like.real.dtype, device=like.device).sqrt()
 
 
 def _shift(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """``x`` moved one step along ``dim``: out[k] = x[k - 1], out[0] = 0."""
     zero = torch.zeros_like(x.narrow(dim, 0, 1))
     return torch.cat([zero, x.narrow(dim, 0, x.shape[dim] - 1)], dim=dim)
 
 
 def _diagonal(phases: torch.Tensor) -> torch.Tensor:
-    """diag(exp(i phases)) for real phases (..., c): (..., c, c)."""
     return torch.diag_embed(torch.exp(1j * phases))
 
 
 def rotation(phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) -> torch.Tensor:
-    """Phase rotation ``R(φ) = exp(iφ n)``: (..., c, c) for ``phi`` of shape (...).
-
-    Example:
-        >>> rotation(torch.pi, 3).diagonal().real.round().tolist()
-        [1.0, -1.0, 1.0]
-    """
+    """Phase rotation ``R(φ)``: (..., c, c) for ``phi`` of shape (...)."""
     check_cutoff(cutoff)
     (phi,) = _params(dtype, phi)
     n = torch.arange(cutoff, dtype=phi.dtype, device=phi.device)
@@ -99,12 +61,7 @@ def rotation(phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) 
 
 
 def kerr(kappa: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) -> torch.Tensor:
-    """Kerr gate ``K(κ) = exp(iκ n²)``: (..., c, c) for ``kappa`` of shape (...).
-
-    Example:
-        >>> kerr(0.1, 3).diagonal().angle()  # κ n²
-        tensor([0.0000, 0.1000, 0.4000], dtype=torch.float64)
-    """
+    """Kerr gate ``K(κ)``: (..., c, c) for ``kappa`` of shape (...)."""
     check_cutoff(cutoff)
     (kappa,) = _params(dtype, kappa)
     n = torch.arange(cutoff, dtype=kappa.dtype, device=kappa.device)
@@ -114,14 +71,7 @@ def kerr(kappa: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128) ->
 def coherent_state(
     r: Param, phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """``D(r, φ)|0>`` truncated (not renormalised): (..., c), the first column of D.
-
-    Amplitudes ``e^{-|alpha|²/2} alpha^m / sqrt(m!)`` with ``alpha = r e^{iφ}``.
-
-    Example:
-        >>> coherent_state(0.0, 0.0, 3)
-        tensor([1.+0.j, 0.+0.j, 0.+0.j], dtype=torch.complex128)
-    """
+    """``D(r, φ)|0>`` truncated, not renormalised: (..., c)."""
     check_cutoff(cutoff)
     r, phi = _params(dtype, r, phi)
     alpha = r * torch.exp(1j * phi)  # (...)
@@ -134,16 +84,7 @@ def coherent_state(
 def displacement(
     r: Param, phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """Displacement ``D(r, φ)``, ``alpha = r e^{iφ}``: (..., c, c) for ``r``, ``phi`` (...).
-
-    Recurrence: ``D[m, 0] = alpha/sqrt(m) D[m-1, 0]``, ``D[0, 0] = e^{-r²/2}``, and
-    ``D[m, n] = -alpha*/sqrt(n) D[m, n-1] + sqrt(m/n) D[m-1, n-1]``, one column at a time.
-
-    Example:
-        >>> d = displacement(0.3, 1.0, 4)
-        >>> bool(torch.allclose(d[:, 0], coherent_state(0.3, 1.0, 4)))
-        True
-    """
+    """Displacement ``D(r, φ)``: (..., c, c) for ``r``, ``phi`` of shape (...)."""
     r, phi = _params(dtype, r, phi)
     first = coherent_state(r, phi, cutoff, dtype=dtype)  # (..., c)
     minus_conj = -(r * torch.exp(-1j * phi))[..., None]  # -alpha* (..., 1)
@@ -158,17 +99,7 @@ def displacement(
 def squeezing(
     r: Param, theta: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """Squeezing ``S(r, θ) = exp((r/2)(e^{-iθ} a² - e^{iθ} a†²))``: (..., c, c).
-
-    Recurrence (entries with ``m + n`` odd vanish): ``S[0, 0] = sqrt(sech r)``,
-    ``S[m, 0] = -sqrt((m-1)/m) e^{iθ} tanh r S[m-2, 0]`` and
-    ``S[m, n] = sqrt((n-1)/n) e^{-iθ} tanh r S[m, n-2] + sqrt(m/n) sech r S[m-1, n-1]``.
-
-    Example:
-        >>> s = squeezing(0.5, 0.0, 6)
-        >>> round(float(s[2, 0].real), 6)  # -tanh(r) sqrt(sech r) / sqrt(2)
-        -0.307719
-    """
+    """Squeezing ``S(r, θ)``: (..., c, c)."""
     check_cutoff(cutoff)
     r, theta = _params(dtype, r, theta)
     tanh = torch.tanh(r)
@@ -192,19 +123,7 @@ def squeezing(
 def beamsplitter(
     theta: Param, phi: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """Beamsplitter ``BS(θ, φ) = exp(θ (e^{iφ} a b† - e^{-iφ} a† b))``: (..., c, c, c, c).
-
-    ``G[m, n, p, q] = <m, n|BS|p, q>`` (mode 0 = ``a`` first), nonzero only for
-    ``m + n = p + q``. With ``t = cos θ``, ``s = e^{iφ} sin θ``, from
-    ``BS a† BS† = t a† + s b†`` and ``BS b† BS† = t b† - s* a†``:
-    ``G[m, n, p, 0] = (t sqrt(m) G[m-1, n, p-1, 0] + s sqrt(n) G[m, n-1, p-1, 0]) / sqrt(p)``,
-    ``G[m, n, p, q] = (-s* sqrt(m) G[m-1, n, p, q-1] + t sqrt(n) G[m, n-1, p, q-1]) / sqrt(q)``.
-
-    Example:
-        >>> bs = beamsplitter(0.3, 0.5, 4)
-        >>> abs(complex(bs[0, 1, 1, 0]) - cmath.exp(0.5j) * math.sin(0.3)) < 1e-15  # <0,1|BS|1,0>
-        True
-    """
+    """Beamsplitter ``BS(θ, φ)``: (..., c, c, c, c), ``a† -> cos θ a† + e^{iφ} sin θ b†``."""
     check_cutoff(cutoff)
     theta, phi = _params(dtype, theta, phi)
     t = torch.cos(theta).to(dtype)[..., None, None]  # (..., 1, 1)
@@ -234,15 +153,7 @@ def beamsplitter(
 def cubic_phase(
     gamma: Param, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """Cubic phase ``V(gamma) = exp(i gamma/(3ħ) x³)``, ħ = 2, ``x = a + a†``: (..., c, c).
-
-    The only gate here built as the exponential of a truncated generator
-    (``torch.linalg.matrix_exp``), exactly as Strawberry Fields builds it.
-
-    Example:
-        >>> bool(torch.allclose(cubic_phase(0.0, 5), torch.eye(5, dtype=torch.complex128)))
-        True
-    """
+    """Cubic phase ``V(gamma)``: (..., c, c), the exponential of the truncated generator."""
     check_cutoff(cutoff)
     (gamma,) = _params(dtype, gamma)
     a = torch.diag(_sqrt_n(cutoff, gamma)[1:], 1)  # annihilation, a[m, m+1] = sqrt(m+1)
@@ -255,12 +166,7 @@ def cubic_phase(
 def fock_state(
     n: int | torch.Tensor, cutoff: int, *, dtype: torch.dtype = torch.complex128
 ) -> torch.Tensor:
-    """The Fock state ``|n>`` as a one-mode ket (..., c) for integer ``n`` of shape (...).
-
-    Example:
-        >>> fock_state(torch.tensor([0, 2]), 3).real.tolist()
-        [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
-    """
+    """The Fock state ``|n>`` as a one-mode ket (..., c) for integer ``n`` of shape (...)."""
     check_cutoff(cutoff)
     _real_dtype(dtype)
     n = torch.as_tensor(n, dtype=torch.int64)
@@ -278,20 +184,7 @@ def _check_gate(gate: torch.Tensor, n_modes: int) -> int:
 
 
 def apply_one_mode(gate: torch.Tensor, ket: torch.Tensor, mode: int | None = None) -> torch.Tensor:
-    """Apply a one-mode gate to a one-mode ket, or to mode 0 or 1 of a two-mode ket.
-
-    Args:
-        gate: (..., c, c); leading dimensions broadcast against the ket's.
-        ket: one-mode kets (..., c) when ``mode`` is None, else two-mode kets (..., c, c).
-        mode: None, 0 or 1.
-
-    Returns:
-        The kets after the gate, same layout (batch dimensions broadcast).
-
-    Example:
-        >>> apply_one_mode(rotation(0.5, 2), fock_state(1, 2)[None]).angle()
-        tensor([[0.0000, 0.5000]], dtype=torch.float64)
-    """
+    """Apply a one-mode gate (..., c, c) to kets (..., c), or to ``mode`` 0 or 1 of (..., c, c)."""
     c = _check_gate(gate, 1)
     if mode is None:
         if ket.ndim < 1 or ket.shape[-1] != c:
@@ -307,14 +200,7 @@ def apply_one_mode(gate: torch.Tensor, ket: torch.Tensor, mode: int | None = Non
 
 
 def apply_two_mode(gate: torch.Tensor, ket: torch.Tensor) -> torch.Tensor:
-    """Apply a two-mode gate (..., c, c, c, c) to two-mode kets (..., c, c).
-
-    Example:
-        >>> ket = fock_state(1, 3)[:, None] * fock_state(0, 3)[None, :]  # |1, 0>
-        >>> out = apply_two_mode(beamsplitter(torch.pi / 2, 0.0, 3), ket)  # |0, 1>
-        >>> out[0, 1].real.round(decimals=12).item()
-        1.0
-    """
+    """Apply a two-mode gate (..., c, c, c, c) to two-mode kets (..., c, c)."""
     c = _check_gate(gate, 2)
     if ket.ndim < 2 or ket.shape[-2:] != (c, c):
         raise ValueError(f"expected two-mode kets (..., {c}, {c}); got {tuple(ket.shape)}")
@@ -331,24 +217,9 @@ def circuit_matrix(
     dtype: torch.dtype = torch.complex128,
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
-    """A circuit's gates multiplied into one gate, by running it on every basis state.
+    """A circuit's gates multiplied into one gate, by running ``circuit`` on every basis state.
 
-    Args:
-        circuit: maps a batch of kets (B, c) (one mode) or (B, c, c) (two modes) to the kets
-            after the circuit, same shape; it must treat batch rows independently.
-        cutoff: ``c``.
-        n_modes: 1 or 2.
-        dtype, device: of the basis states.
-
-    Returns:
-        The truncated circuit as a gate: (c, c) or (c, c, c, c) in this module's layout, to
-        use with :func:`apply_one_mode` / :func:`apply_two_mode`. Applying it equals applying
-        the circuit's truncated gates one by one.
-
-    Example:
-        >>> m = circuit_matrix(lambda k: apply_one_mode(rotation(0.5, 4), k), 4)
-        >>> bool(torch.allclose(m, rotation(0.5, 4)))
-        True
+    ``circuit`` maps kets (B, c) or (B, c, c) to the kets after it, row by row.
     """
     check_cutoff(cutoff)
     if n_modes not in (1, 2):

@@ -1,8 +1,5 @@
-"""The QQ notebook's trainable one-mode layers in the truncated Fock basis.
-
-:func:`one_mode_layers` multiplies the gates of :mod:`pipeline.simulators.fock` in order (the
-reference); :func:`vacuum_row` computes row 0 of the same product from cached tables of the
-gates' exact matrix elements, much faster, for the photonic ``cv`` head.
+"""The QQ notebook's trainable one-mode layers: :func:`one_mode_layers` multiplies the gates
+(the reference); :func:`vacuum_row` computes its row 0 from cached exact tables (``cv`` head).
 """
 
 from __future__ import annotations
@@ -27,25 +24,8 @@ from pipeline.simulators.fock import (
 def one_mode_layers(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
     """The QQ notebook's one-mode layers multiplied into one gate (..., c, c).
 
-    Layer ``l`` (row ``l`` of ``params``, columns sq, d, r1, r2, r3, κ): R(r1) -> S(clip(sq),
-    0) -> R(r2) -> D(clip(d), 0) -> R(r3) -> V(clip(κ)), clip to ±1 (:data:`CLIP`); without
-    the squeezing when ``squeeze`` is False (the QQ notebook's circuit A as it ran).
-
-    Every gate is built by this module's gate functions and the matrices are multiplied in
-    order: the reference. :func:`vacuum_row` computes row 0 of the same product much faster.
-
-    Args:
-        params: real (..., L, 6); differentiable; leading dimensions are independent circuits.
-        cutoff: Fock cutoff.
-        squeeze: apply the squeezing gates.
-
-    Returns:
-        complex (..., c, c) in the complex dtype matching ``params`` (float32 -> complex64,
-        else complex128).
-
-    Example:
-        >>> one_mode_layers(torch.zeros(3, 6), 15).shape
-        torch.Size([15, 15])
+    Per layer (row of ``params`` (..., L, 6): sq, d, r1, r2, r3, κ): R(r1), S(clip(sq), 0), R(r2),
+    D(clip(d), 0), R(r3), V(clip(κ)); no squeezing when ``squeeze`` is False (circuit A as it ran).
     """
     _check_layers(params)
     dtype = torch.complex64 if params.dtype == torch.float32 else torch.complex128
@@ -70,18 +50,13 @@ def _check_layers(params: torch.Tensor) -> None:
 
 
 def _powers(x: torch.Tensor, n: int) -> torch.Tensor:
-    """x^0, x^1, ..., x^(n-1): (..., n) for ``x`` (...); one op, differentiable at x = 0."""
+    """x^0, ..., x^(n-1): (..., n); one op, differentiable at x = 0."""
     return x[..., None] ** torch.arange(n, dtype=x.dtype, device=x.device)
 
 
 @functools.lru_cache(maxsize=16)
 def _displacement_table(cutoff: int, device: torch.device | None = None) -> torch.Tensor:
-    """``P`` (2c-1, c²) with ``D(r, 0)[m, n] = e^{-r²/2} sum_j P[j, (m, n)] r^j``, float64
-    (on ``device``: cached there, so a step copies nothing to a GPU).
-
-    ``<m|D(r)|n> = e^{-r²/2} sum_k (-1)^(n-k) sqrt(m! n!) / (k! (m-k)! (n-k)!) r^(m+n-2k)``
-    for real ``r``: the exact matrix elements, a polynomial in ``r``.
-    """
+    """``P`` (2c-1, c²) with ``D(r, 0)[m, n] = e^{-r²/2} sum_j P[j, (m, n)] r^j``."""
     fact = [math.factorial(i) for i in range(cutoff)]
     table = np.zeros((2 * cutoff - 1, cutoff, cutoff))
     for m in range(cutoff):
@@ -97,14 +72,7 @@ def _displacement_table(cutoff: int, device: torch.device | None = None) -> torc
 def _squeezing_table(
     cutoff: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The monomials' exponents ``a``, ``b`` (K,) and coefficients ``Q`` (K, c²) with
-    ``S(r, 0)[m, n] = sqrt(sech r) sum_k Q[k, (m, n)] sech^a[k] tanh^b[k]``, float64 (on
-    ``device``, cached there).
-
-    The coefficients come from :func:`squeezing`'s recurrence at θ = 0, run once on
-    polynomials in ``sech r`` and ``tanh r`` instead of numbers. Entry ``(m, n)`` has degree
-    ``a + b = (m + n) / 2``, so only the ``K`` monomials with ``a + b < c`` are kept.
-    """
+    """Exponents ``a``, ``b`` (K,), coefficients ``Q`` (K, c²) of ``S(r, 0)`` in sech r, tanh r."""
     c = cutoff
     q = np.zeros((c, c, c, c))  # [m, n, a, b]: coefficient of sech^a tanh^b in S[m, n]
     q[0, 0, 0, 0] = 1.0
@@ -126,12 +94,7 @@ def _squeezing_table(
 def _cubic_eigh(
     cutoff: int, device: torch.device | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Eigenvalues / (3ħ) (c,) float64, eigenvectors ``U`` and ``U^T`` (c, c) complex128 of the
-    truncated ``x³`` (on ``device``).
-
-    ``V(gamma) = exp(i gamma/(3ħ) x³) = U diag(exp(i gamma λ/(3ħ))) U^T``: the same truncated
-    exponential as :func:`cubic_phase` builds with ``matrix_exp``.
-    """
+    """Eigenvalues / (3ħ) and eigenvectors ``U``, ``U^T`` of the truncated ``x³``."""
     a = torch.diag(torch.arange(1, cutoff, dtype=torch.float64).sqrt(), 1)
     x = math.sqrt(HBAR / 2) * (a + a.T)  # (c, c)
     eigenvalues, vectors = torch.linalg.eigh(x @ x @ x)
@@ -140,14 +103,7 @@ def _cubic_eigh(
 
 
 def displacement_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """``D(r, 0)`` for real ``r`` (...): real float64 (..., c, c), the same matrix elements as
-    :func:`displacement` from a cached polynomial table (a few tensor operations, no loop).
-
-    Example:
-        >>> r = torch.tensor(0.4, dtype=torch.float64)
-        >>> bool(torch.allclose(displacement_real(r, 6), displacement(r, 0.0, 6).real))
-        True
-    """
+    """``D(r, 0)`` for real ``r``: float64 (..., c, c), from a cached polynomial table."""
     check_cutoff(cutoff)
     r = torch.as_tensor(r, dtype=torch.float64)
     table = _displacement_table(cutoff, r.device)  # (2c-1, c²)
@@ -157,14 +113,7 @@ def displacement_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
 
 
 def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """``S(r, 0)`` for real ``r`` (...): real float64 (..., c, c), the same matrix elements as
-    :func:`squeezing` from a cached polynomial table in ``sech r`` and ``tanh r``.
-
-    Example:
-        >>> r = torch.tensor(-0.3, dtype=torch.float64)
-        >>> bool(torch.allclose(squeezing_real(r, 6), squeezing(r, 0.0, 6).real))
-        True
-    """
+    """``S(r, 0)`` for real ``r``: float64 (..., c, c), from a cached polynomial table."""
     check_cutoff(cutoff)
     r = torch.as_tensor(r, dtype=torch.float64)
     sech = 1.0 / torch.cosh(r)  # (...)
@@ -175,28 +124,7 @@ def squeezing_real(r: torch.Tensor, cutoff: int) -> torch.Tensor:
 
 
 def vacuum_row(params: torch.Tensor, cutoff: int, *, squeeze: bool = True) -> torch.Tensor:
-    """Row 0 of :func:`one_mode_layers`, ``<0| G_N ... G_1`` (..., c), computed fast.
-
-    All layers' gates are built at once, without loops over the cutoff: rotations are
-    phases, D and S come from cached polynomial tables (:func:`displacement_real`,
-    :func:`squeezing_real`) and V from the cached eigenvectors of ``x³``. Each layer is
-    multiplied into one matrix (batched over the layers), and the row vector ``<0|`` is carried
-    through the layers. Equals row 0 of :func:`one_mode_layers` to about 1e-14.
-
-    Args:
-        params: real (..., L, 6) (columns sq, d, r1, r2, r3, κ); leading dimensions are
-            independent circuits; cast to float64.
-        cutoff: Fock cutoff.
-        squeeze: apply the squeezing gates.
-
-    Returns:
-        complex128 (..., c): ``<0|B|n>`` for each ``n``.
-
-    Example:
-        >>> p = torch.rand(3, 6, dtype=torch.float64)
-        >>> bool(torch.allclose(vacuum_row(p, 10), one_mode_layers(p, 10)[0]))
-        True
-    """
+    """Row 0 of :func:`one_mode_layers`, ``<0| G_N ... G_1``: complex128 (..., c), to ~1e-14."""
     _check_layers(params)
     check_cutoff(cutoff)
     p = params.to(torch.float64)  # (..., L, 6): sq, d, r1, r2, r3, κ

@@ -1,31 +1,7 @@
-"""The paper's circuit under finite shots and noise: exact density matrices, sampling, PennyLane.
+"""The paper's qubit circuit as one op list with noise channels, and its exact density matrix.
 
-How does a trained head hold up with 1,000 shots, or with 1 % depolarizing noise per gate?
-This module scores the circuit of :mod:`pipeline.simulators.qubit` (H on every wire,
-``RY(x_i)``, then ``q_depth`` layers of CNOTs on (0,1), (2,3), … and (1,2), (3,4), … followed by
-``RY(w[k, i])``; outputs ``<Z_i>``; wire 0 is the most significant bit) on noisy and
-finite-shot simulators.
-
-* :func:`circuit_ops` describes the circuit once as a list of :class:`Op` (gate name, wires,
-  which parameter); :func:`noisy_ops` inserts the noise channels of a :class:`NoiseModel`
-  after every gate on every wire it touches. Every simulator below runs that one list, so all
-  paths apply exactly the same sequence of gates and channels.
-* :func:`density_matrix` / :func:`basis_probabilities` / :func:`expectations`: an exact,
-  batched torch density-matrix simulation. H, RY, CNOT, the depolarizing channel and
-  amplitude damping all have real Kraus operators (``Y rho Y^† = A rho A^T`` with the real
-  ``A = -iY``), so ``rho`` stays real symmetric and the whole evolution runs in real
-  arithmetic. Gates and channels are tensor contractions on one wire's row and column bit
-  of ``rho`` viewed as (B, 2, …, 2, 2, …, 2), CNOTs a gather; the result is ``B * 4^n``
-  numbers (n = 8, B = 153: 80 MB in float64), computed in cache-sized chunks of samples.
-* Shots and readout error on these probabilities: :mod:`pipeline.simulators.shots`; the
-  noisy circuit as a module, in torch or on a PennyLane device that runs the same op list:
-  :mod:`pipeline.simulators.noisy_circuits`.
-
-Example:
-    >>> noise = NoiseModel(depolarizing=0.01)
-    >>> x, w = torch.zeros(8, 4, dtype=torch.float64), torch.zeros(6, 4, dtype=torch.float64)
-    >>> basis_probabilities(x, w, noise).shape
-    torch.Size([8, 16])
+Every simulator runs :func:`noisy_ops`, so all apply the same gates and channels; all have real
+Kraus operators, so :func:`density_matrix` runs in real arithmetic.
 """
 
 from __future__ import annotations
@@ -46,18 +22,14 @@ SECTION = "evaluate"
 #: The mixed-state PennyLane simulator every noisy setting can run on.
 MIXED_DEVICE = "default.mixed"
 
-#: Gate-noise fields of :class:`NoiseModel`, in the order their channels follow a gate, and
-#: the PennyLane channel each one is (``qml.<name>(p, wires=wire)``).
+#: Gate-noise fields of :class:`NoiseModel`, in channel order, and their PennyLane channels.
 GATE_CHANNELS = {"depolarizing": "DepolarizingChannel", "amplitude_damping": "AmplitudeDamping"}
 
 #: The PennyLane channel of ``NoiseModel.readout_error``, applied to every wire before readout.
 READOUT_CHANNEL = "BitFlip"
 
-#: Density matrices are simulated in chunks of about this many numbers (B * 4^n) of samples.
+#: Density matrices are simulated in chunks of about this many numbers (B * 4^n).
 CHUNK_ELEMENTS = 2**18
-
-
-# ------------------------------------------------------------------ the op list
 
 
 @dataclass(frozen=True)
@@ -70,11 +42,7 @@ class Angle:
 
 @dataclass(frozen=True)
 class Op:
-    """One gate or channel: a PennyLane operation name, its wires and its parameter.
-
-    ``name`` is ``Hadamard``, ``RY``, ``CNOT`` or a channel of :data:`GATE_CHANNELS`;
-    ``param`` is an :class:`Angle` for RY, the probability for a channel, None otherwise.
-    """
+    """One gate or channel: PennyLane name, wires, and an :class:`Angle`, probability or None."""
 
     name: str
     wires: tuple[int, ...]
@@ -82,20 +50,7 @@ class Op:
 
 
 def circuit_ops(n_qubits: int, q_depth: int) -> tuple[Op, ...]:
-    """The noiseless circuit, gate by gate.
-
-    Args:
-        n_qubits: number of wires, >= 1.
-        q_depth: number of entangling + RY layers, >= 0.
-
-    Returns:
-        ``2 n + q_depth * (2 n - 1)`` ops: H on every wire, RY(x_i) on every wire, then per
-        layer the CNOTs on (0,1), (2,3), …, those on (1,2), (3,4), … and RY(w[k, i]).
-
-    Example:
-        >>> [op.name for op in circuit_ops(2, 1)]
-        ['Hadamard', 'Hadamard', 'RY', 'RY', 'CNOT', 'RY', 'RY']
-    """
+    """The noiseless circuit: H, RY(x_i) on every wire, then per layer CNOTs and RY(w[k, i])."""
     check_size(n_qubits, q_depth)
     ops = [Op("Hadamard", (wire,)) for wire in range(n_qubits)]
     ops += [Op("RY", (wire,), Angle("inputs", (wire,))) for wire in range(n_qubits)]
@@ -107,16 +62,10 @@ def circuit_ops(n_qubits: int, q_depth: int) -> tuple[Op, ...]:
 
 
 def noisy_ops(n_qubits: int, q_depth: int, noise: NoiseModel) -> tuple[Op, ...]:
-    """:func:`circuit_ops` with the gate noise of ``noise`` after every gate.
+    """``circuit_ops`` with the gate channels after every gate on each wire it touches.
 
-    After each gate, for each wire it touches (control, then target), the channels of
-    :data:`GATE_CHANNELS` with a non-zero probability follow in that order (depolarizing, then
-    amplitude damping: the two do not commute). Readout error is not in the list: it acts on
-    the measured bits (see :func:`readout_probabilities`).
-
-    Example:
-        >>> [op.name for op in noisy_ops(1, 0, NoiseModel(depolarizing=0.1))]
-        ['Hadamard', 'DepolarizingChannel', 'RY', 'DepolarizingChannel']
+    Depolarizing comes before amplitude damping (they do not commute); readout error acts on the
+    measured bits instead (:func:`pipeline.simulators.shots.readout_probabilities`).
     """
     channels = noise.gate_channels()
     ops = []
@@ -132,31 +81,14 @@ def check_size(n_qubits: int, q_depth: int) -> None:
             raise ConfigError(f"{SECTION}.{name}: expected an integer >= {low}; got {value!r}")
 
 
-# ------------------------------------------------------------------ the noise model
-
-
 @dataclass(frozen=True)
 class NoiseModel:
     """Per-gate noise and readout error; all zero is the noiseless circuit.
 
     Args:
-        depolarizing: probability p of PennyLane's ``DepolarizingChannel`` after every gate
-            on every wire it touches: ``rho -> (1 - p) rho + p/3 (X rho X + Y rho Y + Z rho Z)``,
-            which shrinks the Bloch vector by ``1 - 4p/3`` (p = 3/4 depolarizes fully).
-        amplitude_damping: gamma of ``AmplitudeDamping`` after every gate on every touched
-            wire (after the depolarizing channel).
-        readout_error: symmetric bit-flip probability q of each measured bit; exact values
-            become ``(1 - 2q) <Z_i>``.
-
-    More channels fit the same shape: a field here, its PennyLane name in
-    :data:`GATE_CHANNELS` and its real Kraus operators in ``_kraus``.
-
-    Raises:
-        ConfigError: a value is not a probability in [0, 1] (the message names the key).
-
-    Example:
-        >>> NoiseModel(depolarizing=0.01).gate_channels()
-        (('DepolarizingChannel', 0.01),)
+        depolarizing: p of PennyLane's ``DepolarizingChannel`` after every gate on each wire.
+        amplitude_damping: gamma of ``AmplitudeDamping``, after the depolarizing channel.
+        readout_error: symmetric bit-flip probability of each measured bit.
     """
 
     depolarizing: float = 0.0
@@ -178,19 +110,15 @@ class NoiseModel:
 
     @property
     def noiseless(self) -> bool:
-        """True when every probability is 0."""
         return all(getattr(self, f.name) == 0.0 for f in fields(self))
 
     def gate_channels(self) -> tuple[tuple[str, float], ...]:
-        """(PennyLane channel name, probability) for each non-zero gate channel, in order."""
+        """(PennyLane channel name, probability) of each non-zero gate channel, in order."""
         values = ((name, getattr(self, key)) for key, name in GATE_CHANNELS.items())
         return tuple((name, p) for name, p in values if p > 0.0)
 
 
 NOISELESS = NoiseModel()
-
-
-# ------------------------------------------------------------------ torch: density matrix
 
 
 def _kraus(name: str, p: float | None) -> list[np.ndarray]:
@@ -209,23 +137,19 @@ def _kraus(name: str, p: float | None) -> list[np.ndarray]:
 
 
 def _superoperator(kraus: torch.Tensor) -> torch.Tensor:
-    """S (..., 4, 4) of real Kraus operators (..., k, 2, 2): sum_k K (x) K.
-
-    ``rho'[a, b] = sum_{c, d} S[2a + b, 2c + d] rho[c, d]`` on one wire's row and column bit.
-    """
+    """S (..., 4, 4) = sum_k K (x) K, acting on one wire's (row bit, column bit)."""
     s = torch.einsum("...kac,...kbd->...abcd", kraus, kraus)  # (..., 2, 2, 2, 2)
     return s.reshape(*s.shape[:-4], 4, 4)
 
 
 def _ry(angles: torch.Tensor) -> torch.Tensor:
-    """RY matrices (..., 2, 2) for angles (...)."""
     c, s = torch.cos(angles * 0.5), torch.sin(angles * 0.5)
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2)
 
 
 @functools.lru_cache(maxsize=256)
 def _cnot_index(n_qubits: int, control: int, target: int) -> torch.Tensor:
-    """Flat gather index (4^n,) of ``rho -> CNOT rho CNOT``: new[k, l] = rho[pi[k], pi[l]]."""
+    """Flat gather index (4^n,) of ``rho -> CNOT rho CNOT``."""
     k = torch.arange(2**n_qubits)
     perm = k ^ (((k >> (n_qubits - 1 - control)) & 1) << (n_qubits - 1 - target))  # involution
     return (perm[:, None] * 2**n_qubits + perm[None, :]).reshape(-1)
@@ -235,12 +159,7 @@ Step = tuple[tuple[int, ...], "torch.Tensor | None"]
 
 
 def _fused_steps(inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel) -> list[Step]:
-    """:func:`noisy_ops` as steps: ``((control, target), None)`` for a CNOT, or ``((wire,),
-    S)`` with a superoperator S (4, 4), or (B, 4, 4) when it holds an input angle.
-
-    The one-wire ops on a wire up to the next CNOT on it are multiplied into one S: one-wire
-    maps on different wires commute, so this is the same map in a third of the passes.
-    """
+    """:func:`noisy_ops` as steps; a wire's one-wire maps up to its next CNOT fused into one."""
     n, depth = inputs.shape[1], weights.shape[0]
     fixed: dict[tuple[str, float | None], torch.Tensor] = {}  # Hadamard and channels
     pending: dict[int, torch.Tensor] = {}  # wire -> product of its one-wire maps so far
@@ -266,7 +185,6 @@ def _fused_steps(inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel)
 
 
 def _apply_single(rho: torch.Tensor, superop: torch.Tensor, wire: int, n: int) -> torch.Tensor:
-    """Apply a one-wire superoperator (4, 4) or per sample (B, 4, 4) to rho (B, D, D)."""
     batch, dim = rho.shape[0], 2**n
     left, right = 2**wire, 2 ** (n - wire - 1)
     view = rho.reshape(batch, left, 2, right, left, 2, right)  # (B, L, row bit, R, L, col bit, R)
@@ -276,7 +194,6 @@ def _apply_single(rho: torch.Tensor, superop: torch.Tensor, wire: int, n: int) -
 
 
 def _run_steps(steps: list[Step], start: int, stop: int, n: int, like: torch.Tensor):
-    """rho (stop - start, D, D) of samples start:stop, from |0...0><0...0|."""
     batch, dim = stop - start, 2**n
     rho = like.new_zeros(batch, dim, dim)
     rho[:, 0, 0] = 1.0
@@ -307,28 +224,9 @@ def check_angles(inputs: torch.Tensor, weights: torch.Tensor) -> tuple[int, int]
 def density_matrix(
     inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel = NOISELESS
 ) -> torch.Tensor:
-    """The exact state after the circuit with gate noise, batched over samples.
+    """The exact state after the noisy circuit: real rho (B, 2^n, 2^n), wire 0 most significant.
 
-    Runs :func:`noisy_ops`: each one-wire gate or channel is a superoperator contracted with
-    that wire's row and column bit of rho (B, 2, …, 2, 2, …, 2), and the one-wire ops on a
-    wire between two CNOTs on it are first multiplied into one (they commute with the ops on
-    other wires). A CNOT permutes rows and columns. The samples are simulated in chunks of
-    about :data:`CHUNK_ELEMENTS` numbers, which keeps each chunk's rho in the CPU cache.
-
-    Args:
-        inputs: angles x (B, n), float64 (or float32: the computation uses their dtype).
-        weights: circuit weights w (q_depth, n).
-        noise: only the gate channels act on the state; readout error acts on the read bits.
-
-    Returns:
-        rho (B, 2^n, 2^n): real symmetric, trace 1, wire 0 the most significant bit.
-
-    Raises:
-        PipelineError: the shapes do not fit (``expected …; got …``).
-
-    Example:
-        >>> density_matrix(torch.zeros(3, 2, dtype=torch.float64), torch.zeros(1, 2)).shape
-        torch.Size([3, 4, 4])
+    Samples run in chunks of about :data:`CHUNK_ELEMENTS` numbers, so each rho stays in cache.
     """
     n, _ = check_angles(inputs, weights)
     weights = weights.to(inputs)
@@ -336,7 +234,6 @@ def density_matrix(
     batch, chunk = inputs.shape[0], max(1, CHUNK_ELEMENTS // 4**n)
     if batch <= chunk:
         return _run_steps(steps, 0, batch, n, inputs)
-    # chunks of samples whose rho stays in the CPU cache through all steps
     return torch.cat(
         [_run_steps(steps, i, min(i + chunk, batch), n, inputs) for i in range(0, batch, chunk)]
     )
@@ -345,10 +242,5 @@ def density_matrix(
 def basis_probabilities(
     inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel = NOISELESS
 ) -> torch.Tensor:
-    """Probabilities (B, 2^n) of the basis states before readout: the diagonal of rho.
-
-    Example:
-        >>> basis_probabilities(torch.zeros(1, 2, dtype=torch.float64), torch.zeros(0, 2))
-        tensor([[0.2500, 0.2500, 0.2500, 0.2500]], dtype=torch.float64)
-    """
+    """Probabilities (B, 2^n) of the basis states before readout: the diagonal of rho."""
     return torch.diagonal(density_matrix(inputs, weights, noise), dim1=1, dim2=2)

@@ -1,8 +1,4 @@
-"""The noisy circuit as a module, called like :class:`pipeline.simulators.qubit.TorchCircuit`:
-in torch (:class:`NoisyTorchCircuit`) or on a PennyLane device (:class:`NoisyPennyLaneCircuit`),
-both running the one op list of :mod:`pipeline.simulators.noise`; :func:`make_noisy_circuit`
-picks one by backend name.
-"""
+"""The noisy circuit (:func:`pipeline.simulators.noise.noisy_ops`) in torch or PennyLane."""
 
 from __future__ import annotations
 
@@ -26,21 +22,9 @@ from pipeline.simulators.shots import check_shots, expectations, make_generator
 
 
 class NoisyTorchCircuit(nn.Module):
-    """The noisy circuit in torch, called like ``pipeline.simulators.qubit.TorchCircuit``.
+    """The noisy circuit in torch: ``circuit(x (B, n), w (q_depth, n))`` -> ``<Z_i>`` (B, n).
 
-    Args:
-        n_qubits, q_depth: circuit size.
-        noise: gate noise and readout error.
-        shots: None for exact values, else measurements per sample.
-        seed: seeds the module's generator for shots (created on the inputs' device at the
-            first call); successive calls continue its stream. None: torch's global RNG.
-
-    Call with inputs ``x`` (B, n) and weights ``w`` (q_depth, n); returns ``<Z_i>`` (B, n).
-
-    Example:
-        >>> circuit = NoisyTorchCircuit(4, 6, NoiseModel(depolarizing=0.01), shots=100, seed=0)
-        >>> circuit(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(6, 4)).shape
-        torch.Size([5, 4])
+    With ``shots``, ``seed`` seeds the module's generator; successive calls continue its stream.
     """
 
     def __init__(
@@ -82,12 +66,8 @@ def _check_call(x: torch.Tensor, weights: torch.Tensor, n_qubits: int, q_depth: 
         )
 
 
-# ------------------------------------------------------------------ PennyLane
-
-
 def installed_devices() -> list[str]:
-    """Names of the installed PennyLane devices, sorted."""
-    import pennylane as qml  # lazily: importing PennyLane takes seconds; torch paths never need it
+    import pennylane as qml  # lazily: torch paths never need it
 
     return sorted(qml.plugin_devices)
 
@@ -143,28 +123,9 @@ def _check_noise_support(qml, dev, name: str, noise: NoiseModel) -> None:
 
 
 class NoisyPennyLaneCircuit(nn.Module):
-    """The same op list as a PennyLane QNode on any device, batched by parameter broadcasting.
+    """The same op list as a PennyLane QNode, for scoring only (no gradients).
 
-    For scoring only: no gradients (``diff_method=None``); inputs go to the device as
-    float64 numpy arrays and the results come back in the inputs' dtype.
-
-    Args:
-        device: an installed PennyLane device name: ``default.mixed`` for noise, any device
-            (``default.qubit``, ``lightning.qubit``, a hardware plugin) without noise.
-        n_qubits, q_depth: circuit size.
-        noise: inserted as ``qml.DepolarizingChannel`` / ``qml.AmplitudeDamping`` after every
-            gate on each touched wire, and ``qml.BitFlip`` on every wire before measurement.
-        shots: None for exact expectation values, else the number of samples.
-        seed: seeds the device's sampling when ``shots`` is set.
-
-    Raises:
-        ConfigError: the device is not installed (the message lists the installed ones), or
-            it cannot simulate the requested noise (the message names ``default.mixed``).
-
-    Example:
-        >>> circuit = NoisyPennyLaneCircuit("default.mixed", 4, 6, NoiseModel(depolarizing=0.01))
-        >>> circuit(torch.zeros(5, 4, dtype=torch.float64), torch.zeros(6, 4)).shape
-        torch.Size([5, 4])
+    ``device`` must simulate mixed states (``default.mixed``) when there is noise.
     """
 
     def __init__(
@@ -178,7 +139,7 @@ class NoisyPennyLaneCircuit(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        import pennylane as qml  # lazily: importing PennyLane takes seconds
+        import pennylane as qml  # lazily: torch paths never need it
 
         check_size(n_qubits, q_depth)
         shots = check_shots(shots, optional=True)
@@ -223,12 +184,7 @@ def make_noisy_circuit(
     shots: int | None = None,
     seed: int | None = None,
 ) -> nn.Module:
-    """:class:`NoisyTorchCircuit` for ``backend="torch"``, else a :class:`NoisyPennyLaneCircuit`.
-
-    Example:
-        >>> make_noisy_circuit("torch", 4, 6, NoiseModel(depolarizing=0.01), shots=1000, seed=0)
-        NoisyTorchCircuit(...)
-    """
+    """:class:`NoisyTorchCircuit` for ``backend="torch"``, else a :class:`NoisyPennyLaneCircuit`."""
     if backend == "torch":
         return NoisyTorchCircuit(n_qubits, q_depth, noise, shots=shots, seed=seed)
     return NoisyPennyLaneCircuit(backend, n_qubits, q_depth, noise, shots=shots, seed=seed)

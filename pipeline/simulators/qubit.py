@@ -1,28 +1,7 @@
-"""The paper's variational qubit circuit and its simulators (exact torch, any PennyLane device).
+"""The paper's variational qubit circuit (Mari et al. 2020) and its simulators.
 
-The circuit on ``n`` qubits (Mari et al. 2020; the PennyLane demo *Quantum transfer
-learning*): a Hadamard on every wire, ``RY(x_i)`` on wire ``i``, then ``q_depth`` layers of
-CNOTs on (0,1), (2,3), … followed by CNOTs on (1,2), (3,4), … and ``RY(w[k, i])`` on every
-wire; the outputs are ``<Z_i>`` for every wire.
-
-Backends (``backend=``):
-
-* ``"torch"`` (default): an exact statevector simulation in batched torch operations, with
-  gradients by autograd, on CPU or CUDA, in the model's dtype (float64 or float32). Only H,
-  RY and CNOT occur, so every amplitude is real. The input state is a product state; the
-  weights-only part of the circuit is one real orthogonal 2^n x 2^n matrix per optimisation
-  step, so for small ``n`` a batch costs one matmul (``method="matrix"``); for large ``n`` the
-  gates are applied to the batch of states one by one (``method="gates"``).
-* any PennyLane device name (``default.qubit``, ``lightning.qubit``, a hardware plugin), with
-  ``diff_method`` and ``shots``; batches use parameter broadcasting (PennyLane splits the
-  batch itself for devices without native broadcasting). PennyLane is imported only here.
-
-The dressed quantum net built around it is :class:`pipeline.heads.dressed.DressedQuantumNet`.
-
-Example:
-    >>> circuit = make_circuit("torch", n_qubits=4, q_depth=6)
-    >>> circuit(torch.zeros(8, 4), torch.zeros(shape(4, 6))).shape
-    torch.Size([8, 4])
+H on every wire, ``RY(x_i)``, then ``q_depth`` layers of CNOTs on (0,1), (2,3), …, on (1,2),
+(3,4), … and ``RY(w[k, i])``; outputs ``<Z_i>``; wire 0 is the most significant bit.
 """
 
 from __future__ import annotations
@@ -42,26 +21,17 @@ MATRIX_MAX_QUBITS = 8
 
 
 def shape(n_qubits: int, q_depth: int) -> tuple[int, int]:
-    """Shape of the circuit weights: one RY angle per layer and wire.
-
-    Example:
-        >>> shape(4, 6)
-        (6, 4)
-    """
+    """Shape of the circuit weights: one RY angle per layer and wire."""
     return (q_depth, n_qubits)
 
 
 def _bits(n_qubits: int) -> torch.Tensor:
-    """(2^n, n) tensor: bit i of basis index k, wire 0 being the most significant bit."""
     k = torch.arange(2**n_qubits)
     return (k[:, None] >> torch.arange(n_qubits - 1, -1, -1)[None, :]) & 1
 
 
 def cnot_permutation(n_qubits: int) -> torch.Tensor:
-    """Basis permutation ``pi`` of one entangling layer: ``C|k> = |pi[k]>``.
-
-    CNOTs on (0,1), (2,3), … are applied first, then on (1,2), (3,4), …
-    """
+    """Basis permutation ``pi`` of one entangling layer: ``C|k> = |pi[k]>``."""
     bits = _bits(n_qubits).clone()  # (2^n, n)
     for first in (0, 1):
         for control in range(first, n_qubits - 1, 2):
@@ -71,18 +41,10 @@ def cnot_permutation(n_qubits: int) -> torch.Tensor:
 
 
 class TorchCircuit(nn.Module):
-    """Exact batched statevector simulation of the circuit in torch.
+    """Exact batched statevector simulation in torch: ``circuit(x, w)`` -> ``<Z_i>`` (B, n).
 
-    Args:
-        n_qubits: number of wires, >= 1.
-        q_depth: number of entangling + RY layers, >= 0.
-        method: ``"matrix"``: the weights-only part of the circuit as one 2^n x 2^n matrix per
-            call and analytic gradients (``d RY(t)/dt = RY(t + pi) / 2``) in a custom autograd
-            function, which keeps small circuits at a few dozen tensor operations per step;
-            ``"gates"``: gate by gate on the batch of states, gradients by autograd, memory
-            linear in 2^n; ``"auto"``: matrix up to ``MATRIX_MAX_QUBITS`` qubits.
-
-    Call with inputs ``x`` (B, n) and weights ``w`` (q_depth, n); returns ``<Z_i>`` (B, n).
+    ``method="matrix"`` builds the weights-only part as one 2^n x 2^n matrix with analytic
+    gradients, for small circuits; ``"gates"`` applies gate by gate, memory linear in 2^n.
     """
 
     def __init__(self, n_qubits: int, q_depth: int, method: Method = "auto"):
@@ -113,8 +75,7 @@ class TorchCircuit(nn.Module):
             persistent=False,
         )
         if self.method == "matrix":
-            # RY(pi) on wire i maps psi to psi'[k] = s_i(k) psi[flip_i(k)], s_i(k) = 2 bit_i(k) - 1;
-            # stacked over wires as one (n * 2^n, 2^n) signed permutation matrix F
+            # RY(pi) on each wire as a signed bit flip, stacked: (n * 2^n, 2^n)
             flip = torch.arange(dim)[None, :] ^ (1 << torch.arange(n - 1, -1, -1))[:, None]
             signed_flips = torch.zeros(n * dim, dim)
             signed_flips[torch.arange(n * dim), flip.reshape(-1)] = (2.0 * bits.T - 1).reshape(-1)
@@ -126,7 +87,7 @@ class TorchCircuit(nn.Module):
         return f"n_qubits={self.n_qubits}, q_depth={self.q_depth}, method={self.method!r}"
 
     def product_state(self, angles: torch.Tensor) -> torch.Tensor:
-        """Encoded input states (..., 2^n) for angles (..., n); wire 0 is the leading bit."""
+        """Encoded input states (..., 2^n) for angles (..., n)."""
         phases = self.input_phases.to(angles.dtype)
         amp = torch.cos(angles.unsqueeze(-1) * 0.5 + phases)  # (..., n, 2)
         return _kron(amp.unsqueeze(-2)).squeeze(-2)  # (..., 2^n)
@@ -145,7 +106,6 @@ class TorchCircuit(nn.Module):
         return self._apply_layers(eye, weights).T  # its rows are U|k>: the transpose is U
 
     def _apply_layers(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """Apply the variational layers gate by gate to a batch of states (B, 2^n)."""
         n, batch = self.n_qubits, state.shape[0]
         ry = self._ry_entries(weights).view(self.q_depth, n, 2, 2)  # (depth, n, 2, 2)
         for layer in range(self.q_depth):
@@ -156,11 +116,7 @@ class TorchCircuit(nn.Module):
         return state
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``<Z_i>`` (B, n) for inputs ``x`` (B, n) and weights (q_depth, n).
-
-        With ``method="matrix"`` a stack of M circuits runs at once: weights (M, q_depth, n),
-        inputs (M, B, n), outputs (M, B, n); each member is exactly its own circuit.
-        """
+        """``<Z_i>`` (B, n); with ``method="matrix"``, also for M stacked circuits (M, B, n)."""
         d, n = shape(self.n_qubits, self.q_depth)
         if weights.ndim < 2 or tuple(weights.shape[-2:]) != (d, n):
             raise ValueError(f"expected weights of shape {(d, n)}; got {tuple(weights.shape)}")
@@ -191,20 +147,11 @@ def _kron(factors: torch.Tensor) -> torch.Tensor:
 
 
 class _MatrixCircuit(torch.autograd.Function):
-    """<Z> of M stacked circuits with analytic gradients, for TorchCircuit(method="matrix").
+    """<Z> of M stacked circuits with adjoint gradients, for ``method="matrix"``.
 
-    Forward (row vectors, each member m on its own): s_0 = product state of x (B, N); layer l
-    is the CNOTs C, a permutation of the basis (u_l = s_l C^T, a gather), then the RY layer
-    R_l, one N x N matrix (s_{l+1} = u_l R_l^T); E = s_d^2 Z.
-    Backward: adjoints lam_{l+1} = dE/ds_{l+1} run back through the layers (a_l = lam_{l+1}
-    R_l = dE/du_l, then lam_l = a_l C, a gather), and dRY(t)/dt = RY(t + pi) / 2 = RY(t)
-    RY(pi) / 2, where RY(pi) on one wire is a signed bit flip; so each partial derivative is a
-    gather of a state the forward pass already made: dE/dx_i = <lam_0, flip_i(s_0)> / 2 and
-    dE/dw_li = <a_l, flip_i(u_l)> / 2.
-
-    Every product is a batched product over the members (shared matrices expanded, not
-    copied) and the permutations are gathers: a member's numbers do not depend on how many are
-    stacked. Inputs x (M, B, n), weights (M, d, n); outputs (M, B, n).
+    Uses ``dRY(t)/dt = RY(t) RY(pi) / 2``, RY(pi) a signed bit flip, so each derivative is a
+    gather of a forward state. Products are batched and permutations gathers, so a member's
+    numbers do not depend on the stack size.
     """
 
     @staticmethod
@@ -252,27 +199,15 @@ class _MatrixCircuit(torch.autograd.Function):
 
 
 def installed_pennylane_devices() -> list[str]:
-    import pennylane as qml  # PennyLane only for its backends: it takes seconds to import
+    import pennylane as qml  # lazily: torch paths never need it
 
     return sorted(qml.plugin_devices)
 
 
 class PennyLaneCircuit(nn.Module):
-    """The same circuit as a PennyLane QNode on any device, batched by parameter broadcasting.
+    """The same circuit as a PennyLane QNode, batched by parameter broadcasting.
 
-    Args:
-        device: a PennyLane device name (``default.qubit``, ``lightning.qubit``, ...).
-        n_qubits, q_depth: circuit size.
-        diff_method: PennyLane's ``diff_method`` (``best``, ``backprop``, ``adjoint``, ...).
-        shots: None for exact expectation values, else the number of samples.
-        seed: seeds the device's sampling when ``shots`` is set.
-
-    Batches are broadcast natively where the gradient method allows it; with shots or a
-    shift-rule gradient (``parameter-shift``, ``finite-diff``, ...), which PennyLane cannot
-    apply to broadcast tapes, ``qml.transforms.broadcast_expand`` splits them per sample.
-
-    Raises:
-        ConfigError: the device is not installed (the message lists the installed ones).
+    Shots and shift-rule gradients cannot use broadcast tapes: those batches are split per sample.
     """
 
     def __init__(
@@ -286,7 +221,7 @@ class PennyLaneCircuit(nn.Module):
         seed: int | None = None,
     ):
         super().__init__()
-        import pennylane as qml  # PennyLane only for its backends: it takes seconds to import
+        import pennylane as qml  # lazily: torch paths never need it
 
         if device not in qml.plugin_devices:
             raise ConfigError(
@@ -324,9 +259,7 @@ class PennyLaneCircuit(nn.Module):
         return f"device={self.device_name!r}, n_qubits={self.n_qubits}, q_depth={self.q_depth}"
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        # PennyLane's torch interface builds device results (and their vector-Jacobian
-        # products) with torch's default dtype: lightning.qubit's float64 expectations come
-        # back as float32 unless the default is the model's dtype while the QNode runs.
+        # PennyLane's torch interface builds results in torch's default dtype
         previous = torch.get_default_dtype()
         torch.set_default_dtype(x.dtype)
         try:

@@ -1,11 +1,4 @@
-"""Readout error and finite shots on the noisy circuit's basis probabilities, in torch.
-
-* :func:`readout_probabilities`: a bit-flip channel on the distribution of the read bits;
-* :func:`sample_counts` / :func:`sample_expectations`: ``shots`` measurements per sample,
-  drawn with a seeded ``torch.Generator`` as one vectorised multinomial;
-* :func:`expectations`: ``<Z_i>`` of the noisy circuit, exact or from shots
-  (:func:`pipeline.simulators.noise.basis_probabilities` first).
-"""
+"""Readout error and finite shots on the noisy circuit's basis probabilities, in torch."""
 
 from __future__ import annotations
 
@@ -63,15 +56,7 @@ def make_generator(generator: torch.Generator | int | None, device: torch.device
 
 
 def readout_probabilities(probs: torch.Tensor, readout_error: float) -> torch.Tensor:
-    """Distribution (B, 2^n) of the read bits when each bit flips with probability q.
-
-    The bit-flip channel on the diagonal, wire by wire: ``p'(.., 0, ..) = (1 - q) p(.., 0, ..)
-    + q p(.., 1, ..)``; sampling from it is the same as flipping each sampled bit.
-
-    Example:
-        >>> readout_probabilities(torch.tensor([[1.0, 0.0]], dtype=torch.float64), 0.25)
-        tensor([[0.7500, 0.2500]], dtype=torch.float64)
-    """
+    """Distribution (B, 2^n) of the read bits when each bit flips with probability q."""
     n = _check_probabilities(probs)
     q = NoiseModel(readout_error=readout_error).readout_error
     if q == 0.0:
@@ -93,24 +78,9 @@ def z_expectations(probs: torch.Tensor) -> torch.Tensor:
 def sample_counts(
     probs: torch.Tensor, shots: int, *, generator: torch.Generator | int | None = None
 ) -> torch.Tensor:
-    """Counts (B, 2^n), int64, of ``shots`` draws per row from distributions (B, 2^n).
+    """Counts (B, 2^n) of ``shots`` draws per row; ``generator``: a Generator, a seed or None.
 
-    A multinomial draw per row, as n vectorised rounds of conditional binomials down the
-    binary tree of basis states (wire 0 first): the cost is O(B 2^n), whatever ``shots``.
-
-    Args:
-        probs: basis-state probabilities (B, 2^n) (rounding noise below 0 is clipped).
-        shots: draws per row, >= 1.
-        generator: a ``torch.Generator``, or an int seed for a fresh one, or None for torch's
-            global generator. The same seed gives bitwise the same counts.
-
-    Raises:
-        ConfigError: ``shots`` is not a positive integer, or the seed not an integer.
-        PipelineError: ``probs`` is not a batch of distributions over 2^n states.
-
-    Example:
-        >>> sample_counts(torch.tensor([[0.5, 0.5]], dtype=torch.float64), 10, generator=0).sum()
-        tensor(10)
+    n rounds of conditional binomials down the tree of basis states: cost independent of ``shots``.
     """
     n = _check_probabilities(probs)
     shots = check_shots(shots)
@@ -134,20 +104,7 @@ def sample_expectations(
     readout_error: float = 0.0,
     generator: torch.Generator | int | None = None,
 ) -> torch.Tensor:
-    """Finite-shot estimates (B, n) of ``<Z_i>``: the mean of ``1 - 2 bit_i`` over the shots.
-
-    Unbiased for the exact value with readout error, ``z_expectations(readout_probabilities(
-    probs, readout_error))``; its variance is ``(1 - <Z_i>^2) / shots``.
-
-    Args:
-        probs: basis-state probabilities (B, 2^n) before readout.
-        shots: measurements per row, >= 1.
-        readout_error: symmetric flip probability of each read bit.
-        generator: see :func:`sample_counts`.
-
-    Returns:
-        Estimates (B, n) in the dtype of ``probs``.
-    """
+    """Finite-shot estimates (B, n) of ``<Z_i>`` after readout; variance (1 - <Z_i>²) / shots."""
     read = readout_probabilities(probs, readout_error)
     counts = sample_counts(read, shots, generator=generator)  # (B, 2^n)
     n = probs.shape[1].bit_length() - 1
@@ -163,18 +120,7 @@ def expectations(
     shots: int | None = None,
     generator: torch.Generator | int | None = None,
 ) -> torch.Tensor:
-    """``<Z_i>`` (B, n) of the noisy circuit: exact for ``shots=None``, else sampled.
-
-    Args:
-        inputs: angles (B, n); weights: (q_depth, n).
-        noise: gate noise and readout error.
-        shots: None for exact values, else measurements per sample.
-        generator: see :func:`sample_counts` (only used with shots).
-
-    Example:
-        >>> expectations(torch.zeros(2, 1, dtype=torch.float64), torch.zeros(0, 1))
-        tensor([[0.], [0.]], dtype=torch.float64)
-    """
+    """``<Z_i>`` (B, n) of the noisy circuit: exact for ``shots=None``, else sampled."""
     shots = check_shots(shots, optional=True)
     probs = basis_probabilities(inputs, weights, noise)  # (B, 2^n)
     if shots is None:

@@ -1,15 +1,4 @@
-"""The one interface of every source of a feature store: list, fingerprint, iterate.
-
-A source (an image folder, CIFAR-10, a generated data set) says what rows it has
-(:meth:`Source.list`: classes, and per split the row names and labels in order), what
-identifies its contents (:meth:`Source.fingerprint`), and turns rows into features
-(:meth:`Source.iterate`): image sources hand decoded images to a frozen backbone (an
-:class:`Encoder`), generated sources yield their features directly. One loop,
-:func:`pipeline.extraction.loop.extract`, does the rest for all of them: the up-to-date
-check, shards, progress, bad rows and the store write.
-
-This module needs neither torch nor torchvision.
-"""
+"""The one interface of every source of a feature store (needs neither torch nor torchvision)."""
 
 from __future__ import annotations
 
@@ -25,16 +14,16 @@ class Listing:
     """What a source holds, in the order the store keeps it.
 
     Args:
-        class_names: label index -> class name.
         rows: split -> row names (image paths relative to the data folder, or row ids).
-        labels: split -> (N,) int64 label of each row.
-        ignored: split -> files that were seen but are not rows (e.g. not images).
+        ignored: split -> files seen that are not rows.
+        empty: a line for each class folder without images.
     """
 
     class_names: tuple[str, ...]
     rows: dict[str, list[str]]
     labels: dict[str, np.ndarray]
     ignored: dict[str, list[str]] = field(default_factory=dict)
+    empty: tuple[str, ...] = ()
 
     @property
     def total(self) -> int:
@@ -42,12 +31,7 @@ class Listing:
         return sum(len(r) for r in self.rows.values())
 
     def select(self, start: int, stop: int) -> dict[str, range]:
-        """Per split, the positions of rows ``start..stop-1`` of all splits in listing order.
-
-        Example:
-            >>> Listing(("a",), {"train": ["x", "y"], "val": ["z"]}, {}).select(1, 3)
-            {'train': range(1, 2), 'val': range(0, 1)}
-        """
+        """Per split, the positions of rows ``start..stop-1`` of all splits in listing order."""
         selected, offset = {}, 0
         for split, rows in self.rows.items():
             selected[split] = range(
@@ -63,13 +47,13 @@ class Batch:
 
     indices: list[int]  # positions in the iterated rows that gave features
     features: np.ndarray  # (len(indices), feature_dim) float32, or complex128 (QQ kets)
-    failed: list[tuple[int, str]]  # (position, reason) of rows that could not be read
+    failed: list[tuple[int, str]]  # (position, reason) of unreadable rows
 
 
 class Encoder(Protocol):
-    """A frozen backbone as sources see it (:class:`pipeline.backbones.inference.Encoder`)."""
+    """A frozen backbone as sources see it."""
 
-    transform: Callable[[Any], Any]  # a decoded RGB image -> the backbone's input tensor
+    transform: Callable[[Any], Any]  # RGB image -> input tensor
 
     def batches(self, dataset: Any, *, batch_size: int, workers: int) -> Iterator[Batch]:
         """Run over a map-style dataset whose item ``i`` is ``(i, input or None, error)``."""
@@ -77,21 +61,11 @@ class Encoder(Protocol):
 
 
 class Source(Protocol):
-    """A source of rows and features (see the module docstring).
-
-    Two members are optional, looked up with ``getattr`` by the extraction loop, and only
-    image folders have them (:class:`pipeline.sources.folder.FolderSource`):
-
-    * ``check(listing, selection) -> {split: {position: reason}}``: every row that cannot be
-      read, found in one cheap pass before a backbone is built
-      (:func:`pipeline.extraction.checks.checked_rows`);
-    * ``data_dir: str``: the folder the rows' files are in, recorded in the store's ``extra``
-      so that the report can show a run's own images.
-    """
+    """A source of rows and features; image folders also have ``check`` and ``data_dir``."""
 
     #: The store's ``source`` attribute (``folder``, ``cifar10``, ``spiral``, ...).
     kind: str
-    #: True: rows are images for a backbone; False: :meth:`iterate` yields features itself.
+    #: Rows are images for a backbone (else :meth:`iterate` yields features).
     needs_backbone: bool
 
     def list(self) -> Listing:
@@ -99,15 +73,15 @@ class Source(Protocol):
         ...
 
     def fingerprint(self, listing: Listing) -> str:
-        """A SHA-256 that changes whenever the rows' contents do (the up-to-date check)."""
+        """A SHA-256 that changes whenever the rows' contents do."""
         ...
 
     def metadata(self) -> dict[str, Any]:
-        """Source settings kept in the store's ``extra`` (compared by the up-to-date check)."""
+        """Source settings kept in the store's ``extra``."""
         ...
 
     def location(self, row: str) -> str:
-        """Where a row comes from, for messages (an image's full path)."""
+        """Where a row comes from, for messages."""
         ...
 
     def iterate(
@@ -119,14 +93,14 @@ class Source(Protocol):
         batch_size: int,
         workers: int,
     ) -> Iterator[Batch]:
-        """Features of ``rows`` of ``split``, in batches; ``encoder`` is None without a backbone."""
+        """Features of ``rows`` of ``split`` in batches; ``encoder`` is None without a backbone."""
         ...
 
 
 def encode(
     kind: str, encoder: Encoder | None, dataset: Any, *, batch_size: int, workers: int
 ) -> Iterator[Batch]:
-    """An image source's :meth:`Source.iterate`: its decoded images through the backbone."""
+    """An image source's :meth:`Source.iterate`: its images through the backbone."""
     if encoder is None:
         raise ValueError(f"the {kind} source needs a backbone; got encoder None")
     return encoder.batches(dataset, batch_size=batch_size, workers=workers)
@@ -134,7 +108,7 @@ def encode(
 
 @dataclass(frozen=True)
 class Provenance:
-    """What made the features of a source without a backbone (stored as for a backbone)."""
+    """What made the features of a source without a backbone."""
 
     backbone: str = "none"
     weights: str = "none"

@@ -1,9 +1,4 @@
-"""Which source a params file means: the image source of ``data``.
-
-* :func:`image_source`: ``data.source`` ``folder`` (:mod:`pipeline.sources.folder`) or
-  ``cifar10`` (:mod:`pipeline.sources.cifar10`), read by a backbone into ``extract.out``;
-* :func:`fetch`: put the images of ``data`` on disk.
-"""
+"""Which image source a params file's ``data`` block means, and fetching its data."""
 
 from __future__ import annotations
 
@@ -16,23 +11,14 @@ from pipeline.sources.folder import FolderSource
 
 
 def image_source(data: DataConfig) -> Source:
-    """The source of ``data.source`` over ``data.dir`` and ``data.splits``.
-
-    Raises:
-        DataError: missing files (CIFAR-10's are checked here; a folder's when listed).
-        ConfigError: an unknown CIFAR-10 class name.
-    """
+    """The source of ``data.source`` over ``data.dir`` and ``data.splits``."""
     if data.source == "cifar10":
         return cifar10.Cifar10Source(data.dir, data.splits, data.classes)
     return FolderSource(data.dir, data.splits)
 
 
 def fetch(data: DataConfig) -> Path:
-    """Make sure ``data.dir`` holds the data set (download it if not); return ``data.dir``.
-
-    Raises:
-        DataError: the download, its checks or the layout failed (``data.dir`` untouched).
-    """
+    """Make sure ``data.dir`` holds the data set, downloading it if not; return ``data.dir``."""
     if data.source == "cifar10":
         return cifar10.fetch(data.dir)
     return download.fetch(data)

@@ -1,29 +1,7 @@
 """CIFAR-10 class pairs as a stage-one source: the paper's dogs/cats and planes/cars experiments.
 
-    python -m pipeline.fetch_data --params params-cifar10-cat-dog.yaml   # torchvision download
-    python -m pipeline.extract    --params params-cifar10-cat-dog.yaml
-
-With ``data.source: cifar10`` and ``data.classes: [cat, dog]``, stage one reads the python
-pickle layout that ``torchvision.datasets.CIFAR10`` downloads into ``data.dir``::
-
-    data.dir/cifar-10-batches-py/data_batch_1 ... data_batch_5   -> split train
-    data.dir/cifar-10-batches-py/test_batch                      -> split val
-    data.dir/cifar-10-batches-py/batches.meta                    (label_names)
-
-keeps the images of ``data.classes`` only, labels them 0..k-1 in the order of
-``data.classes`` (the store's ``class_names``), and runs the frozen backbone on them after the
-weights' own transforms (Resize 256, CenterCrop 224, ImageNet normalisation for ResNets: the
-32 x 32 images are upscaled as in the paper's notebooks). Each row's path,
-``<batch file>/<index in that file>`` (``test_batch/123``), identifies the image.
-
-The files are read here rather than through ``torchvision.datasets.CIFAR10``, which insists on
-the MD5 sums of the full download; :func:`fetch` uses torchvision to download and check them.
-The files are pickles, which can run code when loaded: read only CIFAR-10 files you
-downloaded yourself, as torchvision does.
-
-The up-to-date check (:func:`pipeline.extraction.loop.stale_reason`) compares the source, the
-classes (and their order), the backbone, weights and torchvision version, and a fingerprint of
-the pickle files' contents.
+Reads torchvision's python files (train: ``data_batch_1..5``, val: ``test_batch``) with an
+unpickler that builds only plain types and arrays, so a planted file cannot run code.
 """
 
 from __future__ import annotations
@@ -62,23 +40,80 @@ class Cifar10Split:
     ids: list[str]  # "<batch file>/<index>"
 
 
+#: MD5 of each file of the published ``cifar-10-python.tar.gz``.
+PUBLISHED_MD5 = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"_codecs.encode with {encoding!r} is not allowed")
+    return text.encode("latin1")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    try:  # what ndarray.__reduce__ names (numpy 2, then numpy 1)
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:
+        from numpy.core.multiarray import _reconstruct
+
+    return {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Unpickles plain types and numpy arrays; any other global is refused before it runs."""
+
+    _allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"global {module}.{name} is not allowed in a CIFAR-10 file (it holds only "
+                "dicts, lists, strings, numbers and numpy arrays)"
+            ) from None
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
+    """A CIFAR-10 file read as data (:class:`_PlainUnpickler`)."""
     try:
         with open(path, "rb") as fh:
-            entry = pickle.load(fh, encoding="latin1")  # as torchvision reads them
-    except (OSError, pickle.UnpicklingError, EOFError, ValueError) as exc:
-        raise DataError(f"cannot read CIFAR-10 file {path}: {exc}") from exc
+            entry = _PlainUnpickler(fh, encoding="latin1").load()  # as torchvision reads them
+    except (OSError, pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
+        raise DataError(
+            f"cannot read CIFAR-10 file {path}: {exc}; expected an unmodified file of "
+            "cifar-10-python.tar.gz (delete the folder and run `python -m pipeline.fetch_data`)"
+        ) from exc
     if not isinstance(entry, dict):
         raise DataError(f"{path}: expected a pickled dict (CIFAR-10 python layout)")
     return entry
 
 
-def batches_dir(data_dir: str | Path) -> Path:
-    """``data.dir/cifar-10-batches-py``, checked to hold the meta file and every batch file.
+def unpublished(folder: Path) -> list[str]:
+    """The files of ``folder`` whose MD5 is not the published archive's."""
+    return [
+        name
+        for name, md5 in PUBLISHED_MD5.items()
+        if hashlib.md5((folder / name).read_bytes(), usedforsecurity=False).hexdigest() != md5
+    ]
 
-    Raises:
-        DataError: the folder or a file is missing (the message says how to fetch them).
-    """
+
+def batches_dir(data_dir: str | Path) -> Path:
+    """``data.dir/cifar-10-batches-py``, checked to hold every file."""
     folder = Path(data_dir) / FOLDER
     needed = [META_FILE, *(f for files in SPLIT_FILES.values() for f in files)]
     missing = [name for name in needed if not (folder / name).is_file()]
@@ -92,7 +127,7 @@ def batches_dir(data_dir: str | Path) -> Path:
 
 
 def label_names(folder: Path) -> list[str]:
-    """The 10 class names of ``batches.meta`` (``airplane``, ``automobile``, ... ``truck``)."""
+    """The 10 class names of ``batches.meta``."""
     meta = _unpickle(folder / META_FILE)
     names = meta.get("label_names")
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -101,11 +136,7 @@ def label_names(folder: Path) -> list[str]:
 
 
 def class_indices(folder: Path, classes: Sequence[str]) -> list[int]:
-    """CIFAR-10 label of each name in ``classes``, in that order.
-
-    Raises:
-        ConfigError: a name that is not a CIFAR-10 class (the message lists them).
-    """
+    """CIFAR-10 label of each name in ``classes``, in that order."""
     names = label_names(folder)
     unknown = [c for c in classes if c not in names]
     if unknown:
@@ -117,15 +148,7 @@ def class_indices(folder: Path, classes: Sequence[str]) -> list[int]:
 
 
 def load_split(folder: Path, split: str, classes: Sequence[str]) -> Cifar10Split:
-    """The images of ``classes`` in ``split`` (train: data_batch_1..5, val: test_batch).
-
-    Labels are re-indexed 0..k-1 in the order of ``classes``; images keep file order.
-
-    Example:
-        >>> part = load_split(Path("data/cifar10/cifar-10-batches-py"), "val", ["cat", "dog"])
-        >>> part.images.shape, part.ids[0]
-        ((2000, 32, 32, 3), 'test_batch/0')
-    """
+    """The images of ``classes`` in ``split``, labelled 0..k-1 in the order of ``classes``."""
     if split not in SPLIT_FILES:
         raise ConfigError(f"data.splits: expected train and/or val for CIFAR-10; got {split!r}")
     wanted = class_indices(folder, classes)
@@ -149,7 +172,7 @@ def load_split(folder: Path, split: str, classes: Sequence[str]) -> Cifar10Split
 
 
 def fingerprint(folder: Path, splits: Sequence[str]) -> str:
-    """SHA-256 over the names and contents of the meta file and the batch files of ``splits``."""
+    """SHA-256 over the names and contents of the files ``splits`` read."""
     digest = hashlib.sha256()
     for name in [META_FILE, *(f for s in splits for f in SPLIT_FILES[s])]:
         digest.update(f"{name}\0{file_sha256(folder / name)}\n".encode())
@@ -157,8 +180,6 @@ def fingerprint(folder: Path, splits: Sequence[str]) -> str:
 
 
 class _ArrayImages:
-    """A map-style dataset over uint8 images: item i is ``(i, transform(PIL image), None)``."""
-
     def __init__(self, images: np.ndarray, transform: Callable):
         self.images, self.transform = images, transform
 
@@ -172,14 +193,7 @@ class _ArrayImages:
 
 
 class Cifar10Source:
-    """``data.source: cifar10``: the images of ``classes`` in CIFAR-10's python files.
-
-    Rows are ``<batch file>/<index in that file>``; labels follow the order of ``classes``.
-
-    Example:
-        >>> Cifar10Source("data/cifar10", ("train", "val"), ("cat", "dog")).list().total
-        12000
-    """
+    """``data.source: cifar10``: the images of ``classes``; rows are ``<batch file>/<index>``."""
 
     kind = "cifar10"
     needs_backbone = True
@@ -187,6 +201,13 @@ class Cifar10Source:
     def __init__(self, data_dir: str | Path, splits: Sequence[str], classes: Sequence[str]):
         self.folder = batches_dir(data_dir)
         self.splits, self.classes = tuple(splits), tuple(classes)
+        changed = unpublished(self.folder)
+        if changed:
+            log.warning(
+                "%s: %s differ from the published CIFAR-10 files (MD5); read as data only",
+                self.folder,
+                ", ".join(changed),
+            )
         class_indices(self.folder, self.classes)  # check the names before any work
         self._parts: dict[str, Cifar10Split] = {}
 
@@ -229,24 +250,15 @@ class Cifar10Source:
 
 
 def fetch(data_dir: str | Path) -> Path:
-    """Make sure ``data_dir`` (``data.dir``) holds CIFAR-10's python files; download them if not.
-
-    Uses ``torchvision.datasets.CIFAR10(data_dir, download=True)`` (train and test), which
-    checks the archive's and each file's MD5. Nothing is downloaded when the files are there.
-
-    Returns:
-        ``data.dir`` as a Path.
-
-    Raises:
-        DataError: the download or its check failed.
-    """
+    """Make sure ``data_dir`` holds the published CIFAR-10 files, downloading them if not."""
     target = Path(data_dir)
     try:
         folder = batches_dir(target)
     except DataError:
         pass
     else:
-        log.info("%s already holds CIFAR-10 (%s); nothing to download", target, folder.name)
+        _check_published(folder)
+        log.info("%s already holds CIFAR-10 (%s, MD5s checked)", target, folder.name)
         return target
     from torchvision.datasets import CIFAR10  # torchvision only for the download
 
@@ -260,5 +272,15 @@ def fetch(data_dir: str | Path) -> Path:
             f"cannot download CIFAR-10 into {target}: {exc}. Offline? Copy "
             f"cifar-10-python.tar.gz's {FOLDER}/ folder into {target}"
         ) from exc
-    batches_dir(target)
+    _check_published(batches_dir(target))
     return target
+
+
+def _check_published(folder: Path) -> None:
+    changed = unpublished(folder)
+    if changed:
+        raise DataError(
+            f"{folder}: {', '.join(changed)} differ from the published cifar-10-python.tar.gz "
+            "(MD5); expected the unmodified files. Delete the folder and run `python -m "
+            "pipeline.fetch_data` to download them again"
+        )

@@ -1,11 +1,5 @@
-"""Image files: which files are images, walking a folder for them, decoding one to RGB.
-
-Files are found recursively in sorted order, and only files whose lower-cased name ends in
-one of :data:`IMG_EXTENSIONS` are images, as ``torchvision.datasets.ImageFolder`` decides.
-Symbolic links to folders are followed as ImageFolder follows them, but a link that leads
-back into a folder already being walked (a loop) is not, and a folder or file reached twice
-(two links to it, or a hard link) is taken once, with a warning naming both paths
-(:class:`Visited`). This module needs neither torch nor torchvision.
+"""Image files: which are images, walking a folder for them (``ImageFolder``'s order and rules,
+but link loops and files reached twice are left out, with a warning), decoding one to RGB.
 """
 
 from __future__ import annotations
@@ -29,18 +23,13 @@ def is_image_file(name: str) -> bool:
 
 @dataclass
 class Visited:
-    """Folders and files already walked, by (device, inode), with the path they were seen as.
-
-    One instance shared by several :func:`walk_images` calls (the class folders of every
-    split) takes a file reached from two of them once, under its first path.
-    """
+    """Folders and files already walked, by (device, inode), shared across calls."""
 
     folders: dict[tuple[int, int], str] = field(default_factory=dict)
     files: dict[tuple[int, int], str] = field(default_factory=dict)
 
 
 def _key(path: str | Path) -> tuple[int, int] | None:
-    """(device, inode) of what ``path`` points to; None when it cannot be reached."""
     try:
         st = os.stat(path)
     except OSError:
@@ -49,8 +38,7 @@ def _key(path: str | Path) -> tuple[int, int] | None:
 
 
 def _folders(folder: Path, prefix: str, visited: Visited) -> list[tuple[str, Path]]:
-    """Every folder under ``folder`` (itself included) as (relative POSIX path, path), links
-    followed, loops and folders reached twice left out with a warning."""
+    """Every folder under ``folder`` as (relative POSIX path, path); loops left out."""
     found: list[tuple[str, Path]] = []
 
     def visit(rel: str, path: Path, ancestors: dict[tuple[int, int], str]) -> None:
@@ -85,29 +73,9 @@ def _folders(folder: Path, prefix: str, visited: Visited) -> list[tuple[str, Pat
 def walk_images(
     folder: str | Path, *, prefix: str = "", visited: Visited | None = None
 ) -> tuple[list[str], list[str]]:
-    """Every file under ``folder``, recursively, split into images and the rest.
+    """Every file under ``folder``, recursively, as ``(images, ignored)`` relative POSIX paths.
 
-    Sub-folders are walked in ImageFolder's order (``sorted(os.walk(folder,
-    followlinks=True))``: by path, files sorted by name) with its rule for images
-    (:func:`is_image_file`): the order and rules of :func:`pipeline.sources.folder.scan`,
-    which lists each class folder with this function. Unlike ``os.walk``, a symbolic link
-    that leads back to a folder above it is not followed (ImageFolder follows such a loop
-    until the operating system refuses, listing every file once per turn), and a folder or
-    file reached a second time (another link to it, a hard link) is left out; each case is
-    logged as a warning naming both paths.
-
-    Args:
-        folder: a directory.
-        prefix: put before relative paths in warnings (e.g. ``"train/bees/"``).
-        visited: folders and files already walked by earlier calls (see :class:`Visited`);
-            updated in place. Default: a fresh one.
-
-    Returns:
-        ``(images, ignored)``: paths relative to ``folder``, POSIX separators.
-
-    Example:
-        >>> walk_images("data/hymenoptera_data/val/ants")[0][:1]
-        ['10308379_1b6c72e180.jpg']
+    ``visited`` holds folders and files walked by earlier calls; updated in place.
     """
     visited = visited if visited is not None else Visited()
     found: list[str] = []
@@ -133,16 +101,10 @@ def walk_images(
 
 
 def load_rgb(path: str | Path, *, at_least: int | None = None):
-    """Decode an image file fully and convert it to RGB (palette, L, CMYK, RGBA, ...).
-
-    Args:
-        path: the file.
-        at_least: for a preview, let a JPEG decode at a reduced scale that keeps both sides
-            at least this many pixels (PIL's ``draft``: much faster for large photographs);
-            None decodes at full size, as features need.
+    """Decode an image file fully to RGB; ``at_least`` lets a JPEG preview decode smaller.
 
     Raises:
-        BadImageError: the file cannot be decoded (truncated, not an image, unsupported).
+        BadImageError: the file cannot be decoded.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -156,17 +118,7 @@ def load_rgb(path: str | Path, *, at_least: int | None = None):
 
 
 def probe(path: str | Path) -> str | None:
-    """Why the image file at ``path`` cannot be decoded, or None when it can.
-
-    A cheap check of every image before a backbone is built: a JPEG is decoded at 1/8 scale
-    (PIL's draft mode still reads the whole entropy-coded stream, so a truncated or corrupt
-    file fails here as in :func:`load_rgb`), other formats in full. A file that passes and
-    still fails later is reported then.
-
-    Example:
-        >>> probe("data/hymenoptera_data/train/ants/0013035.jpg") is None
-        True
-    """
+    """Why the image at ``path`` cannot be decoded, or None (a JPEG decodes at 1/8 scale)."""
     from PIL import Image, UnidentifiedImageError
 
     try:

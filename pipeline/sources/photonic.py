@@ -1,26 +1,7 @@
-"""The paper's QC and QQ data sets as sources of a feature store (no backbone).
+"""The paper's QC and QQ data sets as feature-store sources (no backbone).
 
-Mari et al. (2020), examples 4 and 5: a frozen, pretrained photonic network A' computes the
-features once; stage two trains only head B on them. The data sets are computed by
-:mod:`pipeline.sources.photonic_data` (see there for the protocols); these sources hand them to
-the one extraction loop (:func:`pipeline.extraction.loop.extract`), which writes them in the
-stage-one format:
-
-* ``qc`` (:class:`QCSource`, block ``qc``): 7 classes ``L O T I S J Z``, features float32
-  (N, 16), the renormalised amplitude magnitudes of the 4 x 4 corner of the two-mode state;
-  ``train`` 7000 rows, ``val`` 7000.
-* ``qq`` (:class:`QQSource`, block ``qq``): 2 classes ``gaussian``, ``non-gaussian``,
-  features complex128 (N, cutoff), circuit A's output kets, unnormalised and exact (a store
-  of format version 2, :mod:`pipeline.store.hdf5`); ``train`` 4000 rows, ``val`` 4000.
-
-Rows are named ``<split>/<index>`` in the notebooks' order: QC one noisy state of each class
-per batch of 7, QQ the batches of 8 as drawn.
-
-The pretrained file (``qc.pretrained``, ``qq.pretrained``) is read only when the store is
-written: it is downloaded from ``url`` when missing (:func:`fetch_pretrained`) and always
-checked by its SHA-256 and shape. The fingerprint that the up-to-date check compares is over
-the settings, the protocol version and the file's expected SHA-256, not over the generated
-arrays (which cost seconds), so an up-to-date store is recognised without the file.
+The fingerprint covers the settings and the pretrained file's expected SHA-256, not the
+generated arrays, so an up-to-date store is recognised without computing them.
 """
 
 from __future__ import annotations
@@ -63,30 +44,7 @@ QQ_TRANSFORM = (
 
 
 def fetch_pretrained(file: str | Path, url: str, name: str) -> np.ndarray:
-    """The pretrained array ``file``, downloaded from ``url`` first when it is missing.
-
-    A download is checked against the expected SHA-256 of ``name`` before it is moved into
-    place (atomically: a failed or altered download leaves nothing at ``file``); then the
-    file is read and checked by :func:`pipeline.sources.photonic_data.load_pretrained_file`.
-
-    Args:
-        file: where the file is (``qc.pretrained``, ``qq.pretrained``).
-        url: where to get it when missing (http(s) or file://).
-        name: which of the paper's files it must be (``trained_params.npy``,
-            ``circuit_A.npy``).
-
-    Returns:
-        The checked float32 array.
-
-    Raises:
-        DataError: the download failed or its SHA-256 differs, or the file is altered,
-            unreadable or of the wrong shape (the message names the file, expected and got).
-
-    Example:
-        >>> fetch_pretrained("data/paper-pretrained/circuit_A.npy", QQConfig().url,
-        ...                  "circuit_A.npy").shape
-        (6, 1)
-    """
+    """The checked pretrained array ``file``, downloaded from ``url`` first when it is missing."""
     file = Path(file)
     if name not in photonic_data.PRETRAINED:
         raise DataError(
@@ -122,12 +80,7 @@ def _batch(data: dict[str, photonic_data.PhotonicSplit], split: str, rows: Seque
 
 
 class _PhotonicSource:
-    """What the QC and QQ sources share: rows from a generated data set, no backbone.
-
-    A subclass names its ``kind`` (the store's ``source`` and the params block), its
-    ``protocol`` version and the block's ``settings_keys`` that the features depend on (not
-    the pretrained file's path or url, nor QC's ``min_norm``, which only sets a warning).
-    """
+    """What the QC and QQ sources share; ``settings_keys``: the keys the features depend on."""
 
     kind: str
     protocol: int
@@ -140,7 +93,6 @@ class _PhotonicSource:
         self.cfg = cfg
 
     def settings(self) -> dict[str, Any]:
-        """What the features depend on (not the file's path or its url)."""
         keep = self.settings_keys
         values = {k: v for k, v in asdict(self.cfg).items() if k in keep}
         return {"protocol": self.protocol, **values}
@@ -164,12 +116,7 @@ class _PhotonicSource:
 
 
 class QCSource(_PhotonicSource):
-    """The QC store's rows (``<split>/<i>``), features (16 magnitudes) and metadata.
-
-    Example:
-        >>> QCSource(QCConfig()).list().total
-        14000
-    """
+    """The QC store's rows (``<split>/<i>``), features (16 magnitudes) and metadata."""
 
     kind = "qc"
     protocol = QC_PROTOCOL
@@ -209,12 +156,7 @@ class QCSource(_PhotonicSource):
 
 
 class QQSource(_PhotonicSource):
-    """The QQ store's rows (``<split>/<i>``), features (complex kets) and metadata.
-
-    Example:
-        >>> QQSource(QQConfig()).list().total
-        8000
-    """
+    """The QQ store's rows (``<split>/<i>``), features (complex kets) and metadata."""
 
     kind = "qq"
     protocol = QQ_PROTOCOL

@@ -1,37 +1,8 @@
-"""The paper's photonic data sets: quantum-to-classical (QC) and quantum-to-quantum (QQ) features.
+"""The paper's photonic data sets (Mari et al. 2020, examples 4 and 5): QC and QQ features.
 
-Mari et al. (2020), examples 4 and 5 (``q2c_transfer_learning.ipynb``,
-``q2q_transfer_learning.ipynb``), simulated in truncated Fock space with
-:mod:`pipeline.simulators.fock` (Strawberry Fields' conventions, ħ = 2), exactly (complex128),
-batched over all states at once. Nothing is written here: the functions return arrays.
-
-**QC** (:func:`qc_dataset`): per class ``j = 0..6`` the two-mode coherent state
-``D(alpha_j + δ)|0> ⊗ D(β_j + ε)|0>``, ``alpha = 1.4 [1, -1, 1, -1, i, -i, i]``,
-``β = 1.4 [1, 1, -1, -1, i, i, -i]`` (Killoran et al.'s tetromino inputs), with complex Gaussian
-noise drawn as in the notebook: ``RandomState(100)``, per batch of the 7 classes in order
-``δ.real, δ.imag, ε.real, ε.imag``, each ``normal(scale=0.6, size=7)``; 1000 batches are
-``train``, the next 1000 ``val``. The states go through A', the first 15 of the 25 pretrained
-layers of Killoran et al.'s tetromino network (``trained_params.npy``, :func:`qc_layers`) at
-cutoff 11; the features are the 16 amplitude magnitudes ``|ket[:4, :4]|`` divided by their
-norm (the notebook's ``sub_space`` features), float32.
-
-**QQ** (:func:`qq_dataset`): ``RandomState(1)``, batches of 8, per batch in order: labels
-``randint(2, size=8)``, ``sq = uniform(-0.5, 0.5, [8, 1])``, ``r1, r2, r3 =
-uniform(-2π, 2π, [8, 1])`` (``r3`` is drawn and unused, as in the notebook). The state is
-``R(r2) S(sq, 0) R(r1) D(1 - label, 0) |label>``: a coherent state ``|1>`` (class 0,
-Gaussian) or the Fock state ``|1>`` (class 1), then a random Gaussian rotation and squeezing.
-The frozen circuit A (``circuit_A.npy``, one layer at cutoff 15, :func:`circuit_a_matrix`) is
-applied; the features are its output kets, unnormalised, complex128 (N, 15). 500 batches are
-``train``, the next 500 ``val``.
-
-Notebook quirk kept: circuit A's squeezing line (``Sgate(...)`` without ``| q``) never acted,
-so circuit A has no squeezing; the trainable layers of the QQ head B do squeeze.
-
-Example:
-    >>> params = load_pretrained("../shared/data/paper-pretrained", "trained_params.npy")
-    >>> data = qc_dataset(params)
-    >>> data["train"].features.shape, data["val"].labels[:8].tolist()
-    ((7000, 16), [0, 1, 2, 3, 4, 5, 6, 0])
+Exact in truncated Fock space, with the notebooks' random draws in their order, so the arrays
+match the notebooks. Circuit A's squeezing never acted in the notebook (``Sgate(...)`` without
+``| q``), so it has none here.
 """
 
 from __future__ import annotations
@@ -63,8 +34,7 @@ class PretrainedFile:
 
 #: The paper's pretrained parameters (XanaduAI/quantum-transfer-learning, ``pre_trained/``).
 PRETRAINED = {
-    # rows r1, r2, θ1, φ1, θ2, φ2, sq_r1, sq_φ1, sq_r2, sq_φ2, d_r1, d_φ1, d_r2, d_φ2, κ1, κ2;
-    # one column per layer (25)
+    # rows r1, r2, θ1, φ1, θ2, φ2, sq_r1, sq_φ1, sq_r2, sq_φ2, d_r1, d_φ1, d_r2, d_φ2, κ1, κ2
     "trained_params.npy": PretrainedFile(
         (16, 25), "float32", "f529b6ebd87111f6ed4de82df569c8d5e83c4d1dbc1b3bc04182e0ffc6f6037d"
     ),
@@ -95,44 +65,16 @@ class PhotonicSplit:
 
 
 def load_pretrained(path: str | Path, name: str) -> np.ndarray:
-    """One of the paper's pretrained parameter files, checked.
-
-    Args:
-        path: the folder holding the files (``shared/data/paper-pretrained``).
-        name: ``trained_params.npy`` or ``circuit_A.npy``.
-
-    Returns:
-        The array (float32), after checking its SHA-256 and its shape.
+    """One of the paper's pretrained files (``trained_params.npy``, ``circuit_A.npy``), checked.
 
     Raises:
-        DataError: ``name`` is unknown, or the file is missing, altered or unreadable; the
-            message names the file, the expected and the found value.
-
-    Example:
-        >>> load_pretrained("../shared/data/paper-pretrained", "circuit_A.npy").shape
-        (6, 1)
+        DataError: ``name`` is unknown, or the file is missing, altered or unreadable.
     """
     return load_pretrained_file(Path(path) / name, name)
 
 
 def load_pretrained_file(file: str | Path, name: str) -> np.ndarray:
-    """The pretrained file ``file``, checked as the paper's ``name`` (any file name).
-
-    Args:
-        file: the file's path (e.g. ``qc.pretrained``).
-        name: which of :data:`PRETRAINED` it must be: ``trained_params.npy`` or
-            ``circuit_A.npy``.
-
-    Returns:
-        The array (float32), after checking its SHA-256 and its shape.
-
-    Raises:
-        DataError: as :func:`load_pretrained`.
-
-    Example:
-        >>> load_pretrained_file("data/paper-pretrained/circuit_A.npy", "circuit_A.npy").shape
-        (6, 1)
-    """
+    """The file ``file``, checked as the paper's ``name`` (see :func:`load_pretrained`)."""
     if name not in PRETRAINED:
         raise DataError(f"unknown pretrained file {name!r}; expected one of {sorted(PRETRAINED)}")
     spec = PRETRAINED[name]
@@ -169,23 +111,12 @@ def _check_cutoff(cutoff: int, low: int) -> None:
         raise ValueError(f"cutoff: expected an integer >= {low}; got {cutoff!r}")
 
 
-# --------------------------------------------------------------------------- QC
-
-
 def qc_amplitudes(
     n_train_batches: int = 1000, n_val_batches: int = 1000, *, seed: int = 100
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The noisy input amplitudes of the QC data set, drawn as in the notebook.
+    """The noisy QC displacements: split -> ``(alpha, beta, labels)``, each (7 n_batches,).
 
-    Returns:
-        split -> ``(alpha, beta, labels)``: complex128 (N,) displacements of modes 0 and 1 and
-        int64 (N,) classes, ``N = 7 * n_batches``; the val batches follow the train batches
-        in the same random stream.
-
-    Example:
-        >>> alpha, beta, labels = qc_amplitudes(1, 0)["train"]
-        >>> labels.tolist()
-        [0, 1, 2, 3, 4, 5, 6]
+    Drawn per batch as in the notebook; val batches follow train batches in the same stream.
     """
     counts = _split_counts(n_train_batches, n_val_batches)
     rng = np.random.RandomState(seed)
@@ -203,14 +134,7 @@ def qc_amplitudes(
 
 
 def qc_input_states(alpha: np.ndarray, beta: np.ndarray, cutoff: int = 11) -> torch.Tensor:
-    """Two-mode coherent states ``|alpha> ⊗ |beta>`` truncated: complex128 (N, c, c).
-
-    The displacements are passed to the simulator in polar form ``(|z|, angle(z))``.
-
-    Example:
-        >>> qc_input_states(QC_ALPHA, QC_BETA).shape  # the 7 clean inputs
-        torch.Size([7, 11, 11])
-    """
+    """Two-mode coherent states ``|alpha> ⊗ |beta>``, truncated: complex128 (N, c, c)."""
     alpha, beta = np.asarray(alpha, np.complex128), np.asarray(beta, np.complex128)
     mode0 = fock.coherent_state(np.abs(alpha), np.angle(alpha), cutoff)  # (N, c)
     mode1 = fock.coherent_state(np.abs(beta), np.angle(beta), cutoff)  # (N, c)
@@ -218,24 +142,9 @@ def qc_input_states(alpha: np.ndarray, beta: np.ndarray, cutoff: int = 11) -> to
 
 
 def qc_layers(ket: torch.Tensor, params: torch.Tensor | np.ndarray) -> torch.Tensor:
-    """Apply Killoran et al.'s two-mode layers (one per column of ``params``) to kets.
+    """Apply Killoran et al.'s two-mode layers (columns of ``params`` (16, L)) to ``ket``.
 
-    Layer ``l`` (column ``l``; rows as in ``trained_params.npy``): BS(θ1, φ1) on (0, 1); R(r1)
-    on 0; S(clip(sq_r1), sq_φ1) on 0; S(clip(sq_r2), sq_φ2) on 1; BS(θ2, φ2); R(r2) on 0;
-    D(clip(d_r1), d_φ1) on 0; D(clip(d_r2), d_φ2) on 1; K(clip(κ1)) on 0; K(clip(κ2)) on 1;
-    clip to ±1 as in the QC notebook.
-
-    Args:
-        ket: two-mode kets (..., c, c), complex128.
-        params: (16, L) real.
-
-    Returns:
-        The kets after the L layers, (..., c, c).
-
-    Example:
-        >>> kets = qc_input_states(QC_ALPHA, QC_BETA)
-        >>> bool(torch.allclose(qc_layers(kets, np.zeros((16, 2))), kets))  # identity gates
-        True
+    Per layer: BS, R, S, S, BS, R, D, D, K, K; S, D and K clipped to ±1 as in the notebook.
     """
     p = torch.as_tensor(params, dtype=torch.float64)  # (16, L)
     if p.ndim != 2 or p.shape[0] != 16:
@@ -262,12 +171,7 @@ def qc_layers(ket: torch.Tensor, params: torch.Tensor | np.ndarray) -> torch.Ten
 
 
 def qc_image(ket: torch.Tensor) -> torch.Tensor:
-    """The renormalised 4 x 4 corner of two-mode kets (..., c, c): amplitudes (..., 4, 4).
-
-    Example:
-        >>> qc_image(qc_input_states(QC_ALPHA, QC_BETA)).abs().square().sum((-2, -1))[0].item()
-        1.0
-    """
+    """The renormalised 4 x 4 corner of two-mode kets (..., c, c)."""
     corner = ket[..., :QC_IMAGE, :QC_IMAGE]
     norm = torch.linalg.vector_norm(corner, dim=(-2, -1), keepdim=True)
     return corner / norm
@@ -290,11 +194,7 @@ def _qc_image_features(kets: torch.Tensor) -> np.ndarray:
 
 
 def warn_truncation(kept: torch.Tensor, cutoff: int, min_norm: float) -> None:
-    """Log one warning line when some of the squared norms ``kept`` (N,) are below ``min_norm``.
-
-    Example:
-        >>> warn_truncation(torch.tensor([1.0, 0.5]), 5, 0.99)  # logs "1 of 2 (50.0 %) ..."
-    """
+    """Log one warning when some squared norms ``kept`` are below ``min_norm``."""
     low = kept < min_norm
     if bool(low.any()):
         log.warning(
@@ -322,27 +222,11 @@ def qc_dataset(
     min_norm: float = 0.99,
     threads: int | None = 1,
 ) -> dict[str, PhotonicSplit]:
-    """The QC data set: split -> features float32 (7 n_batches, 16) and labels 0..6.
+    """The QC data set: split -> features float32 (7 n_batches, 16), labels 0..6.
 
     Args:
-        params: ``trained_params.npy`` (:func:`load_pretrained`).
-        n_layers: layers of A' (the notebook's ``q_depth``), 0..25; the first ``n_layers``
-            are multiplied into one two-mode gate
-            (:func:`pipeline.simulators.fock.circuit_matrix`), applied to all states.
-        cutoff: Fock cutoff per mode (the notebook's 11), >= 4.
-        min_norm: log a warning when an output state keeps less than this norm² in the
-            truncated space (the cutoff is then too small for the inputs).
-        n_train_batches, n_val_batches, seed: see :func:`qc_amplitudes`.
-        threads: torch threads while computing
-            (:func:`pipeline.common.devices.torch_threads`).
-
-    Returns:
-        ``{"train": PhotonicSplit, "val": PhotonicSplit}``; the same arguments give bitwise
-        the same arrays.
-
-    Example:
-        >>> qc_dataset(params, n_train_batches=2, n_val_batches=1)["val"].features.shape
-        (7, 16)
+        params: ``trained_params.npy``; its first ``n_layers`` layers are multiplied into one gate.
+        min_norm: warn when a state keeps less norm² than this below the cutoff.
     """
     amplitudes = qc_amplitudes(n_train_batches, n_val_batches, seed=seed)
     out, kept = {}, []
@@ -353,9 +237,6 @@ def qc_dataset(
             out[split] = PhotonicSplit(_qc_image_features(kets), labels)
     warn_truncation(torch.cat(kept), cutoff, min_norm)  # one line for all splits
     return out
-
-
-# --------------------------------------------------------------------------- QQ
 
 
 @dataclass(frozen=True)
@@ -371,12 +252,7 @@ class QQDraws:
 def qq_draws(
     n_train_batches: int = 500, n_val_batches: int = 500, *, seed: int = 1
 ) -> dict[str, QQDraws]:
-    """The QQ state parameters, drawn per batch of 8 in the notebook's order.
-
-    Example:
-        >>> qq_draws(1, 1)["val"].labels.shape
-        (8,)
-    """
+    """The QQ state parameters, drawn per batch of 8 in the notebook's order."""
     counts = _split_counts(n_train_batches, n_val_batches)
     rng = np.random.RandomState(seed)
     rot = 2 * math.pi
@@ -394,12 +270,7 @@ def qq_draws(
 
 
 def qq_input_states(draws: QQDraws, cutoff: int = 15) -> torch.Tensor:
-    """``R(r2) S(sq, 0) R(r1) D(1 - label, 0) |label>`` truncated: complex128 (N, c).
-
-    Example:
-        >>> qq_input_states(qq_draws(1, 0)["train"]).shape
-        torch.Size([8, 15])
-    """
+    """``R(r2) S(sq, 0) R(r1) D(1 - label, 0) |label>`` truncated: complex128 (N, c)."""
     _check_cutoff(cutoff, 2)
     labels = torch.as_tensor(draws.labels)
     ket = fock.fock_state(labels, cutoff)  # (N, c)
@@ -410,15 +281,7 @@ def qq_input_states(draws: QQDraws, cutoff: int = 15) -> torch.Tensor:
 
 
 def circuit_a_matrix(circuit_a: np.ndarray, cutoff: int = 15) -> torch.Tensor:
-    """The frozen circuit A (``circuit_A.npy``, (6, 1)) as a complex128 gate (c, c).
-
-    R(r1) -> R(r2) -> D(clip(d), 0) -> R(r3) -> V(clip(κ)): no squeezing (see the module
-    docstring).
-
-    Example:
-        >>> circuit_a_matrix(load_pretrained(folder, "circuit_A.npy")).shape
-        torch.Size([15, 15])
-    """
+    """The frozen circuit A (``circuit_A.npy``) as a complex128 gate (c, c), without squeezing."""
     params = torch.as_tensor(np.asarray(circuit_a), dtype=torch.float64).T  # (1, 6)
     return fock_layers.one_mode_layers(params, cutoff, squeeze=False)
 
@@ -432,24 +295,7 @@ def qq_dataset(
     seed: int = 1,
     threads: int | None = 1,
 ) -> dict[str, PhotonicSplit]:
-    """The QQ data set: split -> circuit A's output kets complex128 (8 n_batches, c), labels.
-
-    Args:
-        circuit_a: ``circuit_A.npy`` (:func:`load_pretrained`).
-        cutoff: Fock cutoff (the notebook's 15), >= 2.
-        n_train_batches, n_val_batches, seed: see :func:`qq_draws`.
-        threads: torch threads while computing
-            (:func:`pipeline.common.devices.torch_threads`).
-
-    Returns:
-        ``{"train": PhotonicSplit, "val": PhotonicSplit}``, features unnormalised (at cutoff
-        15 circuit A's outputs keep more than 98 % of their norm; it is head B's layers that
-        push amplitude past the cutoff); the same arguments give bitwise the same arrays.
-
-    Example:
-        >>> qq_dataset(circuit_a, n_train_batches=2, n_val_batches=1)["train"].features.shape
-        (16, 15)
-    """
+    """The QQ data set: split -> circuit A's output kets (8 n_batches, c), not renormalised."""
     _check_cutoff(cutoff, 2)
     splits = qq_draws(n_train_batches, n_val_batches, seed=seed)
     out = {}

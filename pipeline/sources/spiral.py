@@ -1,28 +1,8 @@
-"""The paper's two-spiral benchmark as a source of features (no backbone).
+"""The paper's two-spiral benchmark (Mari et al. 2020, example 1) as a source of features.
 
-Mari et al. (2020), example 1 (``dressed_circuit.ipynb``): a dressed quantum circuit and a
-classical net of the same shape classify two interleaved 2-D spirals. The points are
-written in the stage-one format (:mod:`pipeline.store.hdf5`: same reader, same metadata), with
-``source: spiral``, ``backbone: none``, ``feature_dim: 2``, splits ``train`` and ``val``, so
-stage two (:mod:`pipeline.training`) trains on them like on any cached features.
-
-The protocol, as in the paper's notebook:
-
-* per class ``n_per_class`` (2200) points: u, a, b ~ U[0, 1), drawn ``n_per_class`` each, in
-  that order, from one generator seeded ``data_seed`` (21); t = 2π · turns · √u; class 0 is
-  (-t·cos t + noise·a, t·sin t + noise·b); class 1 is the point reflection (-x, -y) of class 0,
-  noise included; ``turns`` is 1.52 (data set 1) or 2.0 (data set 2), ``noise`` 0.7.
-* each axis is divided by its standard deviation over all points (``StandardScaler``; the
-  mean is zero by the reflection symmetry and is not subtracted, which keeps the symmetry
-  exact);
-* ``val`` is the first ``n_val`` (200) points of a shuffle seeded ``split_seed`` (42) and
-  ``train`` the next ``n_train`` (2000): exactly the notebook's ``train_test_split(X, y,
-  test_size=200, random_state=42)``, whose training loop only ever reads the first 2000 of
-  its 4200 training points.
-
-The generator is numpy's legacy ``RandomState`` (MT19937 with ``rand``), which the notebook
-used (``np.random.RandomState(21)``), not ``default_rng``: with it the stored points are the
-paper's own, and NumPy keeps its stream fixed across versions.
+Points, scaling and split follow the notebook, with its legacy ``RandomState`` stream (fixed
+across NumPy versions), so the points are the paper's own. Axes are scaled, not centred: the
+mean is zero by symmetry.
 """
 
 from __future__ import annotations
@@ -60,22 +40,9 @@ class Spiral:
 
 
 def generate(cfg: SpiralConfig) -> Spiral:
-    """The paper's two spirals and its train/val split (see the module docstring).
-
-    Args:
-        cfg: the ``spiral`` block (``out`` is not read).
-
-    Returns:
-        A :class:`Spiral`; the same ``cfg`` gives the same arrays.
-
-    Example:
-        >>> s = generate(SpiralConfig())
-        >>> s.points.shape, len(s.train_index), len(s.val_index)
-        ((4400, 2), 2000, 200)
-    """
+    """The paper's two spirals and its train/val split; the same ``cfg`` gives the same arrays."""
     n = cfg.n_per_class
-    # The notebook's generator: np.random.RandomState(21) (numpy's legacy MT19937 stream, fixed
-    # by NumPy's compatibility policy) and rand(), u, a and b drawn in that order.
+    # the notebook's draws: u, a, b in that order
     rng = np.random.RandomState(cfg.data_seed)
     u = rng.rand(n)
     a = rng.rand(n)
@@ -86,8 +53,7 @@ def generate(cfg: SpiralConfig) -> Spiral:
     scale = raw.std(axis=0)  # population std (ddof 0), as StandardScaler
     points = raw / scale
     labels = np.repeat(np.arange(2, dtype=np.int64), n)
-    # sklearn's train_test_split(test_size=n_val, random_state=split_seed) is
-    # RandomState(split_seed).permutation(N): test = perm[:n_val], train = perm[n_val:]
+    # sklearn's train_test_split(test_size=n_val, random_state=split_seed)
     perm = np.random.RandomState(cfg.split_seed).permutation(2 * n)
     val_index = perm[: cfg.n_val]
     train_index = perm[cfg.n_val : cfg.n_val + cfg.n_train]
@@ -108,12 +74,7 @@ def _fingerprint(spiral: Spiral) -> str:  # over the generated arrays
 
 
 class SpiralSource:
-    """The spiral store's rows (``point/<row>``), features (the 2-D points) and metadata.
-
-    Example:
-        >>> SpiralSource(SpiralConfig(turns=2.0)).list().total
-        2200
-    """
+    """The spiral store's rows (``point/<row>``), features (the 2-D points) and metadata."""
 
     kind = "spiral"
     needs_backbone = False

@@ -1,11 +1,4 @@
-"""Shards of a feature store: parts of one extraction, and merging them back into one file.
-
-A *shard* (``python -m pipeline.extract --shard K/N``) is a store of the same layout that
-holds the K-th of N contiguous, near-equal ranges of the rows in listing order (all splits
-one after the other); ``extra["shard"]`` records ``index``, ``count``, ``start``, ``stop`` and
-``total``. :func:`merge` joins the N shards of one extraction into the file a single process
-would have written.
-"""
+"""Shards of a feature store (``--shard K/N``: K-th of N contiguous row ranges) and their merge."""
 
 from __future__ import annotations
 
@@ -84,7 +77,7 @@ class Shard:
 
 _SHARD_FIELDS = ("index", "count", "start", "stop", "total")
 
-#: What must be equal in the shards of one extraction (all but the shard record itself).
+#: What the shards of one extraction share.
 _SHARD_SAME = (
     "source",
     "backbone",
@@ -103,23 +96,8 @@ _SHARD_SAME = (
 def merge(out: str | Path, shards: Sequence[str | Path]) -> StoreMeta:
     """Join the shards of one extraction into the store a single process would have written.
 
-    Checks that every file is a complete shard, that all come from the same extraction (same
-    backbone, weights and their sha256, transform, classes, splits, dataset fingerprint,
-    library versions and extra metadata), and that their ranges are disjoint and cover every
-    image exactly once (rows plus skipped images). Then writes ``out`` atomically with the
-    rows in listing order: the same features, labels, paths and attributes as a single-process
-    extraction (byte-identical on CPU).
-
-    Args:
-        out: the merged store to write (the inputs are left as they are).
-        shards: the shard files, in any order.
-
-    Returns:
-        The :class:`StoreMeta` of ``out``.
-
     Raises:
-        FeatureStoreError: a file is not a complete shard, the shards are incompatible,
-            overlap, or miss part of the images (the message names the files).
+        FeatureStoreError: not shards of one extraction, overlapping, or missing images.
     """
     if not shards:
         raise FeatureStoreError("merge: expected at least one shard file")
@@ -160,7 +138,6 @@ def _shard_record(path: str | Path, meta: StoreMeta) -> dict[str, int]:
 
 
 def _shard_order(shards: Sequence[str | Path], records: Sequence[dict[str, int]]) -> list[int]:
-    """Positions of the shard files in shard order; every shard 1..N exactly once."""
     first = records[0]
     by_index: dict[int, int] = {}
     for i, (path, record) in enumerate(zip(shards, records, strict=True)):
@@ -215,7 +192,6 @@ def _check_same_extraction(
 def _load_shard(
     path: str | Path, meta: StoreMeta, record: dict[str, int], seen: dict[str, str]
 ) -> dict[str, FeatureSplit]:
-    """A shard's splits, checked to cover its range and to share no image with earlier shards."""
     loaded = load_splits(path, meta.splits)
     rows = sum(len(part) for part in loaded.values())
     span = record["stop"] - record["start"]

@@ -2,8 +2,9 @@
 
 A head's result is a function of what trains it: its ``train`` settings (all but those its
 kind does not read, :data:`UNUSED`, and ``features``/``out_dir``, which only name files), the
-feature store's sha256, the training code (every module of :data:`CODE_PACKAGES`) and the
-host and library versions (the same settings give the same bits on the same host).
+sha256 of a circuit file it names (``train.circuit``), the feature store's sha256, the
+training code (every module of :data:`CODE_PACKAGES`) and the host and library versions (the
+same settings give the same bits on the same host).
 :func:`head_key` is the SHA-256 of all of it; :class:`HeadCache` keeps, per key, the files of
 one run folder (:data:`FILES`), so a head that was trained once, by ``pipeline.compare`` or
 ``pipeline.sweep``, in any experiment, is copied instead of trained again.
@@ -37,7 +38,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pipeline.common.config import TrainConfig, to_dict
+from pipeline.common.config import TrainConfig, is_circuit_file, to_dict
 from pipeline.common.files import json_sha256
 
 log = logging.getLogger("pipeline")
@@ -47,14 +48,17 @@ CACHE_DIR = ".cache/heads"
 FILES = ("model.pt", "metrics.json", "history.csv", "val_predictions.csv")
 ENTRY = "entry.json"
 #: ``train`` settings a head kind never reads (``features`` and ``out_dir`` name files only).
+_CIRCUIT = ("circuit", "embedding", "reupload")
 UNUSED = {
-    "linear": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers"),
-    "classical": ("q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers"),
+    "linear": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
+               *_CIRCUIT),
+    "classical": ("q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
+                  *_CIRCUIT),
     "quantum": ("cv_layers",),
-    "cv": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots"),
-}
+    "cv": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", *_CIRCUIT),
+}  # fmt: skip
 #: The sub-packages whose code computes a head's result.
-CODE_PACKAGES = ("common", "store", "simulators", "heads", "training")
+CODE_PACKAGES = ("common", "store", "simulators", "circuits", "heads", "training")
 
 
 def default_root() -> Path:
@@ -106,14 +110,17 @@ def head_key(cfg: TrainConfig, features_sha256: str) -> str:
         ...     TrainConfig(head="linear", q_depth=6), s)
         True
     """
-    return json_sha256(
-        {
-            "train": settings(cfg),
-            "features_sha256": features_sha256,
-            "code": code_digest(),
-            "environment": environment(),
-        }
-    )
+    identity = {
+        "train": settings(cfg),
+        "features_sha256": features_sha256,
+        "code": code_digest(),
+        "environment": environment(),
+    }
+    if cfg.head == "quantum" and is_circuit_file(cfg.circuit):
+        from pipeline.circuits.source import read  # only for a circuit file
+
+        identity["circuit_sha256"] = read(cfg.circuit).sha256  # an edited file: a new head
+    return json_sha256(identity)
 
 
 class HeadCache:

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.common import folders
 from pipeline.common.config import CompareConfig, Params
 from pipeline.common.errors import PipelineError
 from pipeline.heads.checkpoint import read_checkpoint
@@ -49,6 +50,9 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
     """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
     run and the summary; return the summary's rows.
 
+    Each run's folder is written as soon as its stack has trained, under the lock of
+    ``compare.dir`` (one compare per folder at a time).
+
     Args:
         params: the ``compare`` and ``train`` blocks, and the features' blocks.
         cache_dir: a head cache (:mod:`pipeline.training.cache`): heads found there are
@@ -56,6 +60,7 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
 
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
+        FolderBusyError: another compare is writing ``compare.dir``.
     """
     cfg = params.compare
     data = load_data(features_for(params))
@@ -67,25 +72,33 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
     log.info("training %d heads (%s x seeds %s) on %s%s", len(todo), ", ".join(cfg.heads),
              list(cfg.seeds), data.path, f"; {len(found)} more from the head cache "
              f"{cache.root}" if found else "")  # fmt: skip
-    trained = fit_ensemble([cfgs[i] for i in todo], data) if todo else []
-    results = dict(zip(todo, trained, strict=True))
-    failed, runs = [], []
-    for i, train in enumerate(cfgs):
-        if i in found:
-            run = rebased_files(found[i], train, data.path, data.sha256, data.meta)
-        elif isinstance(results[i], MemberFailure):
-            failed.append(f"{train.head}/seed {train.seed}: {results[i].error}")
-            continue
-        else:
-            run = run_files(results[i])
-            if cache is not None:
-                cache.put(keys[i], run, train)
-        write_run(run, run_dir(cfg, train.head, train.seed))
+    failed, runs = [], {}
+
+    def write(i: int, run: dict[str, bytes]) -> None:
+        train = cfgs[i]
+        write_run(run, run_dir(cfg, train.head, train.seed), lock=False)
         settings = {"train.head": train.head, "train.seed": train.seed}
-        runs.append(summary.run_record(settings, json.loads(run["metrics.json"])))
-    if failed:
-        raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
-    return _write_summary(cfg, runs, data.meta.random_init)  # from memory: nothing read back
+        runs[i] = summary.run_record(settings, json.loads(run["metrics.json"]))
+
+    def finished(j: int, result: Any) -> None:
+        i, train = todo[j], cfgs[todo[j]]
+        if isinstance(result, MemberFailure):
+            failed.append(f"{train.head}/seed {train.seed}: {result.error}")
+            return
+        run = run_files(result)
+        if cache is not None:
+            cache.put(keys[i], run, train)
+        write(i, run)
+
+    with folders.locked(cfg.dir, "compare"):
+        for i, blobs in found.items():
+            write(i, rebased_files(blobs, cfgs[i], data.path, data.sha256, data.meta))
+        if todo:
+            fit_ensemble([cfgs[i] for i in todo], data, on_result=finished)
+        if failed:
+            raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
+        records = [runs[i] for i in sorted(runs)]
+        return _write_summary(cfg, records, data.meta.random_init)  # from memory
 
 
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
@@ -105,10 +118,14 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
         metrics_path = model_path.with_name("metrics.json")
         if not metrics_path.is_file():
             continue
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise PipelineError(f"{metrics_path}: malformed JSON ({exc})") from exc
         ckpt = read_checkpoint(model_path)
+        folders.check_pair(model_path, metrics)
         key = (ckpt["config"]["head"], ckpt["config"]["seed"])
         random_init |= is_random_init(ckpt["features"])
-        metrics = json.loads(metrics_path.read_text())
         found[key] = summary.run_record({"train.head": key[0], "train.seed": key[1]}, metrics)
     wanted = [(h, s) for h in cfg.heads for s in cfg.seeds]
     missing = [f"{h}/seed {s}" for h, s in wanted if (h, s) not in found]
@@ -123,7 +140,8 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
 def compare_summary(cfg: CompareConfig) -> list[dict[str, Any]]:
     """Write ``summary.md`` and ``summary.json`` into ``cfg.dir`` from the runs under
     ``cfg.dir/runs`` (:func:`collect_runs`); return the rows."""
-    return _write_summary(cfg, *collect_runs(cfg))
+    with folders.locked(cfg.dir, "compare"):
+        return _write_summary(cfg, *collect_runs(cfg))
 
 
 def _write_summary(

@@ -16,13 +16,13 @@ from pipeline.common.errors import FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.store.hdf5 import FeatureSplit, StoreMeta, load_splits, read_meta
 
-#: The generated data sets, by params block; ``python -m pipeline.datasets BLOCK`` writes each.
+#: The generated data sets, by params block.
 GENERATED = ("spiral", "qc", "qq")
 
 
 @dataclass(frozen=True)
 class HeadData:
-    """Both splits of a feature store, checked, loaded once and shared by any number of runs."""
+    """Both splits of a feature store, checked and loaded once."""
 
     path: str
     sha256: str  # of the file's bytes
@@ -36,21 +36,23 @@ class HeadData:
 
 
 def load_data(path: str | Path) -> HeadData:
-    """Read and check the ``train`` and ``val`` splits of a feature store.
+    """Read and check the ``train`` and ``val`` splits of a whole feature store.
 
     Raises:
-        FeatureStoreError: missing, incomplete, inconsistent (see
-            :func:`pipeline.store.hdf5.load`), a shard, fewer than 2 classes, or a class
-            without training rows.
-
-    Example:
-        >>> load_data("features/hymenoptera-resnet18.h5").train.features.shape
-        (244, 512)
+        FeatureStoreError: what :func:`pipeline.store.hdf5.load` refuses, a shard, an empty
+            split, fewer than 2 classes, or a class without training rows.
     """
     splits = load_splits(path, ["train", "val"])
     train, val = splits["train"], splits["val"]
     meta = train.meta
     meta.require_whole()
+    empty = [name for name, part in splits.items() if len(part) == 0]
+    if empty:
+        raise FeatureStoreError(
+            f"feature store {str(path)!r}: split {', '.join(map(repr, empty))} has no rows; "
+            "expected rows in train and val (an empty val split gives no accuracy): extract "
+            "it again from a data folder with images in every split"
+        )
     if meta.n_classes < 2:
         raise FeatureStoreError(
             f"feature store {str(path)!r} has {meta.n_classes} class {list(meta.class_names)}; "
@@ -67,14 +69,10 @@ def load_data(path: str | Path) -> HeadData:
 
 
 def features_for(params: Params) -> str:
-    """The store ``params`` trains on (:attr:`Params.features_path`), placeholders filled in.
-
-    Stage two only reads stores. A generated data set's store (``spiral.out``, ``qc.out``,
-    ``qq.out``) must already exist and have been made with the settings of its block;
-    otherwise the error prints the ``python -m pipeline.datasets`` command that makes it.
+    """The store ``params`` trains on; a generated one must exist with the settings of its block.
 
     Raises:
-        FeatureStoreError: a generated store that is missing or made with other settings.
+        FeatureStoreError: a generated store missing or stale (the message gives the command).
     """
     path = params.features_path
     outs = {getattr(params, f"{block}_out"): block for block in GENERATED}
@@ -85,6 +83,11 @@ def features_for(params: Params) -> str:
     if not Path(path).exists():
         raise FeatureStoreError(f"feature store {path!r} is missing; make it first:\n  {command}")
     recorded = read_meta(path).extra.get(block, {})
+    if not isinstance(recorded, dict):
+        raise FeatureStoreError(
+            f"feature store {path!r}: extra.{block}: expected a JSON object of the {block} "
+            f"settings; got {recorded!r}; make it again:\n  {command} --force"
+        )
     current = _as_json(dataclasses.asdict(getattr(params, block)))
     stale = [k for k, v in recorded.items() if k in current and current[k] != v]
     if stale:
@@ -98,23 +101,15 @@ def features_for(params: Params) -> str:
 
 
 def datasets_command(params: Params, block: str) -> str:
-    """The command that writes the store of generated data set ``block`` with every setting
-    of that block as ``params`` has it, whatever params file it then reads.
-
-    Example:
-        >>> datasets_command(load_params(None, ["spiral.turns=2.0"]), "spiral").split()[3:6]
-        ['spiral', '--set', 'spiral.turns=2.0']
-    """
+    """The ``python -m pipeline.datasets`` command that writes ``block`` as ``params`` sets it."""
     values = _as_json(dataclasses.asdict(getattr(params, block)))
     sets = [f"--set {shlex.quote(f'{block}.{k}={_yaml(v)}')}" for k, v in values.items()]
     return " ".join(["python -m pipeline.datasets", block, *sets])
 
 
 def _as_json(values: dict[str, Any]) -> dict[str, Any]:
-    """As the store's JSON metadata holds them (tuples become lists)."""
     return json.loads(json.dumps(values))
 
 
 def _yaml(value: Any) -> str:
-    """A ``--set`` value (YAML) for a JSON-able value."""
     return value if isinstance(value, str) else json.dumps(value)

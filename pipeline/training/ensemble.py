@@ -2,10 +2,10 @@
 
 :func:`fit_ensemble` takes the ``train`` configs of many runs on one feature store, groups those
 that share a shape (:func:`group_key`: head kind, widths, qubits and depth or photonic layers,
-batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each group into
-chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains each chunk
-as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ only in
-numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
+circuit, batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each
+group into chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains
+each chunk as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ
+only in numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
 train together; each gets exactly the numbers its own ``train_head`` run gets (a single run is a
 stack of one, and members never mix). Heads without a vectorised stacked form (a PennyLane
 backend, more qubits than the matrix method takes) stack too, one after the other inside the
@@ -21,7 +21,8 @@ Example:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import torch_threads
@@ -42,7 +43,10 @@ def group_key(cfg: TrainConfig) -> tuple:
         shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
     elif cfg.head == "cv":
         shape = (cfg.cv_layers,)
-    backend = () if cfg.head != "quantum" else (cfg.backend, cfg.diff_method, cfg.shots)
+    backend: tuple = ()
+    if cfg.head == "quantum":
+        backend = (cfg.backend, cfg.diff_method, cfg.shots, cfg.circuit, cfg.embedding,
+                   cfg.reupload)  # fmt: skip
     return (cfg.head, shape, backend, cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
             cfg.optimizer, cfg.threads)  # fmt: skip
 
@@ -92,7 +96,11 @@ def plan(
 
 
 def fit_ensemble(
-    cfgs: Sequence[TrainConfig], data: HeadData, *, budget: int = DEFAULT_BUDGET
+    cfgs: Sequence[TrainConfig],
+    data: HeadData,
+    *,
+    budget: int = DEFAULT_BUDGET,
+    on_result: Callable[[int, TrainResult | MemberFailure], Any] | None = None,
 ) -> list[TrainResult | MemberFailure]:
     """Train every config on ``data`` in stacks (see the module docstring); results in order.
 
@@ -100,6 +108,8 @@ def fit_ensemble(
         cfgs: one ``train`` block per run, any mix of shapes.
         data: the loaded feature store.
         budget: bytes one stack may take; larger groups are split into chunks.
+        on_result: called with (position, result) for each member as soon as its stack has
+            trained, so that a caller can write it before the next stack starts.
 
     Returns:
         Per config a :class:`~pipeline.training.loop.TrainResult`, or a
@@ -118,4 +128,6 @@ def fit_ensemble(
         with torch_threads(members[0].threads):
             for i, result in zip(chunk, fit_stack(members, data), strict=True):
                 results[i] = result
+                if on_result is not None:
+                    on_result(i, result)
     return results

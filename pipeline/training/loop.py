@@ -1,15 +1,6 @@
-"""The training loop: train one epoch, evaluate, repeat; then the metrics. One head or many.
+"""The training loop for one head or M stacked heads: train an epoch, evaluate, repeat; metrics.
 
-:func:`fit_stack` trains M heads of one shape as one stacked model
-(:class:`~pipeline.heads.stacked.StackedHeads`; a single run is a stack of one, :func:`fit`).
-It reads top to bottom as the paper's protocol: build each head under its own seed, then for
-every epoch shuffle each member's rows (a generator seeded with its ``train.seed``; with
-``train.shuffle`` false the rows keep their stored order, as the paper's QC/QQ notebooks), train on
-batches (:func:`train_one_epoch`: one forward, one backward and one optimizer update for all
-members), step every member's StepLR schedule, evaluate on ``val`` (:func:`evaluate`), and keep
-each member's best (or last) weights; finally :func:`run_metrics` of each member's best and last
-epochs. Members never mix: a member's numbers are exactly those of its own stack of one.
-Nothing is written here (:mod:`pipeline.training.outputs` does that).
+A member's numbers are exactly those of its own stack of one. Nothing is written here.
 """
 
 from __future__ import annotations
@@ -75,20 +66,10 @@ def train_one_epoch(
     batch_size: int,
     mean: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One pass of every member over its own order of the rows, in batches of ``batch_size``.
+    """One pass of every member over its own ``orders`` (M, N) of the rows, in batches.
 
-    Args:
-        heads: the stack (M members).
-        optimizer: its optimizer.
-        x, y: the training rows (N, D) and labels (N,), shared by the members.
-        orders: (M, N) each member's order of the rows this epoch.
-        batch_size: rows per step.
-        mean: (M,) True where a member's loss is the batch mean (else the batch sum).
-
-    Returns:
-        Per member (M,): the epoch's training loss per row (the batch losses summed, each
-        weighted by its batch size for a mean loss) and its accuracy, both from each batch's
-        logits before its update, as the demo reports them.
+    Returns per member (M,) the training loss per row and accuracy, from each batch's logits
+    before its update, as the demo reports them; ``mean`` (M,) marks batch-mean losses.
     """
     m, n = orders.shape
     losses, predicted = [], []  # each step's (M,) loss and (M, b) predictions
@@ -116,12 +97,10 @@ def train_one_epoch(
 
 
 def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-    """Each member's epoch loss (M,) from its step losses (M, S): weighted by the batch sizes
-    (S,) where ``mean`` (M,) is True, else their plain sum.
+    """Each member's epoch loss (M,) from its step losses (M, S): size-weighted where ``mean``.
 
-    Each member's row is reduced on its own, as a fresh (1, S) tensor, by the very call a stack
-    of one makes: a (M, S) x (S,) product goes to a BLAS kernel over M columns whose summation
-    order can differ from the one-column kernel's (it does on AMD hosts with MKL).
+    Each row is reduced alone, as a stack of one would, so members match single runs bitwise
+    (a batched BLAS call may sum in another order).
     """
     totals = []
     for m, weighted in enumerate(mean.tolist()):
@@ -131,9 +110,7 @@ def epoch_totals(steps: torch.Tensor, sizes: torch.Tensor, mean: torch.Tensor) -
 
 
 def _rows(x: torch.Tensor, index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Rows ``x[index]`` (M, b, D) for ``index`` (M, b), by one index_select (into ``out``,
-    a buffer of at least M b rows reused from step to step: a fresh allocation of that size
-    costs more than the copy)."""
+    """Rows ``x[index]`` (M, b, D) by one index_select, into the reused buffer ``out``."""
     flat = index.reshape(-1)
     if out is None:
         return x.index_select(0, flat).view(*index.shape, x.shape[1])
@@ -172,14 +149,7 @@ def run_metrics(
     probs: dict[str, np.ndarray],
     n_params: int,
 ) -> dict[str, Any]:
-    """``metrics.json`` without timing: the best and the last epoch, and the run's size.
-
-    Args:
-        cfg, data: the run.
-        history: one row per epoch (:data:`HISTORY_FIELDS`).
-        probs: ``{"best": ..., "last": ...}`` val probabilities (N_val, C) of those epochs.
-        n_params: trainable parameters.
-    """
+    """``metrics.json`` without timing: the best and the last epoch (``probs`` of each), size."""
     best_epoch = max(range(len(history)), key=lambda i: (history[i]["val_acc"], -i)) + 1
     rows = {"best": history[best_epoch - 1], "last": history[-1]}
     y_val = data.val.labels
@@ -238,16 +208,8 @@ def fit_stack(
     *,
     on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
 ) -> list[TrainResult | MemberFailure]:
-    """Train one head per config as one stack (see the module docstring); results in order.
-
-    Args:
-        cfgs: the members' ``train`` blocks, all of one shape
-            (:func:`pipeline.training.ensemble.group_key`).
-        data: the loaded feature store (:func:`pipeline.training.data.load_data`).
-        on_epoch: called after each epoch with every member's history row.
-
-    Returns:
-        Per member a :class:`TrainResult`, or a :class:`MemberFailure` when its loss diverged.
+    """Train one head per config (all of one shape) as one stack; per member a :class:`TrainResult`
+    or a :class:`MemberFailure` when its loss diverged.
     """
     start, base = time.perf_counter(), cfgs[0]
     device, dtype = resolve_device(base.device), getattr(torch, base.dtype)
@@ -321,19 +283,7 @@ def _result(m, cfgs, data, models, heads, kept, timing) -> TrainResult | MemberF
 def fit(
     cfg: TrainConfig, data: HeadData, *, on_epoch: Callable[[dict[str, float]], None] | None = None
 ) -> TrainResult:
-    """Train one head (a stack of one, :func:`fit_stack`) with ``cfg.threads`` torch threads.
-
-    Args:
-        cfg: the ``train`` block.
-        data: the loaded feature store.
-        on_epoch: called with each epoch's history row (default: one log line).
-
-    Returns:
-        A :class:`TrainResult`. Nothing is written; see :func:`pipeline.training.outputs.save`.
-
-    Raises:
-        TrainingError: the loss diverged (NaN or infinite).
-    """
+    """Train one head (a stack of one) with ``cfg.threads`` torch threads; nothing is written."""
     emit = on_epoch or log_epoch(cfg.epochs)
     with torch_threads(cfg.threads):
         (result,) = fit_stack([cfg], data, on_epoch=lambda rows: emit(rows[0]))

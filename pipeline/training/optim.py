@@ -1,31 +1,10 @@
-"""Adam with a StepLR schedule for M stacked heads at once, without ``torch.optim.Optimizer``.
+"""Adam with a StepLR schedule for M stacked heads, as one elementwise update of one flat tensor.
 
-Every head trains through :class:`StackedOptimizer`, a single run being a stack of one: all
-the members' parameters are one (M, P) tensor (:class:`pipeline.heads.stacked.StackedHeads`),
-and one update moves all of them, each with its own learning rate and its own StepLR schedule
-(``step_size``, ``gamma``: the float recurrence of ``torch.optim.lr_scheduler.StepLR``). The
-update is elementwise, so a member's row moves exactly as it would in a stack of one.
-
-Kinds (``train.optimizer``):
-
-* ``adam``: torch's Adam (no weight decay, no amsgrad) through torch's own fused kernel
-  (``torch.optim.adam.adam``), once per distinct learning rate in the stack, on buffers padded
-  to whole vectors (the kernel's vector body and scalar tail round differently): a member's
-  update is then the same in any stack; it equals ``torch.optim.Adam`` + ``StepLR`` to
-  rounding (tested).
-* ``pennylane_adam``: the Adam of PennyLane's early releases (up to v0.19), which the paper
-  used for its spiral benchmark. It differs from Kingma & Ba's Adam, and from torch's, in
-  three ways: the moments start at the first gradient, ``m_1 = g_1`` and ``v_1 = g_1**2``,
-  instead of ``(1 - beta1) g_1`` and ``(1 - beta2) g_1**2`` (PennyLane fixed this in v0.20,
-  PR #1929); the bias correction is still applied, as a step size
-  ``lr * sqrt(1 - beta2**t) / (1 - beta1**t)``, so that for a steady gradient the step is
-  about ``0.47 lr`` at t = 10 instead of ``lr``: a built-in warm-up; and PennyLane's default
-  ``beta2`` is 0.99, not 0.999, with ``eps`` added to ``sqrt(v)``. One step counter ``t`` for
-  all parameters (PennyLane optimised one flat vector).
-
-``torch.optim.Optimizer.__init__`` is wrapped in ``torch._disable_dynamo``, which imports
-``torch._dynamo`` on first use: about 1 s and 150 MiB on a 2-core machine, a quarter of a
-whole 30-epoch ``train_head`` run; this class needs none of it.
+Each member has its own rate and schedule and moves exactly as in a stack of one.
+``torch.optim.Optimizer`` is avoided: its constructor imports ``torch._dynamo``.
+``adam`` is torch's fused kernel on buffers padded to whole vectors (its vector body and scalar
+tail round differently); ``pennylane_adam`` is PennyLane's Adam up to v0.19, used by the
+paper's spiral benchmark (moments start at ``g_1`` and ``g_1**2``, ``beta2`` 0.99).
 """
 
 from __future__ import annotations
@@ -44,22 +23,9 @@ KINDS = ("adam", "pennylane_adam")
 class StackedOptimizer:
     """Adam (``adam`` or ``pennylane_adam``) for M stacked members, with StepLR per member.
 
-    Args:
-        flat: the members' parameters, one flat buffer (updated in place) whose length is a
-            multiple of :data:`~pipeline.heads.stacked.PAD` (as :class:`StackedHeads` makes it).
-        grad: their gradients, a buffer laid out as ``flat`` (read by :meth:`step`).
-        member: (len(flat),) the member each element belongs to.
-        kind: ``adam`` or ``pennylane_adam`` (``train.optimizer``).
-        lr, step_size, gamma: per member, M each: the initial learning rate, and multiply it
-            by ``gamma`` every ``step_size`` epochs.
-        betas, eps: default: each kind's own (torch's (0.9, 0.999), PennyLane's (0.9, 0.99)).
-
-    Example:
-        >>> w, g = torch.zeros(64).double(), torch.full((64,), -2.0).double()
-        >>> opt = StackedOptimizer(w, g, torch.arange(64) // 32, "adam",
-        ...                        lr=[0.1, 0.2], step_size=[1, 1], gamma=[1.0, 1.0])
-        >>> opt.step(); [round(x, 6) for x in w[[0, 32]].tolist()]
-        [0.1, 0.2]
+    ``flat`` holds all members' parameters (updated in place, length a multiple of
+    :data:`~pipeline.heads.stacked.PAD`), ``grad`` their gradients alike, ``member`` each element's
+    member; ``lr``, ``step_size``, ``gamma`` are per member.
     """
 
     def __init__(
@@ -113,9 +79,7 @@ class StackedOptimizer:
             self._rates()
 
     def _rates(self) -> None:
-        """Each element's learning rate; for Adam, the elements of each distinct rate, and
-        their moments gathered into padded buffers that the steps update in place until the
-        rates change again (then they go back into ``exp_avg``/``exp_avg_sq``)."""
+        """Each element's rate; for Adam, each rate's elements and moments in padded buffers."""
         groups = self._groups if self._moments else []  # one rate: the moments are in place
         for (_, idx, _), moments in zip(groups, self._moments, strict=True):
             for target, value in zip((self.exp_avg, self.exp_avg_sq), moments, strict=True):
@@ -158,7 +122,6 @@ class StackedOptimizer:
         return out
 
     def _adam(self, p, g, m, v, lr: float) -> None:
-        """torch's fused Adam kernel on whole vectors: every element is treated alike."""
         step = self._step - 1  # t - 1; the kernel counts it up to t
         adam([p], [g], [m], [v], [], [step], **self._options(lr))
 
@@ -169,8 +132,7 @@ class StackedOptimizer:
                 "maximize": False}  # fmt: skip
 
     def _pennylane_step(self) -> None:
-        """PennyLane's early Adam in exactly rounded elementwise operations (no fused
-        multiply-add): an element's update does not depend on where it lies in the buffer."""
+        """PennyLane's early Adam, elementwise without fused multiply-add: position-independent."""
         g, m, v, t = self.grad, self.exp_avg, self.exp_avg_sq, self.t
         beta1, beta2 = self.betas
         if t == 1:  # the moments start at the first gradient

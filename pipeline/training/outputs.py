@@ -1,7 +1,7 @@
 """A trained head's outputs in its run folder, each written atomically.
 
 * ``model.pt``: the kept state dict, the full train config, class names, the features'
-  identity (:mod:`pipeline.heads.checkpoint` reads it);
+  identity, a circuit file's text and sha256 (:mod:`pipeline.heads.checkpoint` reads it);
 * ``run.json``: the same without the weights, and the weights' sha256 (readable without
   torch: :mod:`pipeline.heads.record`);
 * ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
@@ -9,12 +9,18 @@
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
 * ``val_predictions.csv``: path, actual, predicted, probability (the kept checkpoint).
 
+The folder is replaced as one (:func:`pipeline.common.folders.replace_folder`): a reader sees
+the old run or the new one. ``metrics.json`` records the sha256 of its ``model.pt``, which
+readers check (:func:`pipeline.common.folders.check_pair`).
+
 Same params and features file give identical bytes in all but ``metrics.json``'s ``timing``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Mapping, Sequence
@@ -24,26 +30,25 @@ from typing import Any
 
 import torch
 
-from pipeline.common import files
-from pipeline.common.config import TrainConfig, to_dict
+from pipeline.common import files, folders
+from pipeline.common.config import TrainConfig, train_dict
+from pipeline.heads.checkpoint import DIGEST_KEY, tensors_sha256
 from pipeline.heads.record import CHECKPOINT_VERSION, RECORD_NAME, record_text
 from pipeline.store.hdf5 import StoreMeta
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
 
-#: The files of a run folder, in the order :func:`run_files` writes them.
+#: The files of a run folder, as :func:`run_files` returns them.
 RUN_FILES = ("model.pt", RECORD_NAME, "metrics.json", "history.csv", "val_predictions.csv")
-
-
-def run_config(config: TrainConfig, features: str) -> dict[str, Any]:
-    """The ``config`` that ``model.pt`` records: the train block, its features resolved."""
-    return to_dict(replace(config, features=features))
 
 
 def checkpoint(result: TrainResult) -> dict[str, Any]:
     """The ``model.pt`` payload: plain types only (``torch.load(weights_only=True)`` reads it)."""
     state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
     data = result.data
-    return _checkpoint(result.config, data.path, data.sha256, data.meta, state, result.best_epoch)
+    source = getattr(result.model, "circuit_source", None)
+    return _checkpoint(
+        result.config, data.path, data.sha256, data.meta, state, result.best_epoch, source
+    )
 
 
 def _checkpoint(
@@ -53,13 +58,15 @@ def _checkpoint(
     meta: StoreMeta,
     state_dict: dict[str, Any],
     best_epoch: int,
+    circuit: dict[str, str] | None,
 ) -> dict[str, Any]:
     """:func:`checkpoint` of its parts. Built the same way for a trained head and a copied
     one, so that ``torch.save`` shares the same objects in both (its bytes depend on it)."""
-    return {
+    payload = {
         "format_version": CHECKPOINT_VERSION,
         "state_dict": state_dict,
-        "config": run_config(config, path),
+        DIGEST_KEY: tensors_sha256(state_dict),
+        "config": train_dict(replace(config, features=path)),
         "class_names": list(meta.class_names),
         "in_features": meta.feature_dim,
         "best_epoch": best_epoch,
@@ -67,6 +74,9 @@ def _checkpoint(
         "epoch": best_epoch if config.checkpoint == "best" else config.epochs,
         "features": {"path": path, "sha256": sha256, **meta.provenance()},
     }
+    if circuit is not None:  # a circuit file: its text, to rebuild the head without the file
+        payload["circuit"] = circuit
+    return payload
 
 
 def _csv(rows: Sequence[Sequence[Any]]) -> str:
@@ -88,31 +98,38 @@ def save_model(result: TrainResult, path: str | Path) -> Path:
     return Path(path)
 
 
-def run_files(result: TrainResult) -> dict[str, bytes]:
-    """The bytes of every file of the run's folder (:data:`RUN_FILES`)."""
-    ckpt = checkpoint(result)
+def _model_files(ckpt: dict[str, Any]) -> dict[str, bytes]:
+    """``model.pt`` holding ``ckpt`` and its ``run.json``."""
     model = model_bytes(ckpt)
-    metrics = {**result.metrics, "timing": result.timing}
+    return {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
+
+
+def run_files(result: TrainResult) -> dict[str, bytes]:
+    """The files of a run folder by name (:data:`RUN_FILES`); ``metrics.json`` and
+    ``run.json`` record ``model.pt``'s sha256."""
+    out = _model_files(checkpoint(result))
+    metrics = {
+        **result.metrics,
+        "timing": result.timing,
+        folders.MODEL_DIGEST_KEY: hashlib.sha256(out["model.pt"]).hexdigest(),
+    }
     names = result.data.class_names
     pred = result.val_probs.argmax(axis=1)
-    predictions = _csv(
-        [
-            ("path", "actual", "predicted", "probability"),
-            *(
-                (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
-                for i, (p, a, b) in enumerate(
-                    zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
-                )
-            ),
-        ]
-    )
-    history = _csv([HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)])
+    history = [HISTORY_FIELDS, *([r[k] for k in HISTORY_FIELDS] for r in result.history)]
+    predictions = [
+        ("path", "actual", "predicted", "probability"),
+        *(
+            (p, names[a], names[b], f"{result.val_probs[i, b]:.6f}")
+            for i, (p, a, b) in enumerate(
+                zip(result.data.val.paths, result.data.val.labels, pred, strict=True)
+            )
+        ),
+    ]
     return {
-        "model.pt": model,
-        RECORD_NAME: record_text(ckpt, model).encode(),
-        "metrics.json": (json.dumps(metrics, indent=2) + "\n").encode(),
-        "history.csv": history.encode(),
-        "val_predictions.csv": predictions.encode(),
+        **out,
+        "metrics.json": files.json_text(metrics).encode(),
+        "history.csv": _csv(history).encode(),
+        "val_predictions.csv": _csv(predictions).encode(),
     }
 
 
@@ -129,23 +146,44 @@ def rebased_files(
 
     Returns:
         The files of :data:`RUN_FILES`: ``model.pt`` and ``run.json`` record ``config`` and
-        ``path``; the others are ``stored``'s.
+        ``path``, ``metrics.json`` the new ``model.pt``'s sha256; the others are ``stored``'s.
     """
-    ckpt = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
-    ckpt = _checkpoint(config, path, sha256, meta, ckpt["state_dict"], ckpt["best_epoch"])
-    model = model_bytes(ckpt)
-    out = {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
+    old = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
+    ckpt = _checkpoint(
+        config, path, sha256, meta, old["state_dict"], old["best_epoch"], old.get("circuit")
+    )
+    out = _model_files(ckpt)
+    metrics = json.loads(stored["metrics.json"])
+    metrics[folders.MODEL_DIGEST_KEY] = hashlib.sha256(out["model.pt"]).hexdigest()
+    out["metrics.json"] = files.json_text(metrics).encode()
     return out | {name: stored[name] for name in RUN_FILES if name not in out}
 
 
-def write_run(run: Mapping[str, bytes], out_dir: str | Path) -> Path:
-    """Write a run folder's files (:func:`run_files`), each atomically, in order."""
-    out = Path(out_dir)
-    for name in RUN_FILES:
-        files.write_bytes(out / name, run[name])
-    return out
+def write_run(run: Mapping[str, bytes], out_dir: str | Path, *, lock: bool = True) -> Path:
+    """Write a run folder (:func:`run_files`) as one: built beside it, then swapped in.
+
+    Other files already in the folder (later stages' plots and robustness files) are kept.
+
+    Args:
+        run: the folder's files by name.
+        out_dir: the run folder.
+        lock: hold the folder's lock (:func:`pipeline.common.folders.locked`), waiting for
+            another writer; False when the caller holds a lock over it.
+    """
+
+    def write(tmp: Path) -> None:
+        for name, data in run.items():
+            try:
+                (tmp / name).write_bytes(data)
+            except OSError as exc:  # a failed write() names no file
+                exc.filename = exc.filename or str(tmp / name)
+                raise
+
+    with folders.locked(out_dir, "train_head", wait=True) if lock else contextlib.nullcontext():
+        folders.replace_folder(out_dir, write)
+    return Path(out_dir)
 
 
-def save(result: TrainResult, out_dir: str | Path) -> Path:
-    """Write model.pt, run.json, metrics.json, history.csv and val_predictions.csv."""
-    return write_run(run_files(result), out_dir)
+def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path:
+    """Write the run folder (:func:`run_files`) as one (:func:`write_run`)."""
+    return write_run(run_files(result), out_dir, lock=lock)

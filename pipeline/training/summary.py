@@ -1,12 +1,4 @@
-"""Mean ± std over seeds: the table that compares heads (and any other settings) across runs.
-
-Used by the DVC ``compare`` stage, by ``pipeline.sweep`` and by the spiral experiments, so
-that every comparison in the project is computed and printed the same way.
-
-A run is a flat mapping of its settings (``train.head``, ``train.seed``, ...) and its metrics
-(``best_val_acc``, ``last_val_acc``, ...). Runs are grouped by every setting except the ones
-averaged over (``train.seed`` by default); each group gets its count and the mean and sample
-standard deviation (ddof = 1; 0 for a single run) of each metric.
+"""Mean ± std over seeds: the one table that compares settings across runs.
 
 Example:
     >>> runs = [{"train.head": "quantum", "train.seed": s, "best_val_acc": a}
@@ -17,7 +9,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import math
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,7 +18,7 @@ from typing import Any
 from pipeline.common import files
 
 DEFAULT_METRICS = ("best_val_acc", "last_val_acc")
-#: Columns that hold a run's results, never its settings (see :func:`run_record`).
+#: Columns that hold results, never settings.
 RESULT_COLUMNS = (
     "best_val_acc",
     "best_val_loss",
@@ -39,7 +30,7 @@ RESULT_COLUMNS = (
 
 
 def run_record(settings: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """Flatten a run's settings and the headline numbers of its ``metrics.json`` into a row."""
+    """A run's settings and the headline numbers of its ``metrics.json`` as one row."""
     return {
         **settings,
         "best_val_acc": metrics["best"]["val_acc"],
@@ -57,18 +48,11 @@ def summarize(
     over: Sequence[str] = ("train.seed",),
     settings: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Group runs by their settings (all keys but ``metrics`` and ``over``); mean ± std each.
-
-    Args:
-        runs: flat rows (see :func:`run_record`).
-        metrics: the numeric columns to summarise.
-        over: the columns averaged over (each group's runs differ only in these).
-        settings: the grouping columns; by default every column that is not a metric, a
-            result (``RESULT_COLUMNS``) or in ``over``, in first-seen order.
+    """Group runs by ``settings`` (default: every column not a metric, result or in ``over``).
 
     Returns:
-        One dict per group, in first-seen order: the settings, ``n``, and for each metric
-        ``{"mean": ..., "std": ...}``.
+        One dict per group, in first-seen order: the settings, ``n``, and per metric
+        ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
     """
     runs = list(runs)
     if settings is None:
@@ -121,14 +105,10 @@ def write(
     note: str = "",
     warning: str = "",
 ) -> tuple[Path, Path]:
-    """Write ``summary.md`` and ``summary.json`` into ``out_dir`` (atomically).
-
-    ``summary.md`` is the title, then ``warning`` in bold (above the table, where a reader
-    cannot miss it: e.g. that the features are random-init), the table and ``note``.
-    """
+    """Write ``summary.md`` (``warning`` in bold on top) and ``summary.json`` atomically."""
     out = Path(out_dir)
     md = f"# {title}\n\n" + (f"**{warning}**\n\n" if warning else "")
     md += to_markdown(rows, metrics=metrics) + (f"\n{note}\n" if note else "")
-    files.write_text(out / "summary.md", md)
-    files.write_text(out / "summary.json", json.dumps(list(rows), indent=2) + "\n")
+    js = files.json_text(list(rows))
+    files.write_all({out / "summary.md": md.encode(), out / "summary.json": js.encode()})
     return out / "summary.md", out / "summary.json"

@@ -14,16 +14,20 @@ Writes into ``--out``:
 * ``results.csv``: one row per run, in grid order: ``run_id``, ``status`` (ok or failed), the
   run's ``train.*`` settings (grid keys first), the features file's sha256, best and last val
   accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
-  as runs finish (at least every few seconds), so an interrupted sweep keeps its finished runs.
+  as runs finish (at least every few seconds); until then each finished run's row waits in
+  ``.rows/`` (written as soon as its stack has trained), so a killed sweep keeps every finished
+  run (:mod:`pipeline.training.sweep_files`).
 * ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
   combination of the grid, by :mod:`pipeline.training.summary` (the same table as the DVC
   ``compare`` stage).
 
-A rerun skips the runs already in ``results.csv`` with status ok and identical settings and
-features (``run_id`` hashes them); ``--force`` reruns them. With a head cache (``cache_dir``:
-:mod:`pipeline.training.cache`), a run trained before, by any sweep or compare, is copied
-from it. A failed run is logged and recorded with its settings and error; the others go on,
-and the command exits non-zero at the end.
+One sweep writes a folder at a time (a lock beside it; a second one is refused). A rerun
+skips the runs already in ``results.csv`` with status ok and identical settings and features
+(``run_id`` hashes them), except those whose model is missing when models are asked for;
+``--force`` reruns them. Models without a row (a sweep killed between the two) are removed.
+With a head cache (``cache_dir``: :mod:`pipeline.training.cache`), a run trained before, by
+any sweep or compare, is copied from it. A failed run is logged and recorded with its
+settings and error; the others go on, and the command exits non-zero at the end.
 """
 
 from __future__ import annotations
@@ -44,21 +48,29 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.common import cluster, files
+from pipeline.common import cluster, files, folders
 from pipeline.common.config import (
     Params,
     TrainConfig,
     build_section,
+    is_circuit_file,
     parse_assignment,
     section_types,
     to_dict,
+    train_dict,
     typed_value,
 )
-from pipeline.common.errors import ClusterError, ConfigError, FeatureStoreError, PipelineError
+from pipeline.common.errors import (
+    ClusterError,
+    ConfigError,
+    FeatureStoreError,
+    PipelineError,
+    describe_os_error,
+)
 from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
-from pipeline.training import summary
+from pipeline.training import summary, sweep_files
 from pipeline.training.cache import HeadCache, head_key
 from pipeline.training.data import features_for, load_data
 
@@ -143,8 +155,20 @@ class Cell:
 
 
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
-    settings = {k: v for k, v in to_dict(config).items() if k not in NOT_SWEPT}
-    return json_sha256({"train": settings, "features_sha256": features_sha256})[:16]
+    settings = {k: v for k, v in train_dict(config).items() if k not in NOT_SWEPT}
+    identity: dict[str, Any] = {"train": settings, "features_sha256": features_sha256}
+    if config.head == "quantum" and is_circuit_file(config.circuit):
+        identity["circuit_sha256"] = _circuit(config)  # an edited circuit file is a new run
+    return json_sha256(identity)[:16]
+
+
+def _circuit(config: TrainConfig) -> str:
+    """The sha256 of a run's circuit file, compiled here first: a circuit that would be
+    refused stops the sweep before anything trains."""
+    from pipeline.circuits.source import circuit_program
+
+    _, source = circuit_program(config)
+    return source.sha256
 
 
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
@@ -180,6 +204,13 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
         except ConfigError as exc:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)
+        try:
+            if config.head == "quantum" and train_dict(config).keys() != to_dict(config).keys():
+                from pipeline.circuits.source import circuit_program
+
+                circuit_program(config)  # refused here, before anything trains
+        except ConfigError as exc:
+            raise ConfigError(f"--grid combination {settings}: {exc}") from None
         if path not in digests:
             meta = read_meta(path)  # a clear error for a missing or incomplete file
             meta.require_whole()
@@ -245,21 +276,30 @@ class Outcome:
 
 
 def run_group(
-    cells: Sequence[Cell], save_dir: str | None = None, cache_dir: str | None = None
+    cells: Sequence[Cell],
+    save_dir: str | None = None,
+    rows_dir: str | None = None,
+    cache_dir: str | None = None,
 ) -> list[Outcome]:
     """Train runs of one shape on one feature file as one stack; never raises for a failed run.
 
     The runs are :func:`pipeline.training.ensemble.fit_ensemble`'s members, each with exactly
     the numbers of its own ``train_head`` run. A member whose loss diverged, or a group that
-    cannot be trained at all (e.g. an unknown PennyLane device), is a failed outcome.
+    cannot be trained at all (e.g. an unknown PennyLane device), is a failed outcome. Each
+    member is written as soon as its stack finishes: its model, then its row.
 
     Args:
         cells: the runs; one features file.
         save_dir: write each run's ``model.pt`` to ``<save_dir>/runs/<run_id>/model.pt``.
+        rows_dir: the sweep's folder, to keep each finished run's row in at once
+            (:func:`pipeline.training.sweep_files.write_pending`).
         cache_dir: keep each run in this head cache (:mod:`pipeline.training.cache`).
 
     Returns:
         One :class:`Outcome` per cell, in order.
+
+    Raises:
+        OSError: a model or a row cannot be written (a full disk, a read-only folder).
     """
     import socket
 
@@ -270,33 +310,41 @@ def run_group(
 
     start = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
-    loaded = False
+    state = {"loaded": False}
+    outcomes: dict[int, Outcome] = {}
+
+    def finished(i: int, result: Any) -> None:
+        cell, loaded = cells[i], state["loaded"]
+        if isinstance(result, MemberFailure):
+            seconds = (time.perf_counter() - start) / len(cells)
+            outcome = Outcome(cell.index, "failed", {}, seconds, result.error, loaded, worker)
+        else:
+            if save_dir is not None:
+                save_model(result, sweep_files.model_path(save_dir, cell.run_id))
+            if cache_dir is not None:
+                key = head_key(cell.config, cell.features_sha256)
+                HeadCache(cache_dir).put(key, run_files(result), cell.config)
+            record = summary.run_record({}, result.metrics)
+            metrics = {k: record[k] for k in METRIC_FIELDS}
+            seconds = result.timing["wall_time_s"]
+            outcome = Outcome(cell.index, "ok", metrics, seconds, "", loaded, worker)
+        if rows_dir is not None:
+            sweep_files.write_pending(rows_dir, _row(cell, outcome))
+        state["loaded"] = False  # one load per task, counted once
+        outcomes[i] = outcome
+
     try:
-        data, loaded = _head_data(cells[0].features_file, cells[0].features_sha256)
-        results = fit_ensemble([c.config for c in cells], data)
+        data, state["loaded"] = _head_data(cells[0].features_file, cells[0].features_sha256)
+        fit_ensemble([c.config for c in cells], data, on_result=finished)
+    except OSError:
+        raise  # a full disk or a read-only folder stops the sweep
     except Exception as exc:  # a failed group is a result; the sweep goes on
         error = f"{type(exc).__name__}: {exc}"
         seconds = (time.perf_counter() - start) / len(cells)
-        return [Outcome(c.index, "failed", {}, seconds, error, loaded, worker) for c in cells]
-    outcomes = []
-    for cell, result in zip(cells, results, strict=True):
-        if isinstance(result, MemberFailure):
-            seconds = (time.perf_counter() - start) / len(cells)
-            outcomes.append(
-                Outcome(cell.index, "failed", {}, seconds, result.error, loaded, worker)
-            )
-            continue
-        if save_dir is not None:
-            save_model(result, Path(save_dir) / "runs" / cell.run_id / "model.pt")
-        if cache_dir is not None:
-            key = head_key(cell.config, cell.features_sha256)
-            HeadCache(cache_dir).put(key, run_files(result), cell.config)
-        record = summary.run_record({}, result.metrics)
-        metrics = {k: record[k] for k in METRIC_FIELDS}
-        seconds = result.timing["wall_time_s"]
-        outcomes.append(Outcome(cell.index, "ok", metrics, seconds, "", loaded, worker))
-        loaded = False  # one load per task, counted once
-    return outcomes
+        for i, c in enumerate(cells):
+            if i not in outcomes:
+                outcomes[i] = Outcome(c.index, "failed", {}, seconds, error, False, worker)
+    return [outcomes[i] for i in range(len(cells))]
 
 
 def groups(cells: Sequence[Cell], parts: int = 1) -> list[list[Cell]]:
@@ -426,6 +474,11 @@ class _Results:
     def __init__(self, path: Path, grid: Mapping[str, Sequence[Any]], cells: Sequence[Cell]):
         self.path, self.header, self.cells = path, columns(grid), list(cells)
         self.rows_by_id = read_results(path)
+        pending = sweep_files.read_pending(path.parent)  # rows of a sweep that was killed
+        self.rows_by_id |= {r["run_id"]: r for r in pending}
+        self.fresh = {r["run_id"] for r in pending}  # rows not yet in results.csv
+        if pending:
+            log.info("found %d finished runs not yet in %s", len(pending), path)
         grid_ids = {c.run_id for c in cells}
         self.earlier = [r for i, r in self.rows_by_id.items() if i not in grid_ids]
         self._last_write = time.perf_counter()
@@ -436,12 +489,15 @@ class _Results:
     def record(self, cell: Cell, outcome: Outcome) -> None:
         """Keep a finished run; rewrite the file at most every ``WRITE_INTERVAL_S`` seconds."""
         self.rows_by_id[cell.run_id] = _row(cell, outcome)
+        self.fresh.add(cell.run_id)
         if time.perf_counter() - self._last_write >= WRITE_INTERVAL_S:
             self.write()
 
     def write(self) -> None:
         rows = [self.rows_by_id[c.run_id] for c in self.cells if c.run_id in self.rows_by_id]
         _write_results(self.path, self.header, rows + self.earlier)
+        sweep_files.remove_pending(self.path.parent, self.fresh)
+        self.fresh = set()
         self._last_write = time.perf_counter()
 
 
@@ -459,11 +515,15 @@ def _execute(
 
     loads, workers, finished = 0, set(), 0
     by_index = {c.index: c for c in todo}
+    # rows are kept where the workers can reach the folder: this host, or a shared file
+    # system (which --save-models needs anyway); a remote cluster's rows come back with its tasks
+    local = scheduler is None or save_dir is not None
+    rows_dir = str(results.path.parent.resolve()) if local else None
     try:
         with _runner(jobs, scheduler, dask_workers) as (parallel, parts, where):
             chunks = groups(todo, parts)
             log.info("running %d runs as %d stacks on %s", len(todo), len(chunks), where)
-            tasks = (delayed(run_group)(chunk, save_dir, cache_dir) for chunk in chunks)
+            tasks = (delayed(run_group)(chunk, save_dir, rows_dir, cache_dir) for chunk in chunks)
             with progress(len(todo), "sweep", unit="run") as bar:
                 for outcome in (o for outcomes in parallel(tasks) for o in outcomes):
                     cell = by_index[outcome.index]
@@ -474,17 +534,40 @@ def _execute(
                     if outcome.status != "ok":
                         log.error("run %s failed: %s", _describe(cell), outcome.error)
                     bar.update(1)
+        results.write()
     except (PipelineError, KeyboardInterrupt):
+        results.write()
         raise
+    except OSError as exc:  # a full disk, a read-only folder: in this process or a worker
+        raise SweepError(
+            f"the sweep stopped: {describe_os_error(exc, advice=False)}. {_kept(results, todo)}"
+        ) from exc
     except Exception as exc:  # a worker died, the cluster went away, ...
         raise ClusterError(
             f"the sweep stopped after {finished} of {len(todo)} runs "
-            f"({type(exc).__name__}: {exc}); the finished runs are in {results.path}: "
-            "run the same command again to do the rest"
+            f"({type(exc).__name__}: {exc}). {_kept(results, todo)}"
         ) from exc
-    finally:
-        results.write()
     return loads, workers
+
+
+def _kept(results: _Results, todo: Sequence[Cell]) -> str:
+    """What a stopped sweep kept, as it is on disk, and what to do."""
+    try:
+        results.write()
+        where = f"{results.path}"
+    except OSError as exc:
+        where = f"{results.path.parent / sweep_files.ROWS_DIR} ({results.path}: {exc.strerror})"
+    try:
+        on_disk = read_results(results.path) if results.path.is_file() else {}
+        pending = {p.stem for p in (results.path.parent / sweep_files.ROWS_DIR).glob("*.json")}
+    except OSError:
+        on_disk, pending = {}, set()
+    kept = sum(c.run_id in on_disk or c.run_id in pending for c in todo)
+    return (
+        f"{kept} of its {len(todo)} runs to do are recorded in {where}; free some space if "
+        "the disk is full (or choose a writable --out), then run the same command again to "
+        "do the rest"
+    )
 
 
 def sweep(
@@ -522,13 +605,30 @@ def sweep(
     Raises:
         ConfigError: a bad grid or combination. FeatureStoreError: a bad features file.
         ClusterError: the Dask cluster cannot be reached, or a worker died (the runs that
-            finished are in results.csv).
+            finished are kept).
+        SweepError: a model or results.csv could not be written (a full disk, a read-only
+            folder); the message says what was kept and what to do.
+        FolderBusyError: another sweep holds the lock of ``out_dir``.
     """
     start = time.perf_counter()
     cells = expand(params, grid)
     out = Path(out_dir)
+    with folders.locked(out, "sweep"):
+        return _sweep(
+            grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir
+        )
+
+
+def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir):
+    """:func:`sweep` once it holds the lock of ``out``."""
     results = _Results(out / "results.csv", grid, cells)
+    sweep_files.remove_orphans(out, results.done())
     done = set() if force else results.done()
+    if save_models:
+        missing = sweep_files.missing_models(out, done & {c.run_id for c in cells})
+        if missing:
+            log.info("%d finished runs have no model.pt: they run again", len(missing))
+        done -= missing
     todo = [c for c in cells if c.run_id not in done]
     if cache_dir is not None:
         cache_dir = str(Path(cache_dir).resolve())
@@ -540,12 +640,19 @@ def sweep(
         loads, workers = _execute(todo, results, jobs, scheduler, dask_workers, save_dir, cache_dir)
     else:
         results.write()
+    sweep_files.remove_rows_dir(out)
     rows_by_id = results.rows_by_id
     rows = [rows_by_id[c.run_id] for c in cells]
     failed = [
         (c.settings, r["error"]) for c, r in zip(cells, rows, strict=True) if r["status"] != "ok"
     ]
-    _write_summary(grid, cells, rows_by_id, out, failed)
+    try:
+        _write_summary(grid, cells, rows_by_id, out, failed)
+    except OSError as exc:
+        raise SweepError(
+            f"the sweep's runs are all recorded in {results.path}, but the summary could not "
+            f"be written: {describe_os_error(exc)} (no run is trained again)"
+        ) from exc
     seconds = time.perf_counter() - start
     log.info(
         "sweep: %d runs done, %d skipped, %d failed in %.1f s; feature file loaded %d times by "
@@ -565,8 +672,8 @@ def sweep(
 
 
 def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path | None):
-    """Record the runs of ``todo`` that ``cache`` holds (writing their ``model.pt`` into
-    ``save``/runs when given); return the others."""
+    """Record the runs of ``todo`` that ``cache`` holds, as a trained run is: its
+    ``model.pt`` into ``save``/runs when given, then its row; return the others."""
     left = []
     for cell in todo:
         blobs = cache.get(head_key(cell.config, cell.features_sha256))
@@ -582,7 +689,8 @@ def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path
 
             meta = read_meta(cell.features_file)
             run = rebased_files(blobs, cell.config, cell.features_file, cell.features_sha256, meta)
-            files.write_bytes(save / "runs" / cell.run_id / "model.pt", run["model.pt"])
+            files.write_bytes(sweep_files.model_path(save, cell.run_id), run["model.pt"])
+        sweep_files.write_pending(results.path.parent, _row(cell, outcome))
         results.record(cell, outcome)
     if len(left) < len(todo):
         log.info("%d of %d runs from the head cache %s", len(todo) - len(left), len(todo),

@@ -160,3 +160,13 @@ def test_moved_images_are_re_recorded_without_a_backbone(
     assert again.meta.dataset_fingerprint == first.meta.dataset_fingerprint
     np.testing.assert_array_equal(hdf5.load(out, "train").features, before)
     assert extract_images(DataConfig(dir=str(moved)), _cfg(out)).up_to_date
+
+
+def test_the_lock_clears_what_a_killed_final_write_left(tmp_path):
+    out = tmp_path / "x[1].h5"
+    stale = tmp_path / ".x[1].h5.0a1b2c3d.tmp"  # atomic_path's temporary file of the store
+    stale.write_bytes(b"half a store")
+    other = tmp_path / ".y.h5.0a1b2c3d.tmp"  # another output's: not touched
+    other.write_bytes(b"")
+    with partial.locked(out):
+        assert not stale.exists() and other.exists()

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -117,6 +119,9 @@ def _record_images(run: Path, data_dir: str) -> None:
     torch.save(ckpt, buf)
     (run / "model.pt").write_bytes(buf.getvalue())
     (run / "run.json").write_text(record_text(ckpt, buf.getvalue()))
+    metrics = json.loads((run / "metrics.json").read_text())  # the run's own model, edited
+    metrics["model_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
+    (run / "metrics.json").write_text(json.dumps(metrics))
 
 
 def test_the_grid_shows_the_run_s_own_images_whatever_the_params_say(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +156,15 @@ def test_refusals(cifar_root, tmp_path):
         DataConfig(source="cifar10", classes=("cat", "dog"), splits=("train", "test"))
 
 
+def _published_as(monkeypatch, folder: Path) -> None:
+    """Take the files of ``folder`` as the published ones (the tests never download)."""
+    md5 = {
+        name: hashlib.md5((folder / name).read_bytes(), usedforsecurity=False).hexdigest()
+        for name in cifar10.PUBLISHED_MD5
+    }
+    monkeypatch.setattr(cifar10, "PUBLISHED_MD5", md5)
+
+
 def test_fetch_downloads_only_when_missing(cifar_root, tmp_path, monkeypatch):
     import torchvision.datasets
 
@@ -165,12 +177,76 @@ def test_fetch_downloads_only_when_missing(cifar_root, tmp_path, monkeypatch):
                 make_cifar(Path(root))
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR10", FakeCIFAR10)
+    _published_as(monkeypatch, cifar_root / cifar10.FOLDER)
     data = DataConfig(source="cifar10", dir=str(cifar_root), classes=("cat", "dog"))
     assert fetch(data) == cifar_root and calls == []
     target = tmp_path / "new"
     data = DataConfig(source="cifar10", dir=str(target), classes=("cat", "dog"))
     assert fetch(data) == target
     assert calls == [(str(target), True, True), (str(target), False, True)]
+
+
+def test_published_digests_are_torchvisions():
+    from torchvision.datasets import CIFAR10
+
+    listed = dict(CIFAR10.train_list + CIFAR10.test_list)
+    listed[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
+    assert listed == cifar10.PUBLISHED_MD5
+
+
+def test_fetch_refuses_a_planted_folder(cifar_root, tmp_path, monkeypatch):
+    _published_as(monkeypatch, cifar_root / cifar10.FOLDER)
+    planted = tmp_path / "planted"
+    shutil.copytree(cifar_root, planted)
+    folder = planted / cifar10.FOLDER
+    entry = _raw(folder, "data_batch_3")
+    entry["labels"] = [(t + 1) % 10 for t in entry["labels"]]
+    with open(folder / "data_batch_3", "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+    data = DataConfig(source="cifar10", dir=str(planted), classes=("cat", "dog"))
+    with pytest.raises(DataError, match=r"data_batch_3 differ from the published .*fetch_data"):
+        fetch(data)
+
+
+class _RunsCode:
+    """Unpickles as ``os.system(command)``."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return (os.system, (self.command,))
+
+
+@pytest.mark.parametrize("name", ["batches.meta", "data_batch_1", "test_batch"])
+def test_a_pickle_that_runs_code_is_refused_before_it_runs(cifar_root, tmp_path, name):
+    planted = tmp_path / "planted"
+    shutil.copytree(cifar_root, planted)
+    marker = tmp_path / "ran"
+    entry = {"labels": [0], "data": _RunsCode(f"touch {marker}")}
+    if name == "batches.meta":
+        entry = {"label_names": _RunsCode(f"touch {marker}")}
+    with open(planted / cifar10.FOLDER / name, "wb") as fh:
+        pickle.dump(entry, fh, protocol=2)
+    data = DataConfig(source="cifar10", dir=str(planted), classes=("cat", "dog"))
+    out = tmp_path / "f.h5"
+    with pytest.raises(DataError, match=r"global (posix|os)\.system is not allowed"):
+        extract(data, ExtractConfig(weights="none", out=str(out), workers=0))
+    with pytest.raises(DataError, match=r"differ from the published"):
+        fetch(data)  # refused by digest, without unpickling
+    assert not marker.exists() and not out.exists()
+
+
+def test_other_globals_and_codecs_are_refused(tmp_path):
+    for payload, pattern in [
+        (b"cbuiltins\neval\n(S'1'\ntR.", r"builtins\.eval is not allowed"),
+        (b"c_codecs\nencode\n(S'x'\nS'zlib'\ntR.", r"_codecs.encode with 'zlib'"),
+        (b"cnumpy\nload\n(S'x'\ntR.", r"numpy\.load is not allowed"),
+    ]:
+        path = tmp_path / "f"
+        path.write_bytes(payload)
+        with pytest.raises(DataError, match=pattern):
+            cifar10._unpickle(path)
 
 
 def test_presets_hold_the_papers_settings():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import threading
 import urllib.request
 import zipfile
@@ -15,7 +16,7 @@ import pytest
 from pipeline import fetch_data
 from pipeline.common.config import DataConfig
 from pipeline.common.errors import DataError
-from pipeline.sources.download import fetch
+from pipeline.sources.download import MANIFEST, fetch
 
 
 def _zip_of(folder: Path, top: str = "hymenoptera_data") -> bytes:
@@ -200,3 +201,59 @@ def test_a_queued_dvc_experiment_without_dvc_lock_points_at_the_commit(
     monkeypatch.setenv("DVC_ROOT", str(workspace))
     with pytest.raises(AssertionError, match="no download"):
         fetch_data.main([])
+
+
+def _fetched(server, tiny_data, tmp_path) -> tuple[Path, DataConfig]:
+    body = _zip_of(tiny_data)
+    server.files["/data.zip"] = body
+    target = tmp_path / "data" / "hymenoptera_data"
+    cfg = DataConfig(
+        dir=str(target), url=server.url("/data.zip"), sha256=hashlib.sha256(body).hexdigest()
+    )
+    fetch(cfg)
+    return target, cfg
+
+
+def test_the_unpacked_folder_records_each_images_digest(server, tiny_data, tmp_path):
+    target, cfg = _fetched(server, tiny_data, tmp_path)
+    record = json.loads((target / MANIFEST).read_text())
+    assert record["archive_sha256"] == cfg.sha256
+    image = "train/ants/a_rgb.jpg"
+    assert record["images"][image] == hashlib.sha256((target / image).read_bytes()).hexdigest()
+
+
+def test_a_changed_added_or_missing_image_is_refused(server, tiny_data, tmp_path):
+    target, cfg = _fetched(server, tiny_data, tmp_path)
+    image = next(iter(sorted((target / "train").rglob("*.jpg"))))
+    data = image.read_bytes()
+    image.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with pytest.raises(DataError, match=r"differs from the archive .*changed: train/"):
+        fetch(cfg)
+    image.write_bytes(data)
+    fetch(cfg)  # as unpacked again
+    (image.parent / "planted.jpg").write_bytes(data)
+    with pytest.raises(DataError, match=r"added: train/.*planted\.jpg"):
+        fetch(cfg)
+    (image.parent / "planted.jpg").unlink()
+    image.unlink()
+    with pytest.raises(DataError, match=r"missing: train/"):
+        fetch(cfg)
+    assert server.requests == ["/data.zip"]  # never downloaded again over the planted folder
+
+
+def test_a_folder_unpacked_by_hand_is_refused_with_a_pinned_digest(tiny_data, tmp_path, caplog):
+    cfg = DataConfig(dir=str(tiny_data), url="http://127.0.0.1:9/x.zip", sha256="0" * 64)
+    with pytest.raises(DataError, match=r"no \.fetch-sha256\.json .*cannot be checked"):
+        fetch(cfg)
+    fetch(DataConfig(dir=str(tiny_data), url="http://127.0.0.1:9/x.zip"))
+    assert "its images are not checked" in caplog.text
+
+
+def test_a_manifest_of_another_archive_or_not_json_is_refused(server, tiny_data, tmp_path):
+    target, cfg = _fetched(server, tiny_data, tmp_path)
+    other = DataConfig(dir=cfg.dir, url=cfg.url, sha256="1" * 64)
+    with pytest.raises(DataError, match=r"unpacked from an archive of sha256 .*expected 1111"):
+        fetch(other)
+    (target / MANIFEST).write_text("{nope")
+    with pytest.raises(DataError, match=r"fetch-sha256.json is not JSON"):
+        fetch(cfg)

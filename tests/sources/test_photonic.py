@@ -78,7 +78,7 @@ def test_qc_store(tmp_path, pretrained_dir, caplog):
         "qc",
         "float32",
         16,
-        1,
+        3,
     )
     assert meta.weights == "trained_params.npy" and meta.backbone == "cv-tetromino-15of25"
     assert meta.weights_sha256 == photonic_data.PRETRAINED["trained_params.npy"].sha256
@@ -119,7 +119,7 @@ def test_qq_store_holds_the_kets_exactly(tmp_path, pretrained_dir):
         "qq",
         "complex128",
         15,
-        2,
+        3,
     )
     assert meta.class_names == ("gaussian", "non-gaussian")
     circuit_a = photonic_data.load_pretrained(pretrained_dir, "circuit_A.npy")

@@ -107,7 +107,7 @@ def test_verify_catches_duplicate_paths(tmp_path):
     path = tmp_path / "s.h5"
     _store(path)
     with h5py.File(path, "a") as f:
-        f["val/paths"][0] = "train/a/0.jpg"
+        f["val/paths"][1] = f["val/paths"][0]
     with pytest.raises(FeatureStoreError, match="appears more than once"):
         hdf5.verify(path)
 
@@ -197,9 +197,9 @@ def _complex_store(path, *, seed=0, **overrides):
 
 
 def test_a_float32_store_keeps_its_bytes(tmp_path):
-    # The digest of this exact store as the writer made it before complex stores existed
-    # (format version 1, no feature_dtype attribute): float32 stores must not change. An
-    # upgrade of h5py/HDF5 may legitimately change it; then check the layout and update.
+    # The digest of this exact store as the format-3 writer makes it (chunked datasets with
+    # Fletcher-32, fixed-length paths): stores must not change silently. An upgrade of
+    # h5py/HDF5 may legitimately change it; then check the layout and update.
     rng = np.random.default_rng(7)
 
     def split(name, n):
@@ -220,19 +220,20 @@ def test_a_float32_store_keeps_its_bytes(tmp_path):
         versions={"python": "3", "h5py": "x"},
         extra={"k": 1},
     )
-    assert meta.format_version == 1 and meta.feature_dtype == "float32"
+    assert meta.format_version == 3 and meta.feature_dtype == "float32"
     with h5py.File(path, "r") as f:
-        assert "feature_dtype" not in f.attrs
+        assert f.attrs["feature_dtype"] == "float32"
+        assert all(f[f"{s}/{d}"].fletcher32 for s in ("train", "val") for d in hdf5.DATASETS)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    assert digest == "0c20b3f6a128914518257e1cce429726bc2e022f91c6f730fbbbfaa279c48fc3"
+    assert digest == "c3346a256c5999918af1cc7974153a4437cb33df86176f4bd2e51eeb19be98ee"
 
 
 def test_complex_features_are_stored_exactly(tmp_path):
     path = tmp_path / "q.h5"
     meta = _complex_store(path)
-    assert (meta.format_version, meta.feature_dtype, meta.feature_dim) == (2, "complex128", 5)
+    assert (meta.format_version, meta.feature_dtype, meta.feature_dim) == (3, "complex128", 5)
     with h5py.File(path, "r") as f:
-        assert f.attrs["format_version"] == 2 and f.attrs["feature_dtype"] == "complex128"
+        assert f.attrs["format_version"] == 3 and f.attrs["feature_dtype"] == "complex128"
     rng = np.random.default_rng(0)
     expected = rng.standard_normal((6, 5)) + 1j * rng.standard_normal((6, 5))
     train = hdf5.load(path, "train")
@@ -242,10 +243,10 @@ def test_complex_features_are_stored_exactly(tmp_path):
     _complex_store(tmp_path / "again.h5")
     assert path.read_bytes() == (tmp_path / "again.h5").read_bytes()
     text = hdf5.describe(path)
-    assert "format_version 2, feature_dim 5, feature_dtype complex128" in text
+    assert "format_version 3, feature_dim 5, feature_dtype complex128" in text
 
 
-def test_declared_feature_dtype_is_checked(tmp_path):
+def test_declared_feature_dtype_is_checked(tmp_path, write_legacy):
     path = tmp_path / "q.h5"
     _complex_store(path)
     with h5py.File(path, "a") as f:
@@ -254,7 +255,7 @@ def test_declared_feature_dtype_is_checked(tmp_path):
         hdf5.read_meta(path)
     with h5py.File(path, "a") as f:
         del f.attrs["feature_dtype"]
-    with pytest.raises(FeatureStoreError, match=r"format_version 2 needs .*got 'none'"):
+    with pytest.raises(FeatureStoreError, match=r"format_version 3 needs .*got 'none'"):
         hdf5.load(path, "train")
     with h5py.File(path, "a") as f:  # a complex store that declares float32
         f.attrs["feature_dtype"] = "float32"
@@ -263,7 +264,7 @@ def test_declared_feature_dtype_is_checked(tmp_path):
     ):
         hdf5.load(path, "train")
     one = tmp_path / "s.h5"
-    _store(one)
+    write_legacy(one, version=1)
     with h5py.File(one, "a") as f:  # version 1 is float32 and says nothing
         f.attrs["feature_dtype"] = "complex128"
     with pytest.raises(FeatureStoreError, match=r"format_version 1 stores are float32"):
@@ -291,4 +292,5 @@ def test_complex_nan_and_mixed_splits_are_refused(tmp_path):
 def test_cli_verify_names_the_dtype(tmp_path, capsys):
     _complex_store(tmp_path / "q.h5")
     assert features_command.main(["verify", str(tmp_path / "q.h5")]) == 0
-    assert "OK (format 2, complex128 features; splits train, val)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "OK (format 3, complex128 features; splits train, val; every chunk" in out

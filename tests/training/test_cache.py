@@ -4,8 +4,10 @@ damaged entry."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
+import shutil
 import threading
 from pathlib import Path
 
@@ -17,6 +19,7 @@ from pipeline.training import cache, compare, ensemble, sweep
 from pipeline.training.outputs import RUN_FILES
 
 HEADS = ("quantum", "classical", "linear")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -76,8 +79,12 @@ def test_reused_heads_are_the_bytes_of_fresh_ones(synthetic_store, tmp_path, tra
         == 1
     )
     for run in ("linear-seed0", "classical-seed1"):  # a copy: even the timing is the original's
-        original = (tmp_path / "depth2" / "runs" / run / "metrics.json").read_bytes()
-        assert (tmp_path / "reused" / "runs" / run / "metrics.json").read_bytes() == original
+        original = json.loads((tmp_path / "depth2" / "runs" / run / "metrics.json").read_bytes())
+        copied = json.loads((tmp_path / "reused" / "runs" / run / "metrics.json").read_bytes())
+        model = (tmp_path / "reused" / "runs" / run / "model.pt").read_bytes()
+        assert copied.pop("model_sha256") == hashlib.sha256(model).hexdigest()  # its own model
+        assert original.pop("model_sha256") != hashlib.sha256(model).hexdigest()
+        assert copied == original
     # the same settings again: nothing trains
     compare.compare(_params(store, tmp_path / "again", q_depth=1), cache_dir=root)
     assert len(trained) == 3
@@ -164,9 +171,40 @@ def test_the_key_holds_what_trains_a_head_and_nothing_else():
     quantum = TrainConfig(head="quantum")
     assert key(dataclasses.replace(quantum, q_depth=3), sha) != key(quantum, sha)
     assert key(dataclasses.replace(quantum, cv_layers=5), sha) == key(quantum, sha)
+    for change in ({"circuit": "strongly_entangling"}, {"embedding": "iqp"}, {"reupload": True}):
+        assert key(dataclasses.replace(quantum, **change), sha) != key(quantum, sha), change
+        assert key(dataclasses.replace(base, **change), sha) == key(base, sha), change
     classical = TrainConfig(head="classical")
     assert key(dataclasses.replace(classical, n_qubits=2), sha) != key(classical, sha)
     assert key(dataclasses.replace(classical, q_delta=0.5), sha) == key(classical, sha)
+
+
+def test_an_edited_circuit_file_is_a_new_head(synthetic_store, tmp_path, monkeypatch, trained):
+    store = synthetic_store(tmp_path / "blobs.h5")
+    (tmp_path / "circuits").mkdir()
+    ring = tmp_path / "circuits" / "ring.py"
+    shutil.copy(REPO / "circuits" / "ring.py", ring)
+    monkeypatch.chdir(tmp_path)
+    spec = "circuits/ring.py:ring"
+    base = TrainConfig(head="quantum", circuit=spec)
+    before = cache.head_key(base, "a" * 64)
+    assert before != cache.head_key(TrainConfig(head="quantum"), "a" * 64)
+    root = tmp_path / "cache"
+
+    def run(folder: str) -> None:
+        params = _params(store, tmp_path / folder, circuit=spec)
+        one = dataclasses.replace(params.compare, heads=("quantum",), seeds=(0,))
+        compare.compare(dataclasses.replace(params, compare=one), cache_dir=root)
+
+    run("a")
+    run("b")  # the same file: reused
+    assert trained == [["quantum/0"]]
+    ring.write_text(ring.read_text() + "\n# edited\n")
+    assert cache.head_key(base, "a" * 64) != before
+    run("c")  # an edited file: trained again, not the stale head
+    assert trained == [["quantum/0"], ["quantum/0"]]
+    record = json.loads((tmp_path / "c/runs/quantum-seed0/run.json").read_text())
+    assert record["circuit"]["text"] == ring.read_text()
 
 
 def test_the_key_holds_the_code_and_the_host(monkeypatch):

@@ -50,6 +50,7 @@ def test_outputs_and_their_contents(synthetic_store, tmp_path):
         "history.csv",
         "metrics.json",
         "model.pt",
+        "run.json",
         "val_predictions.csv",
     ]
     history = _read_csv(out / "history.csv")
@@ -125,6 +126,8 @@ def test_same_params_same_bytes_across_processes(synthetic_store, tmp_path):
         out = tmp_path / name
         metrics = json.loads((out / "metrics.json").read_text())
         metrics.pop("timing")
+        # the digest of its own model.pt, whose config records out_dir
+        assert metrics.pop("model_sha256") == file_sha256(out / "model.pt")
         runs[name] = (
             (out / "model.pt").read_bytes(),
             metrics,

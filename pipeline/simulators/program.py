@@ -1,0 +1,368 @@
+"""Any compiled qubit circuit as an exact statevector simulation, batched over members and rows.
+
+A :class:`Program` is a circuit as plain data: gates from :data:`GATES` on wires
+``0 … n-1``, each angle read from the inputs, the weights, a constant, or an expression of
+them, and expectation values of Pauli words. :mod:`pipeline.circuits.compiler` makes one from
+a PennyLane circuit function; :class:`ProgramCircuit` runs it in torch.
+
+Every gate acts on the state as a signed permutation of the basis (a gather) or as a Pauli
+rotation ``exp(-i t/2 P) psi = cos(t/2) psi + sin(t/2) (-i P) psi``; a controlled rotation is
+two commuting Pauli rotations (``CR_P(t) = exp(-i t/4 P_t) exp(i t/4 Z_c P_t)``), ``Rot`` is
+three. Every operation is elementwise over the state, so a member's numbers do not depend on
+how many members run with it. The state is real when every gate and observable is real (H,
+X, Z, RY, CNOT, CZ, SWAP, CRY: the paper's circuit), complex otherwise. Gradients by autograd.
+
+Example:
+    >>> circuit = ProgramCircuit(program)  # from pipeline.circuits.compiler.compile_circuit
+    >>> circuit(torch.zeros(8, 4), torch.zeros(program.weight_shape)).shape
+    torch.Size([8, 4])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+#: The gate set the simulator runs; compiled circuits are lowered to it.
+GATES = (
+    "Identity", "Hadamard", "PauliX", "PauliY", "PauliZ", "S", "T", "RX", "RY", "RZ",
+    "PhaseShift", "Rot", "CNOT", "CZ", "SWAP", "CRX", "CRY", "CRZ", "IsingXX", "IsingYY",
+    "IsingZZ", "MultiRZ",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate: its name, wires, and for each angle a column of the program's sources."""
+
+    name: str
+    wires: tuple[int, ...]
+    params: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Program:
+    """A circuit as data.
+
+    Attributes:
+        n_qubits: wires ``0 … n-1``.
+        weight_shape: shape of one member's weights.
+        gates: in order of application.
+        sources: per angle column, ``("x", i)`` (``inputs[i]``), ``("w", j)`` (element ``j``
+            of the flattened weights), ``("c", value)``, ``("p", i, j)`` (the product of
+            elements ``i`` and ``j`` of ``[inputs | flattened weights]``, as an IQP embedding's
+            ``x_i x_j``) or ``("e", k)`` (output ``k`` of ``expressions``).
+        observables: per output, ``(coefficient, ((wire, "X" | "Y" | "Z"), ...))``.
+        expressions: ``f(inputs (n,), weights) -> (E,)`` for the ``"e"`` columns, or None.
+    """
+
+    n_qubits: int
+    weight_shape: tuple[int, ...]
+    gates: tuple[Gate, ...]
+    sources: tuple[tuple, ...]
+    observables: tuple[tuple[float, tuple[tuple[int, str], ...]], ...]
+    expressions: Callable | None = None
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.observables)
+
+
+def _bits(n: int) -> torch.Tensor:
+    """(2^n, n): bit of wire i of basis index k, wire 0 the most significant."""
+    k = torch.arange(2**n)
+    return (k[:, None] >> torch.arange(n - 1, -1, -1)[None, :]) & 1
+
+
+def pauli_action(n: int, word: tuple[tuple[int, str], ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(index, phase)`` with ``(P psi)[k] = phase[k] * psi[index[k]]`` for a Pauli word."""
+    bits = _bits(n)
+    index, phase = torch.arange(2**n), torch.ones(2**n, dtype=torch.complex128)
+    for wire, pauli in word:
+        b = bits[:, wire]
+        if pauli in "XY":
+            index = index ^ (1 << (n - 1 - wire))
+        if pauli == "Y":  # Y|0> = i|1>, Y|1> = -i|0>: (Y psi)[k] = (i if bit 1 else -i) psi[flip]
+            phase = phase * torch.tensor([-1j, 1j], dtype=torch.complex128)[b]
+        if pauli == "Z":
+            phase = phase * (1 - 2 * b)
+    return index, phase
+
+
+def _swap_index(n: int, a: int, b: int) -> torch.Tensor:
+    bits = _bits(n)
+    swapped = bits.clone()
+    swapped[:, [a, b]] = bits[:, [b, a]]
+    return (swapped * 2 ** torch.arange(n - 1, -1, -1)).sum(1)
+
+
+def _fixed(name: str, wires: tuple[int, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(index, phase)`` of a gate that is a signed permutation of the basis."""
+    bits, index = _bits(n), torch.arange(2**n)
+    if name in ("PauliX", "PauliY", "PauliZ"):
+        return pauli_action(n, ((wires[0], name[-1]),))
+    if name in ("S", "T"):
+        one = 1j if name == "S" else complex(math.cos(math.pi / 4), math.sin(math.pi / 4))
+        values = torch.tensor([1.0, one], dtype=torch.complex128)
+        return index, values[bits[:, wires[0]]]
+    if name == "CNOT":
+        flip = bits[:, wires[0]] << (n - 1 - wires[1])
+        return index ^ flip, torch.ones(2**n, dtype=torch.complex128)
+    if name == "CZ":
+        both = bits[:, wires[0]] & bits[:, wires[1]]
+        return index, (1 - 2 * both).to(torch.complex128)
+    if name == "SWAP":
+        return _swap_index(n, *wires), torch.ones(2**n, dtype=torch.complex128)
+    raise ValueError(f"{name} is not a signed permutation")
+
+
+#: Gates applied as Pauli rotations: per gate, (angle index, scale, Pauli word on its wires).
+_ROTATIONS = {
+    "RX": ((0, 1.0, "X"),),
+    "RY": ((0, 1.0, "Y"),),
+    "RZ": ((0, 1.0, "Z"),),
+    "PhaseShift": ((0, 1.0, "Z"),),  # up to a global phase
+    "Rot": ((0, 1.0, "Z"), (1, 1.0, "Y"), (2, 1.0, "Z")),  # RZ(omega) RY(theta) RZ(phi)
+    "CRX": ((0, 0.5, "IX"), (0, -0.5, "ZX")),
+    "CRY": ((0, 0.5, "IY"), (0, -0.5, "ZY")),
+    "CRZ": ((0, 0.5, "IZ"), (0, -0.5, "ZZ")),
+    "IsingXX": ((0, 1.0, "XX"),),
+    "IsingYY": ((0, 1.0, "YY"),),
+    "IsingZZ": ((0, 1.0, "ZZ"),),
+}
+_FIXED = ("PauliX", "PauliY", "PauliZ", "S", "T", "CNOT", "CZ", "SWAP")
+#: Gates and Pauli letters with real matrices: a program of only these keeps a real state.
+REAL_GATES = ("Identity", "Hadamard", "PauliX", "PauliZ", "RY", "CNOT", "CZ", "SWAP", "CRY")
+
+
+def is_real(program: Program) -> bool:
+    """Whether the program's state stays real (no complex gate, no Y in an observable)."""
+    gates = all(g.name in REAL_GATES for g in program.gates)
+    return gates and all(p != "Y" for _, word in program.observables for _, p in word)
+
+
+def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
+    """The program as ``("fixed", ((index, coefficient), ...))`` steps, ``sum_j c_j[k]
+    psi[index_j[k]]`` (consecutive signed permutations fused into one), and ``("rot", r,
+    index, -i phase)`` steps; per rotation ``r``, the angle column it reads and its scale."""
+    n, steps, columns, scales = program.n_qubits, [], [], []
+    for gate in program.gates:
+        if gate.name == "Identity":
+            continue
+        if gate.name == "Hadamard":  # H = (X + Z) / sqrt 2
+            (flip, one), (same, z) = (pauli_action(n, ((gate.wires[0], p),)) for p in "XZ")
+            steps.append(("fixed", ((flip, one / math.sqrt(2)), (same, z / math.sqrt(2)))))
+        elif gate.name in _FIXED:
+            index, phase = _fixed(gate.name, gate.wires, n)
+            if steps and steps[-1][0] == "fixed" and len(steps[-1][1]) == 1:
+                ((i1, ph1),) = steps.pop()[1]  # p2 p1 psi [k] = ph2 ph1[i2] psi[i1[i2]] [k]
+                index, phase = i1[index], phase * ph1[index]
+            steps.append(("fixed", ((index, phase),)))
+        else:
+            rotations = _ROTATIONS.get(gate.name)
+            if gate.name == "MultiRZ":
+                rotations = ((0, 1.0, "Z" * len(gate.wires)),)
+            if rotations is None:
+                raise ValueError(f"gate {gate.name!r}: expected one of {', '.join(GATES)}")
+            for angle, scale, letters in rotations:
+                word = tuple((w, p) for w, p in zip(gate.wires, letters, strict=True) if p != "I")
+                index, phase = pauli_action(n, word)
+                steps.append(("rot", len(columns), index, -1j * phase))
+                columns.append(gate.params[angle])
+                scales.append(scale)
+    return steps, columns, scales
+
+
+def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple[int, int]]]:
+    """Where each source column lies in the angle table ``[x | weights | expressions |
+    products | constants]``; the constants and the products' factor pairs."""
+    n, w = program.n_qubits, math.prod(program.weight_shape)
+    kinds = [s[0] for s in program.sources]
+    e = kinds.count("e")
+    products = [(int(s[1]), int(s[2])) for s in program.sources if s[0] == "p"]
+    constants = [float(s[1]) for s in program.sources if s[0] == "c"]
+    where, seen = [], {"p": 0, "c": 0}
+    for source in program.sources:
+        kind = source[0]
+        if kind == "x":
+            where.append(int(source[1]))
+        elif kind == "w":
+            where.append(n + int(source[1]))
+        elif kind == "e":
+            where.append(n + w + int(source[1]))
+        else:
+            where.append(n + w + e + (0 if kind == "p" else len(products)) + seen[kind])
+            seen[kind] += 1
+    return where, constants, products
+
+
+class ProgramCircuit(nn.Module):
+    """A :class:`Program` in torch, called like :class:`pipeline.simulators.qubit.TorchCircuit`.
+
+    Args:
+        program: the compiled circuit.
+
+    Call with inputs ``x`` (..., B, n) and weights (..., *weight_shape), the leading
+    dimensions (none, or M stacked members) alike; returns the expectation values
+    (..., B, n_outputs).
+    """
+
+    def __init__(self, program: Program):
+        super().__init__()
+        self.program, self.n_qubits = program, program.n_qubits
+        self.real = is_real(program)
+        steps, columns, scales = _steps(program)
+        initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
+        initial[0] = 1
+        while steps and steps[0][0] == "fixed":  # the gates before the first angle, once
+            terms = steps.pop(0)[1]
+            moves = tuple((_move_of(i, program.n_qubits, "cpu"), c) for i, c in terms)
+            initial = _apply(("fixed", moves), initial, None, None)
+        self.steps, self.initial = steps, initial
+        where, constants, products = _table_columns(program)
+        self.constants, self.products = constants, products
+        self.register_buffer("rot_index", torch.tensor([where[c] for c in columns],
+                             dtype=torch.long), persistent=False)  # fmt: skip
+        self.register_buffer("scales", torch.tensor(scales, dtype=torch.float64) * 0.5,
+                             persistent=False)  # fmt: skip
+        self.words = [pauli_action(program.n_qubits, w) for _, w in program.observables]
+        self.coefficients = [c for c, _ in program.observables]
+        self._tensors: dict[tuple, list] = {}
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_qubits={self.n_qubits}, gates={len(self.program.gates)}, "
+            f"weight_shape={self.program.weight_shape}, outputs={self.program.n_outputs}"
+        )
+
+    def _constants(self, dtype: torch.dtype, device: torch.device) -> list:
+        """The steps' tensors on ``device`` in the state's dtype (made once per dtype)."""
+        key = (dtype, device)
+        if key not in self._tensors:
+            complex_ = torch.complex128 if dtype == torch.float64 else torch.complex64
+            sdtype = dtype if self.real else complex_
+
+            def cast(p):
+                return (p.real if self.real else p).to(device=device, dtype=sdtype)
+
+            n = self.n_qubits
+
+            def move(index):
+                return _move_of(index, n, device)
+
+            steps = []
+            for step in self.steps:
+                if step[0] == "fixed":
+                    steps.append(("fixed", tuple((move(i), cast(c)) for i, c in step[1])))
+                else:
+                    steps.append(("rot", step[1], move(step[2]), cast(step[3])))
+            diagonal = [k for k, (i, _) in enumerate(self.words)
+                        if bool((i == torch.arange(len(i))).all())]  # fmt: skip
+            signs = torch.stack(
+                [self.words[k][1].real * self.coefficients[k] for k in diagonal]
+                or [torch.zeros(0, 2**self.n_qubits, dtype=torch.float64)]
+            ).reshape(len(diagonal), 2**self.n_qubits)
+            others = [k for k in range(len(self.words)) if k not in diagonal]
+            words = [(move(self.words[k][0]), cast(self.words[k][1]), self.coefficients[k])
+                     for k in others]  # fmt: skip
+            order = torch.argsort(torch.tensor(diagonal + others)).to(device)
+            extra = torch.tensor(self.constants, dtype=dtype, device=device)
+            pairs = torch.tensor(self.products, dtype=torch.long, device=device).reshape(-1, 2)
+            self._tensors[key] = [
+                steps, cast(self.initial), signs.to(device=device, dtype=dtype), words, order,
+                extra, pairs, sdtype,
+            ]  # fmt: skip
+        return self._tensors[key]
+
+    def angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
+        """The angle table (..., B, T): inputs, weights, expressions, products, constants."""
+        prog, lead = self.program, x.shape[:-2]
+        parts = [x, weights.reshape(*lead, 1, -1).expand(*x.shape[:-1], -1)]
+        if prog.expressions is not None:  # one row and one member at a time, vectorised
+            f = torch.func.vmap(prog.expressions, in_dims=(0, None))  # over rows
+            parts.append(torch.func.vmap(f, in_dims=(0, 0))(x, weights) if lead else f(x, weights))
+        if len(pairs):
+            base = torch.cat(parts[:2], dim=-1)
+            parts.append(base.index_select(-1, pairs[:, 0]) * base.index_select(-1, pairs[:, 1]))
+        if len(extra):
+            parts.append(extra.expand(*x.shape[:-1], -1))
+        return torch.cat(parts, dim=-1)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        prog, n = self.program, self.n_qubits
+        shape = tuple(prog.weight_shape)
+        lead = tuple(weights.shape[: weights.ndim - len(shape)])
+        if tuple(weights.shape[len(lead) :]) != shape:
+            raise ValueError(f"expected weights of shape {shape}; got {tuple(weights.shape)}")
+        if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
+            expected = ", ".join([*map(str, lead), "B", str(n)])
+            raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
+        steps, initial, signs, words, order, extra, pairs, sdtype = self._constants(
+            x.dtype, x.device
+        )
+        table = self.angles(x, weights, extra, pairs)
+        half = table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+        # in the state's dtype, once: no mixed real-complex product per gate
+        cos = torch.cos(half).to(sdtype).unsqueeze(-1).unbind(-2)  # per rotation (..., B, 1)
+        sin = torch.sin(half).to(sdtype).unsqueeze(-1).unbind(-2)
+        state = initial.expand(*x.shape[:-1], 2**n)
+        for step in steps:
+            state = _apply(step, state, cos, sin)
+        if state is initial or state.shape != (*x.shape[:-1], 2**n):
+            state = state.expand(*x.shape[:-1], 2**n)
+        probs = state * state if self.real else (state.conj() * state).real
+        outs = [(probs.unsqueeze(-2) * signs).sum(-1)] if len(signs) else []
+        for index, phase, coefficient in words:
+            moved = _moved(state, index) * phase
+            value = (state * moved if self.real else (state.conj() * moved).real).sum(-1)
+            outs.append((value * coefficient).unsqueeze(-1))
+        return torch.cat(outs, dim=-1).index_select(-1, order)
+
+
+def _apply(step: tuple, state: torch.Tensor, cos, sin) -> torch.Tensor:
+    """One step on the states (..., 2^n)."""
+    if step[0] == "fixed":
+        out = None
+        for index, coefficient in step[1]:
+            moved = _moved(state, index)
+            out = moved * coefficient if out is None else torch.addcmul(out, moved, coefficient)
+        return out
+    _, r, index, phase = step
+    return torch.addcmul(state * cos[r], _moved(state, index) * phase, sin[r])
+
+
+def _move_of(index: torch.Tensor, n: int, device) -> tuple | torch.Tensor:
+    """How to apply the basis permutation ``index``: a tuple of wire dimensions to flip (a
+    Pauli word's bit flips; empty: none), or the (2, 2^n) index and its inverse."""
+    mask = int(index[0])
+    if bool((index == (torch.arange(2**n) ^ mask)).all()):
+        return tuple(w - n for w in range(n) if mask >> (n - 1 - w) & 1)
+    return torch.stack([index, torch.argsort(index)]).to(device)
+
+
+def _moved(state: torch.Tensor, move) -> torch.Tensor:
+    """``psi[index]`` over the last dimension: flips of wire dimensions (views and one
+    copy), or a gather whose gradient is the inverse gather."""
+    if isinstance(move, tuple):
+        if not move:
+            return state
+        n = int(math.log2(state.shape[-1]))
+        return state.unflatten(-1, (2,) * n).flip(move).flatten(-n)
+    return _Permute.apply(state, move)
+
+
+class _Permute(torch.autograd.Function):
+    """``x[..., index]`` for a permutation ``index``; backward: the inverse permutation."""
+
+    @staticmethod
+    def forward(ctx, x, move):
+        ctx.inverse = move[1]
+        return x.index_select(-1, move[0])
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.index_select(-1, ctx.inverse), None
