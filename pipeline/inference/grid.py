@@ -1,6 +1,4 @@
-"""What ``evaluate`` runs: the grid of settings (shots x noise) and the trained head, rebuilt
-from its ``model.pt``, with the val features it was trained on.
-"""
+"""The ``evaluate`` grid of settings and the trained head with its val features."""
 
 from __future__ import annotations
 
@@ -21,7 +19,6 @@ from pipeline.heads.dressed import DressedQuantumNet
 from pipeline.simulators.noise import NoiseModel
 from pipeline.store import hdf5
 
-#: What a checkpoint must hold to be rebuilt and scored.
 CHECKPOINT_KEYS = (*REQUIRED_KEYS, "checkpoint")
 
 
@@ -74,7 +71,7 @@ class Head:
     """A trained head rebuilt from its ``model.pt``."""
 
     path: Path
-    model: nn.Module  # eval mode, in its training dtype, on the CPU
+    model: nn.Module
     ckpt: dict[str, Any]
 
     @property
@@ -83,12 +80,10 @@ class Head:
 
     @property
     def quantum(self) -> bool:
-        """Whether it has a qubit circuit that the settings can replace."""
         return isinstance(self.model, DressedQuantumNet)
 
     @property
     def which(self) -> str:
-        """``best`` or ``last``: the epoch ``model.pt`` holds."""
         return str(self.ckpt["checkpoint"])
 
 
@@ -96,9 +91,8 @@ def load_head(path: str | Path) -> Head:
     """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
 
     Raises:
-        PipelineError: missing, unreadable, or not a head checkpoint of this pipeline (the
-            message names the file and what it lacks), or not the ``model.pt`` the
-            ``metrics.json`` beside it was written with.
+        PipelineError: missing, unreadable, not a head checkpoint, or not the model of the
+            ``metrics.json`` beside it.
 
     Example:
         >>> load_head("runs/head/model.pt").kind
@@ -107,8 +101,8 @@ def load_head(path: str | Path) -> Head:
     path = Path(path)
     metrics = folders.metrics_beside(path)
     model, ckpt = load_checkpoint(path)
-    require_keys(path, ckpt, CHECKPOINT_KEYS)  # and which epoch it holds
-    folders.check_pair(path, metrics)  # the metrics.json beside it is of this model
+    require_keys(path, ckpt, CHECKPOINT_KEYS)
+    folders.check_pair(path, metrics)
     return Head(path, model, ckpt)
 
 
@@ -117,15 +111,11 @@ def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSpli
 
     Args:
         head: from :func:`load_head`.
-        features: the feature store to read (None: the path ``model.pt`` records).
-
-    Returns:
-        The val :class:`~pipeline.store.hdf5.FeatureSplit` (features (N, D), labels (N,)).
+        features: the feature store (None: the path ``model.pt`` records).
 
     Raises:
-        FeatureStoreError: the file is missing, incomplete, has no val split, or its sha256
-            differs from the one ``model.pt`` records (the message names both files, both
-            hashes and the provenance fields that differ).
+        FeatureStoreError: missing, incomplete, no val rows, or a sha256 other than the
+            one ``model.pt`` records.
 
     Example:
         >>> len(load_val(load_head("runs/head/model.pt")))
