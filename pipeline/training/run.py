@@ -16,9 +16,6 @@ log = logging.getLogger("pipeline")
 def train_head(params: Params) -> TrainResult:
     """Train ``params.train`` on its feature store; save into its ``out_dir``.
 
-    Returns:
-        The :class:`~pipeline.training.loop.TrainResult`.
-
     Raises:
         PipelineError: bad params, a missing or unusable feature store.
 
