@@ -19,10 +19,7 @@ from pipeline.common.config import CIRCUITS, EMBEDDINGS
 
 
 def weight_shape(circuit: str, n_qubits: int, q_depth: int) -> tuple[int, ...]:
-    """Example:
-    >>> weight_shape("simplified_two_design", 4, 6)
-    (40,)
-    """
+    """Shape of a built-in ansatz's weights."""
     if circuit in ("paper", "basic_entangler"):
         return (q_depth, n_qubits)
     if circuit == "strongly_entangling":

@@ -209,7 +209,6 @@ class Params:
 
 
 def section_types() -> dict[str, type]:
-    """Block name -> its dataclass, in the order of :class:`Params`."""
     hints = typing.get_type_hints(Params)
     return {f.name: hints[f.name] for f in dataclasses.fields(Params)}
 
@@ -367,7 +366,6 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()
 
 
 def add_params_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``--params FILE`` and repeatable ``--set section.key=value`` to a parser."""
     parser.add_argument(
         "--params",
         default=DEFAULT_PARAMS,

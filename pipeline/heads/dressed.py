@@ -24,12 +24,9 @@ class DressedQuantumNet(nn.Module):
     """Linear(in -> n_qubits) -> tanh * pi/2 -> circuit -> Linear(n_qubits -> n_classes).
 
     Args:
-        q_delta: initial circuit weights are ``q_delta * N(0, 1)``.
         backend: ``"torch"`` or a PennyLane device name.
-        program: another compiled circuit (:mod:`pipeline.circuits`) in place of the paper's;
-            ``backend`` must be ``torch``.
-        source: the circuit file's record that ``model.pt`` keeps
-            (:meth:`pipeline.circuits.source.CircuitFile.record`).
+        program: a compiled circuit in place of the paper's (``backend`` ``torch``).
+        source: the circuit file's record, kept in ``model.pt``.
 
     Example:
         >>> DressedQuantumNet(in_features=2, n_qubits=5, q_depth=5)(torch.zeros(3, 2)).shape
@@ -97,12 +94,7 @@ class DressedQuantumNet(nn.Module):
 
 
 class ClassicalDressedNet(nn.Module):
-    """Linear(in -> n) -> tanh -> Linear(n -> n) -> tanh -> Linear(n -> classes).
-
-    Example:
-        >>> ClassicalDressedNet(in_features=512, n_hidden=4, n_classes=2)(torch.zeros(3, 512)).shape
-        torch.Size([3, 2])
-    """
+    """Linear(in -> n) -> tanh -> Linear(n -> n) -> tanh -> Linear(n -> classes)."""
 
     def __init__(self, in_features: int = 512, n_hidden: int = 4, n_classes: int = 2):
         super().__init__()
@@ -134,15 +126,10 @@ def build_head(
     """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
 
     Args:
-        cfg: with ``init_std`` set, every parameter is redrawn from N(0, init_std), as the
-            paper's spiral benchmark starts.
-        in_features: width of the cached features (``cv``: the kets' cutoff).
+        cfg: with ``init_std`` set, every parameter is redrawn from N(0, init_std).
+        in_features: width of the features (``cv``: the kets' cutoff).
         store: the store's metadata; a head that does not fit it is refused.
-        circuit: a ``model.pt``'s circuit record, so a file circuit is rebuilt from the
-            text it was trained with, not the file as it is now.
-
-    Returns:
-        A float32 module (``cv``: float64).
+        circuit: a ``model.pt``'s circuit record: rebuild from the text it was trained with.
 
     Raises:
         ConfigError: the head does not fit ``store``, or its circuit is refused.

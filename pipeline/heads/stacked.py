@@ -48,11 +48,6 @@ def stack_kind(cfg: TrainConfig) -> str | None:
 class StackedHeads:
     """M heads of one kind and shape, trained as one model.
 
-    Args:
-        heads: the members, initialised, on one device and dtype.
-        kind: a :data:`STACKABLE` head for the vectorised forward pass; None to run each
-            member's own module.
-
     Call with (M, B, D), each member's rows, or (V, D) shared; returns (M, B, C) or (M, V, C).
     """
 
@@ -99,15 +94,12 @@ class StackedHeads:
         return self.layout[-1][3] // self.members
 
     def blocks(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every parameter's block (M, *shape) of a flat buffer laid out as :attr:`flat`."""
         return {name: flat[a:b].view(self.members, *shape) for name, shape, a, b in self.layout}
 
     def per_element(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-member values (M,) spread over the elements of :attr:`flat` (M P,)."""
         return values[self.member_index]
 
     def member_state(self, member: int, flat: torch.Tensor | None = None) -> dict:
-        """Member ``member``'s state dict (of ``flat``, default: the current weights)."""
         blocks = self.blocks(self.flat if flat is None else flat)
         return {name: block[member].detach().clone() for name, block in blocks.items()}
 

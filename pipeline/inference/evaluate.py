@@ -1,9 +1,7 @@
 """Score a trained head over the ``evaluate`` grid of shots and noise settings.
 
-The reference is the head run exactly as training evaluated it (its accuracy is the
-``val_acc`` in ``metrics.json``); each setting then swaps in a noisy or sampled circuit.
-Shot seeds depend only on ``evaluate.seed`` and the setting, so a row does not depend on
-the rest of the grid.
+The reference is the head run as training evaluated it (matching ``metrics.json``); each
+setting swaps in a noisy or sampled circuit, seeded by the setting alone.
 
 Example:
     >>> result = evaluate(load_params("params.yaml"))
@@ -122,11 +120,7 @@ def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) ->
 
 
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
-    """The circuit of every setting (None: the head's own), built before anything runs.
-
-    Raises:
-        ConfigError: an unknown device, or one that cannot simulate the noise.
-    """
+    """The circuit of every setting (None: the head's own), built before anything runs."""
     circuits = []
     for setting in grid:
         backend = backend_of(head, setting, cfg.backend)
@@ -150,14 +144,7 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
 def score_grid(
     head: Head, split: hdf5.FeatureSplit, cfg: EvaluateConfig
 ) -> tuple[torch.Tensor, list[Scored]]:
-    """The reference logits (N, C) and one :class:`Scored` per setting, in grid order.
-
-    Example:
-        >>> head = load_head("runs/head/model.pt")
-        >>> exact, scored = score_grid(head, load_val(head), EvaluateConfig(shots=(None, 100)))
-        >>> [s.setting.label for s in scored][:2], scored[0].backend
-        (['p=0 exact', 'p=0 100 shots'], 'head')
-    """
+    """The reference logits (N, C) and one :class:`Scored` per setting, in grid order."""
     cfg_train = head.ckpt["config"]
     device = resolve_device(cfg_train.get("device", "cpu"))
     dtype = next(head.model.parameters()).dtype
@@ -223,12 +210,7 @@ def _csv_value(value: Any) -> str:
 
 
 def robustness_csv(scored: Sequence[Scored]) -> str:
-    """The CSV text: floats as shortest round-trip text, exact shots as an empty cell.
-
-    Example:
-        >>> robustness_csv(result.scored).splitlines()[1]
-        ',0.0,0.9281045751633987,0.8754...,...,1.0,0.0,0.000412,0.0,0.0,153,142,head'
-    """
+    """The CSV text: floats as shortest round-trip text, exact shots as an empty cell."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -259,12 +241,7 @@ def robustness_json(result: EvaluationResult, cfg: EvaluateConfig) -> dict[str, 
 
 
 def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) -> list[Path]:
-    """Write robustness.csv, .json and plots/robustness.png; nothing if rendering fails.
-
-    Example:
-        >>> write_outputs(result, params.evaluate, Path("runs/head"))[0]
-        PosixPath('runs/head/robustness.csv')
-    """
+    """Write robustness.csv, .json and plots/robustness.png; nothing if rendering fails."""
     note = None
     if hdf5.is_random_init(result.head.ckpt["features"]):
         note = hdf5.RANDOM_INIT_WARNING
@@ -311,7 +288,6 @@ def evaluate(
     """Score the head of ``model`` over the ``evaluate`` grid; write the outputs beside it.
 
     Args:
-        params: the ``evaluate`` block; ``train.out_dir`` locates the default model.
         model: a ``model.pt`` (None: ``<train.out_dir>/model.pt``).
         features: the feature store (None: the one ``model.pt`` records).
 

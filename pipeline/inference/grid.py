@@ -35,7 +35,6 @@ class Setting:
 
     @property
     def label(self) -> str:
-        """``p=0.01 1000 shots``, ``p=0 exact``; damping and readout only when not 0."""
         parts = [f"p={self.noise.depolarizing:g}"]
         if self.noise.amplitude_damping:
             parts.append(f"gamma={self.noise.amplitude_damping:g}")
@@ -45,7 +44,7 @@ class Setting:
         return " ".join(parts)
 
     def seed(self, base: int) -> int:
-        """The sampling seed of this setting: a hash of ``base`` and the setting (< 2^63)."""
+        """A hash of ``base`` and the setting: independent of the rest of the grid."""
         noise = self.noise
         key = json.dumps(
             [base, self.shots, noise.depolarizing, noise.amplitude_damping, noise.readout_error]
@@ -90,10 +89,6 @@ class Head:
 def load_head(path: str | Path) -> Head:
     """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
 
-    Raises:
-        PipelineError: missing, unreadable, not a head checkpoint, or not the model of the
-            ``metrics.json`` beside it.
-
     Example:
         >>> load_head("runs/head/model.pt").kind
         'quantum'
@@ -109,17 +104,8 @@ def load_head(path: str | Path) -> Head:
 def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSplit:
     """The val split of the features ``head`` was trained on.
 
-    Args:
-        head: from :func:`load_head`.
-        features: the feature store (None: the path ``model.pt`` records).
-
     Raises:
-        FeatureStoreError: missing, incomplete, no val rows, or a sha256 other than the
-            one ``model.pt`` records.
-
-    Example:
-        >>> len(load_val(load_head("runs/head/model.pt")))
-        153
+        FeatureStoreError: missing, no val rows, or a sha256 other than ``model.pt`` records.
     """
     path = trained_store(
         head.path,

@@ -88,7 +88,6 @@ def _swap_index(n: int, a: int, b: int) -> torch.Tensor:
 
 
 def _fixed(name: str, wires: tuple[int, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(index, phase)`` of a gate that is a signed permutation of the basis."""
     bits, index = _bits(n), torch.arange(2**n)
     if name in ("PauliX", "PauliY", "PauliZ"):
         return pauli_action(n, ((wires[0], name[-1]),))
@@ -126,7 +125,6 @@ REAL_GATES = ("Identity", "Hadamard", "PauliX", "PauliZ", "RY", "CNOT", "CZ", "S
 
 
 def is_real(program: Program) -> bool:
-    """Whether the program's state stays real (no complex gate, no Y in an observable)."""
     gates = all(g.name in REAL_GATES for g in program.gates)
     return gates and all(p != "Y" for _, word in program.observables for _, p in word)
 

@@ -4,10 +4,7 @@ Runs that differ only in per-member numbers (seed, lr, ...) share a stack; each 
 the numbers of its own ``train_head`` run, since a single run is a stack of one.
 
 Example:
-    >>> cfgs = [TrainConfig(seed=s) for s in range(100)]
-    >>> results = fit_ensemble(cfgs, load_data("features/hymenoptera-resnet18.h5"))
-    >>> sorted({r.metrics["n_train"] for r in results})
-    [244]
+    >>> results = fit_ensemble([TrainConfig(seed=s) for s in range(100)], data)
 """
 
 from __future__ import annotations
@@ -95,8 +92,7 @@ def fit_ensemble(
     """Train every config on ``data`` in stacks; results in order.
 
     Args:
-        on_result: called with (position, result) as soon as a stack has trained, so the
-            caller can write it before the next stack starts.
+        on_result: called with (position, result) as soon as a stack has trained.
 
     Returns:
         Per config a :class:`~pipeline.training.loop.TrainResult`, or a
