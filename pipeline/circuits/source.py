@@ -35,6 +35,7 @@ class CircuitFile:
     sha256: str
 
     def record(self) -> dict[str, str]:
+        """Plain types for ``model.pt``."""
         return {"spec": self.spec, "path": self.path, "function": self.function,
                 "text": self.text, "sha256": self.sha256}  # fmt: skip
 

@@ -189,26 +189,32 @@ class Params:
 
     @property
     def spiral_out(self) -> str:
+        """``spiral.out``, placeholders filled in."""
         return self.expand(self.spiral.out, "spiral.out")
 
     @property
     def qc_out(self) -> str:
+        """``qc.out``, placeholders filled in."""
         return self.expand(self.qc.out, "qc.out")
 
     @property
     def qq_out(self) -> str:
+        """``qq.out``, placeholders filled in."""
         return self.expand(self.qq.out, "qq.out")
 
     @property
     def out_dir(self) -> str:
+        """``train.out_dir``, placeholders filled in."""
         return self.expand(self.train.out_dir, "train.out_dir")
 
     @property
     def model_path(self) -> str:
+        """The head ``train_head`` writes: ``<out_dir>/model.pt``."""
         return str(Path(self.out_dir) / "model.pt")
 
 
 def section_types() -> dict[str, type]:
+    """Block name -> its dataclass."""
     hints = typing.get_type_hints(Params)
     return {f.name: hints[f.name] for f in dataclasses.fields(Params)}
 
@@ -366,6 +372,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()
 
 
 def add_params_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--params FILE`` and repeatable ``--set section.key=value``."""
     parser.add_argument(
         "--params",
         default=DEFAULT_PARAMS,

@@ -91,15 +91,19 @@ class StackedHeads:
 
     @property
     def n_params(self) -> int:
+        """Parameters per member."""
         return self.layout[-1][3] // self.members
 
     def blocks(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every parameter's block (M, *shape) of a buffer laid out as :attr:`flat`."""
         return {name: flat[a:b].view(self.members, *shape) for name, shape, a, b in self.layout}
 
     def per_element(self, values: torch.Tensor) -> torch.Tensor:
+        """Per-member values (M,) spread over the elements of :attr:`flat`."""
         return values[self.member_index]
 
     def member_state(self, member: int, flat: torch.Tensor | None = None) -> dict:
+        """Member ``member``'s state dict (of ``flat``, default: the current weights)."""
         blocks = self.blocks(self.flat if flat is None else flat)
         return {name: block[member].detach().clone() for name, block in blocks.items()}
 

@@ -35,6 +35,7 @@ class Setting:
 
     @property
     def label(self) -> str:
+        """E.g. ``p=0.01 1000 shots``; damping and readout only when not 0."""
         parts = [f"p={self.noise.depolarizing:g}"]
         if self.noise.amplitude_damping:
             parts.append(f"gamma={self.noise.amplitude_damping:g}")
@@ -79,10 +80,12 @@ class Head:
 
     @property
     def quantum(self) -> bool:
+        """Whether it has a qubit circuit that the settings can replace."""
         return isinstance(self.model, DressedQuantumNet)
 
     @property
     def which(self) -> str:
+        """``best`` or ``last``: the epoch ``model.pt`` holds."""
         return str(self.ckpt["checkpoint"])
 
 

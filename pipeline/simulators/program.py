@@ -125,6 +125,7 @@ REAL_GATES = ("Identity", "Hadamard", "PauliX", "PauliZ", "RY", "CNOT", "CZ", "S
 
 
 def is_real(program: Program) -> bool:
+    """Whether the state stays real (real gates, no Y in an observable)."""
     gates = all(g.name in REAL_GATES for g in program.gates)
     return gates and all(p != "Y" for _, word in program.observables for _, p in word)
 
@@ -256,6 +257,7 @@ class ProgramCircuit(nn.Module):
         return self._tensors[key]
 
     def angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
+        """The angle table (..., B, T) the sources index."""
         prog, lead = self.program, x.shape[:-2]
         parts = [x, weights.reshape(*lead, 1, -1).expand(*x.shape[:-1], -1)]
         if prog.expressions is not None:
