@@ -2,11 +2,6 @@
 
 Weight shapes and conventions are PennyLane's templates'; ``simplified_two_design`` packs
 ``initial_layer_weights`` and ``weights`` into one vector. Outputs are ``<Z_i>`` on every wire.
-
-Example:
-    >>> fn, shape = builtin("strongly_entangling", "iqp", True, 4, 6)
-    >>> shape
-    (6, 4, 3)
 """
 
 from __future__ import annotations

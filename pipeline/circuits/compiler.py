@@ -6,12 +6,7 @@ one argument in every draw reads it directly, other varying angles become a trac
 graph. Gates that depend on argument values are refused.
 
 Example:
-    >>> def ring(inputs, weights):
-    ...     for i in range(4):
-    ...         qml.RY(inputs[i], wires=i)
-    ...     for i in range(4):
-    ...         qml.CNOT(wires=[i, (i + 1) % 4])
-    >>> compile_circuit(ring, (0,), 4, name="ring").n_outputs
+    >>> compile_circuit(ring, (2, 2, 4), 4, name="ring").n_outputs  # circuits/ring.py
     4
 """
 
@@ -159,10 +154,7 @@ def _expression_graph(record_fn, x, w, positions: Sequence[int]):
 def compile_circuit(
     fn: Callable, weight_shape: Sequence[int], n_qubits: int, *, name: str
 ) -> Program:
-    """Record ``fn`` and compile it to a :class:`Program`.
-
-    Args:
-        name: how messages name the circuit (e.g. ``circuits/ring.py:ring``).
+    """Record ``fn`` and compile it to a :class:`Program`; ``name`` is for messages.
 
     Raises:
         CircuitError: the call fails, a bad wire, gate or measurement, or value-dependent gates.

@@ -2,11 +2,6 @@
 
 A circuit file is a program, run by design. ``model.pt`` keeps its text, so a trained head
 is rebuilt from what it was trained with, whatever became of the file since.
-
-Example:
-    >>> program, source = circuit_program(TrainConfig(circuit="circuits/ring.py:ring"))
-    >>> source.record()["sha256"] == file_sha256("circuits/ring.py")
-    True
 """
 
 from __future__ import annotations
@@ -57,11 +52,7 @@ def _sha256(text: str) -> str:
 
 
 def read(spec: str) -> CircuitFile:
-    """Read ``PATH.py:NAME``.
-
-    Raises:
-        CircuitError: not ``PATH.py:NAME``, or the file is missing or unreadable.
-    """
+    """Read ``PATH.py:NAME``; a :class:`CircuitError` if malformed, missing or unreadable."""
     path, _, function = spec.rpartition(":")
     if not path.endswith(".py") or not function.isidentifier():
         raise CircuitError(
@@ -121,11 +112,7 @@ def circuit_program(
 ) -> tuple[Program, CircuitFile | None]:
     """The compiled circuit of ``cfg`` and, for a file, the :class:`CircuitFile` read.
 
-    Args:
-        record: a ``model.pt``'s circuit record: the file's text as trained, not the file.
-
-    Raises:
-        CircuitError: the file or the circuit is refused.
+    ``record``: a ``model.pt``'s circuit record, the file's text as trained, not the file.
     """
     source = None
     if is_circuit_file(cfg.circuit):

@@ -301,10 +301,7 @@ def parse_assignment(
 ) -> tuple[str, str, Any]:
     """Split ``section.key=value`` and parse the value as YAML (``--set`` and ``--grid``).
 
-    Args:
-        text: ``section.key=value``, or ``section.key=v1,v2,...`` with ``many``.
-        option: the option's name, for error messages.
-        many: the value is a comma-separated list, typed item by item as ``--set`` would.
+    With ``many``, ``v1,v2,...`` is a list, each item typed as ``--set`` would type it.
 
     Example:
         >>> parse_assignment("train.seed=0,1,2", option="--grid", many=True)

@@ -131,9 +131,6 @@ def build_head(
         store: the store's metadata; a head that does not fit it is refused.
         circuit: a ``model.pt``'s circuit record: rebuild from the text it was trained with.
 
-    Raises:
-        ConfigError: the head does not fit ``store``, or its circuit is refused.
-
     Example:
         >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
         >>> all(bool((p == 0).all()) for p in head.parameters())

@@ -3,11 +3,6 @@
 Each gate, as ``rho -> U rho U^dagger``, is followed on its wires by the gate channels, as
 :func:`pipeline.simulators.noise.noisy_ops` places them. Readout error ``q`` scales
 ``Tr(P rho)`` by ``(1 - 2q)^|P|``.
-
-Example:
-    >>> circuit = NoisyProgramCircuit(program, NoiseModel(depolarizing=0.01))
-    >>> circuit(torch.zeros(8, 4), torch.zeros(program.weight_shape)).shape
-    torch.Size([8, 4])
 """
 
 from __future__ import annotations
@@ -23,9 +18,7 @@ from pipeline.simulators.program import Program, ProgramCircuit, _move_of, _move
 class NoisyProgramCircuit(nn.Module):
     """A compiled circuit as density matrices with gate noise, readout error and shots.
 
-    Args:
-        shots: None for exact expectation values, else measurements per word and sample.
-
+    ``shots``: None for exact expectation values, else measurements per word and sample.
     Call with ``x`` (B, n) and weights (*weight_shape); returns (B, n_outputs).
     """
 

@@ -2,9 +2,6 @@
 
 Runs that differ only in per-member numbers (seed, lr, ...) share a stack; each gets exactly
 the numbers of its own ``train_head`` run, since a single run is a stack of one.
-
-Example:
-    >>> results = fit_ensemble([TrainConfig(seed=s) for s in range(100)], data)
 """
 
 from __future__ import annotations
@@ -91,12 +88,8 @@ def fit_ensemble(
 ) -> list[TrainResult | MemberFailure]:
     """Train every config on ``data`` in stacks; results in order.
 
-    Args:
-        on_result: called with (position, result) as soon as a stack has trained.
-
-    Returns:
-        Per config a :class:`~pipeline.training.loop.TrainResult`, or a
-        :class:`~pipeline.training.loop.MemberFailure` when its loss diverged.
+    ``on_result(position, result)`` is called as soon as a stack has trained. A member whose
+    loss diverged gives a :class:`~pipeline.training.loop.MemberFailure`.
     """
     results: list[TrainResult | MemberFailure | None] = [None] * len(cfgs)
     for chunk in plan(cfgs, data, budget):
