@@ -1,6 +1,4 @@
-"""The heads: ``quantum`` (the dressed circuit), ``classical`` and ``linear`` (the paper's
-baselines) and ``cv`` (photonic layers on stored kets, :mod:`pipeline.heads.photonic`).
-"""
+"""The heads: the dressed quantum circuit, the paper's classical baselines, and ``cv``."""
 
 from __future__ import annotations
 
@@ -130,11 +128,6 @@ def build_head(
         in_features: width of the features (``cv``: the kets' cutoff).
         store: the store's metadata; a head that does not fit it is refused.
         circuit: a ``model.pt``'s circuit record: rebuild from the text it was trained with.
-
-    Example:
-        >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
-        >>> all(bool((p == 0).all()) for p in head.parameters())
-        True
     """
     if store is not None:
         inputs.check(cfg, store)

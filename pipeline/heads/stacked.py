@@ -1,9 +1,7 @@
 """M heads of one shape as one model: every parameter gets a leading member dimension.
 
-All parameters live in one flat buffer, one block (M, *shape) per parameter, with gradients
-in a matching ``grad`` buffer, so one optimizer step updates every member. Members never mix,
-so each equals its own single run. Heads without a vectorised form (``kind=None``) run member
-by member inside the forward pass.
+Parameters and gradients live in flat buffers, so one optimizer step updates every member.
+Members never mix, so each equals its own single run.
 
 Example:
     >>> heads = [build_head(TrainConfig(head="linear"), 512, 2) for _ in range(3)]

@@ -90,12 +90,7 @@ class Head:
 
 
 def load_head(path: str | Path) -> Head:
-    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
-
-    Example:
-        >>> load_head("runs/head/model.pt").kind
-        'quantum'
-    """
+    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint."""
     path = Path(path)
     metrics = folders.metrics_beside(path)
     model, ckpt = load_checkpoint(path)
