@@ -4,11 +4,6 @@ Each gate is a signed permutation of the basis or a Pauli rotation
 ``exp(-i t/2 P) psi = cos(t/2) psi + sin(t/2) (-i P) psi`` (``CR_P(t) = exp(-i t/4 P_t)
 exp(i t/4 Z_c P_t)``). All operations are elementwise over the state, so a stacked member's
 numbers do not depend on the others. The state is real when every gate and observable is.
-
-Example:
-    >>> circuit = ProgramCircuit(program)  # from pipeline.circuits.compiler.compile_circuit
-    >>> circuit(torch.zeros(8, 4), torch.zeros(program.weight_shape)).shape
-    torch.Size([8, 4])
 """
 
 from __future__ import annotations
@@ -131,8 +126,7 @@ def is_real(program: Program) -> bool:
 
 
 def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
-    """``("fixed", ((index, coefficient), ...))`` and ``("rot", r, index, -i phase)`` steps;
-    per rotation, its angle column and scale."""
+    """The gates as fused ``fixed`` and ``rot`` steps; per rotation, its column and scale."""
     n, steps, columns, scales = program.n_qubits, [], [], []
     for gate in program.gates:
         if gate.name == "Identity":
@@ -320,7 +314,6 @@ def _move_of(index: torch.Tensor, n: int, device) -> tuple | torch.Tensor:
 
 
 def _moved(state: torch.Tensor, move) -> torch.Tensor:
-    """``psi[index]`` over the last dimension."""
     if isinstance(move, tuple):
         if not move:
             return state
