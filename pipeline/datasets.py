@@ -25,7 +25,7 @@ DATASETS = {
 def _run(args) -> None:
     params = cli.params(args)
     if args.command in ("qc", "qq"):
-        # torch: not for the spiral
+        # imports torch, which the spiral does not need
         from pipeline.sources.photonic import QCSource, QQSource
 
         if args.command == "qc":

@@ -3,11 +3,8 @@
     python -m pipeline.report [--out-dir RUN_DIR] [--data-dir DIR] [--params params.yaml]
                               [--set report.n_images=9]
 
-Reads a run folder written by ``pipeline.train_head`` (default ``train.out_dir``, placeholders
-filled in as ``train_head`` fills them; any other with ``--out-dir``) and writes
-``predictions.png``, ``curves.png`` and ``confusion.png`` into ``<run>/plots/``
-(:mod:`pipeline.reports.plots`). The grid's images come from the data folder recorded with the
-run's features, not from the current ``data.dir``; ``--data-dir`` names where they are now.
+Images come from the data folder recorded with the run's features; ``--data-dir`` names
+where they are now.
 """
 
 from __future__ import annotations

@@ -1,2 +1,1 @@
-"""Circuits for the quantum head: built-in ansätze and embeddings, a user's file, compiled to
-:mod:`pipeline.simulators.program`."""
+"""Circuits for the quantum head: built-ins or a user's file, compiled to a program."""

@@ -1,26 +1,7 @@
-"""The built-in circuits (``train.circuit``, ``train.embedding``, ``train.reupload``) as
-PennyLane circuit functions, compiled like a user's (:mod:`pipeline.circuits.compiler`).
+"""The built-in ansätze and embeddings as PennyLane circuit functions, compiled like a user's.
 
-Ansätze, with PennyLane's templates' weight shapes and conventions:
-
-* ``paper``: ``q_depth`` layers of CNOTs on (0,1), (2,3), … then (1,2), (3,4), …, then
-  ``RY(w[l, i])`` on every wire (Mari et al. 2020); weights (q_depth, n).
-* ``basic_entangler``: ``qml.BasicEntanglerLayers`` (RX, then a CNOT ring); (q_depth, n).
-* ``strongly_entangling``: ``qml.StronglyEntanglingLayers`` (Rot on every wire, then CNOTs of
-  the template's default ranges); (q_depth, n, 3).
-* ``simplified_two_design``: ``qml.SimplifiedTwoDesign``; its two weight tensors packed into
-  one vector (n + q_depth (n-1) 2,): ``initial_layer_weights`` first, then ``weights``.
-
-Embeddings of the inputs ``x`` (n,): ``paper`` (a Hadamard on every wire, then ``RY(x_i)``),
-``angle_x``, ``angle_y``, ``angle_z`` (``qml.AngleEmbedding``), ``iqp`` (``qml.IQPEmbedding``,
-one repeat, all pairs). With ``reupload`` the embedding comes again before every layer (data
-re-uploading, Pérez-Salinas et al. 2020); without, once before all layers. The outputs are
-``<Z_i>`` on every wire.
-
-Example:
-    >>> fn, shape = builtin("strongly_entangling", "iqp", True, 4, 6)
-    >>> shape
-    (6, 4, 3)
+Weight shapes and conventions are PennyLane's templates'; ``simplified_two_design`` packs
+``initial_layer_weights`` and ``weights`` into one vector. Outputs are ``<Z_i>`` on every wire.
 """
 
 from __future__ import annotations
@@ -33,12 +14,7 @@ from pipeline.common.config import CIRCUITS, EMBEDDINGS
 
 
 def weight_shape(circuit: str, n_qubits: int, q_depth: int) -> tuple[int, ...]:
-    """Shape of a built-in ansatz's weights.
-
-    Example:
-        >>> weight_shape("simplified_two_design", 4, 6)
-        (40,)
-    """
+    """Shape of a built-in ansatz's weights."""
     if circuit in ("paper", "basic_entangler"):
         return (q_depth, n_qubits)
     if circuit == "strongly_entangling":
@@ -67,12 +43,11 @@ def embed(embedding: str, inputs, n_qubits: int) -> None:
 
 
 def _strong_ranges(n_qubits: int, q_depth: int) -> list[int]:
-    """StronglyEntanglingLayers' default ranges: layer l entangles i with i + (l mod (n-1)) + 1."""
     return [(layer % (n_qubits - 1)) + 1 if n_qubits > 1 else 0 for layer in range(q_depth)]
 
 
 def layers(circuit: str, weights, n_qubits: int, q_depth: int, which: range) -> None:
-    """Queue the ansatz's layers ``which`` (all of them, or one for re-uploading)."""
+    """Queue the ansatz's layers ``which`` (one at a time for re-uploading)."""
     wires = list(range(n_qubits))
     if circuit == "paper":
         for layer in which:

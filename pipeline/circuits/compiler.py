@@ -1,22 +1,12 @@
 """A PennyLane circuit function compiled once into a :class:`~pipeline.simulators.program.Program`.
 
-The function is written for one sample and one parameter set, as the body of a QNode:
-``fn(inputs, weights)`` applies PennyLane operations on wires ``0 … n-1`` and returns a list
-of ``qml.expval`` of Pauli words (or nothing: ``<Z_i>`` on every wire). It is recorded with
-``qml.tape.make_qscript`` on three random draws of inputs and weights, and operations outside
-:data:`~pipeline.simulators.program.GATES` are lowered with ``qml.transforms.decompose``. An
-angle that equals one input or one weight in both recordings is read from it directly; any
-other angle that changes (``x_i * x_j`` in an IQP embedding) is an expression, traced once
-into a graph of torch operations (``make_fx``) that the simulator runs vectorised over rows
-and members. A circuit whose gates depend on the values of its arguments is refused.
+``fn(inputs, weights)`` is the body of a QNode for one sample, returning ``qml.expval`` of
+Pauli words (or nothing: ``<Z_i>``). It is recorded on three random draws: an angle equal to
+one argument in every draw reads it directly, other varying angles become a traced torch
+graph. Gates that depend on argument values are refused.
 
 Example:
-    >>> def ring(inputs, weights):
-    ...     for i in range(4):
-    ...         qml.RY(inputs[i], wires=i)
-    ...     for i in range(4):
-    ...         qml.CNOT(wires=[i, (i + 1) % 4])
-    >>> compile_circuit(ring, (0,), 4, name="ring").n_outputs
+    >>> compile_circuit(ring, (2, 2, 4), 4, name="ring").n_outputs  # circuits/ring.py
     4
 """
 
@@ -31,9 +21,7 @@ import torch
 from pipeline.common.errors import ConfigError
 from pipeline.simulators.program import GATES, Gate, Program
 
-#: The ranges of the random draws the function is recorded on: an angle equal to one
-#: argument in every draw is that argument; gates that differ between draws (a branch on a
-#: sign or a size) are refused.
+#: Ranges of the draws: different signs and sizes expose value-dependent gates.
 _DRAWS = ((0.05, 1.5), (-1.5, -0.05), (1.6, 3.1))
 
 
@@ -42,7 +30,7 @@ class CircuitError(ConfigError):
 
 
 def check_weight_shape(shape: object, name: str) -> tuple[int, ...]:
-    """``shape`` as a tuple of integers >= 0, else a :class:`CircuitError` naming ``name``."""
+    """``shape`` as a tuple of integers >= 0, else a :class:`CircuitError`."""
     try:
         dims = tuple(shape)  # type: ignore[arg-type]
     except TypeError:
@@ -111,13 +99,11 @@ def observables(tape, n_qubits: int, name: str) -> tuple:
 
 
 def _params(tape) -> list:
-    """The gates' angles in order (observables' coefficients are not angles)."""
     return [p for op in tape.operations for p in op.data]
 
 
 def _classify(tapes, xs, ws) -> tuple[list[tuple], list[int]]:
-    """Per angle: ("x", i), ("w", j), ("c", value), ("p", i, j) for a product of two
-    arguments, or ("e", k) for the k-th expression; and the expressions' angle positions."""
+    """Each angle's source (see :class:`Program`) and the expressions' angle positions."""
     values = [[float(p) for p in _params(t)] for t in tapes]
     args = [torch.cat([x, w.reshape(-1)]).tolist() for x, w in zip(xs, ws, strict=True)]
     n = len(xs[0])
@@ -141,7 +127,6 @@ def _classify(tapes, xs, ws) -> tuple[list[tuple], list[int]]:
 
 
 def _product(args: list[list[float]], seen: list[float]) -> tuple[int, int] | None:
-    """(i, j) with ``args[i] * args[j] == seen`` in every draw, or None."""
     first = args[0]
     for i, a in enumerate(first):
         for j in range(i, len(first)):
@@ -169,18 +154,10 @@ def _expression_graph(record_fn, x, w, positions: Sequence[int]):
 def compile_circuit(
     fn: Callable, weight_shape: Sequence[int], n_qubits: int, *, name: str
 ) -> Program:
-    """Record ``fn`` once (on three random draws) and compile it to a :class:`Program`.
-
-    Args:
-        fn: ``fn(inputs, weights)``, the body of a QNode for one sample.
-        weight_shape: shape of ``weights``.
-        n_qubits: wires ``0 … n_qubits - 1``; ``inputs`` has shape (n_qubits,).
-        name: how messages name the circuit (e.g. ``circuits/ring.py:ring``).
+    """Record ``fn`` and compile it to a :class:`Program`; ``name`` is for messages.
 
     Raises:
-        CircuitError: the call fails, a wire is out of range, an operation cannot be lowered,
-            a measurement is not an expectation of a Pauli word, or the gates depend on the
-            values of the arguments.
+        CircuitError: the call fails, a bad wire, gate or measurement, or value-dependent gates.
     """
     shape = check_weight_shape(weight_shape, name)
     gen = torch.Generator().manual_seed(0)

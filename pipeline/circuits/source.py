@@ -1,15 +1,7 @@
 """The circuit a ``train`` block names: a built-in, or ``PATH.py:NAME``, a user's file.
 
-A circuit file is a program, not data: it is read once (its text and sha256 kept), run to
-define ``NAME(inputs, weights)`` and ``weight_shape(n_qubits, q_depth)``, and compiled
-(:func:`pipeline.circuits.compiler.compile_circuit`). ``model.pt`` keeps the text
-(:meth:`CircuitFile.record`), so a trained head is rebuilt from what it was trained with,
-whatever became of the file since.
-
-Example:
-    >>> program, source = circuit_program(TrainConfig(circuit="circuits/ring.py:ring"))
-    >>> source.record()["sha256"] == file_sha256("circuits/ring.py")
-    True
+A circuit file is a program, run by design. ``model.pt`` keeps its text, so a trained head
+is rebuilt from what it was trained with, whatever became of the file since.
 """
 
 from __future__ import annotations
@@ -29,7 +21,7 @@ from pipeline.simulators.program import Program
 
 @dataclass(frozen=True)
 class CircuitFile:
-    """A circuit file as read: ``train.circuit``, the path read, the function, the text."""
+    """A circuit file as read."""
 
     spec: str
     path: str
@@ -60,12 +52,7 @@ def _sha256(text: str) -> str:
 
 
 def read(spec: str) -> CircuitFile:
-    """Read ``PATH.py:NAME`` (PATH relative to the working directory, the repository root,
-    or absolute).
-
-    Raises:
-        CircuitError: not ``PATH.py:NAME``, or the file is missing or unreadable.
-    """
+    """Read ``PATH.py:NAME``; a :class:`CircuitError` if malformed, missing or unreadable."""
     path, _, function = spec.rpartition(":")
     if not path.endswith(".py") or not function.isidentifier():
         raise CircuitError(
@@ -82,11 +69,7 @@ def read(spec: str) -> CircuitFile:
 
 
 def load(source: CircuitFile) -> tuple[Any, Any]:
-    """Run the file's text; its function and ``weight_shape``.
-
-    Raises:
-        CircuitError: the file does not run, or lacks the function or ``weight_shape``.
-    """
+    """Run the file's text; return its function and ``weight_shape``."""
     module = types.ModuleType(f"circuit_{source.sha256[:12]}")
     module.__file__ = source.path
     try:
@@ -127,17 +110,9 @@ def _compiled(key: tuple, source: CircuitFile | None) -> Program:
 def circuit_program(
     cfg: TrainConfig, record: dict[str, Any] | None = None
 ) -> tuple[Program, CircuitFile | None]:
-    """The compiled circuit of ``cfg`` (compiled once per circuit, size and file text).
+    """The compiled circuit of ``cfg`` and, for a file, the :class:`CircuitFile` read.
 
-    Args:
-        cfg: ``circuit``, ``embedding``, ``reupload``, ``n_qubits``, ``q_depth`` are read.
-        record: a ``model.pt``'s circuit record: the file's text as trained, not the file.
-
-    Returns:
-        The program and, for a file, the :class:`CircuitFile` it came from.
-
-    Raises:
-        CircuitError: the file or the circuit is refused (the message says why).
+    ``record``: a ``model.pt``'s circuit record, the file's text as trained, not the file.
     """
     source = None
     if is_circuit_file(cfg.circuit):

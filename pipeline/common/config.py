@@ -1,8 +1,6 @@
-"""Typed configuration: ``params.yaml`` (one block per stage) loaded into frozen dataclasses.
+"""``params.yaml`` (one block per stage) as frozen dataclasses, with ``--set`` overrides.
 
-Every command reads the same file (``--params``, default ``params.yaml``) and accepts repeatable
-``--set section.key=value`` overrides, spelled as in ``dvc exp run -S``. Values of ``--set`` are
-parsed as YAML, so ``--set train.epochs=5`` is an int and ``--set data.splits=[train,val]`` a list.
+``--set`` values are parsed as YAML, as with ``dvc exp run -S``.
 
 Example:
     >>> params = load_params("params.yaml", ["train.q_depth=3"])
@@ -40,10 +38,9 @@ from pipeline.common.sections import check as _check
 DEFAULT_PARAMS = "params.yaml"
 
 
-#: Built-in ansätze and embeddings of ``train.circuit`` and ``train.embedding``.
 CIRCUITS = ("paper", "basic_entangler", "strongly_entangling", "simplified_two_design")
 EMBEDDINGS = ("paper", "angle_x", "angle_y", "angle_z", "iqp")
-#: The circuit keys at their defaults (the paper's circuit): left out of checkpoints and run ids.
+#: The paper's circuit: keys at these values are left out of checkpoints and run ids.
 CIRCUIT_DEFAULTS = {"circuit": "paper", "embedding": "paper", "reupload": False}
 
 
@@ -54,10 +51,7 @@ def is_circuit_file(circuit: str) -> bool:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Stage two: the head trained on cached features (block ``train``).
-
-    The defaults are the paper's and the PennyLane demo's settings.
-    """
+    """Block ``train``: the head trained on cached features; defaults are the paper's."""
 
     features: str | None = None  # null: use extract.out
     head: Literal["quantum", "classical", "linear", "cv"] = "quantum"
@@ -76,16 +70,16 @@ class TrainConfig:
     gamma: float = 0.1
     seed: int = 42
     out_dir: str = "runs/head"
-    init_std: float | None = None  # null: each layer's own init; else N(0, init_std) for all
+    init_std: float | None = None  # null: each layer's own init
     loss_reduction: Literal["mean", "sum"] = "mean"
     optimizer: Literal["adam", "pennylane_adam"] = "adam"
     checkpoint: Literal["best", "last"] = "best"
-    threads: int = 1  # torch threads while heads train (small ops: more threads cost time)
-    shuffle: bool = True  # false: every epoch in the stored order (the paper's QC/QQ notebooks)
-    cv_layers: int = 3  # head cv: trainable photonic layers (its cutoff is the store's width)
-    circuit: str = "paper"  # a built-in ansatz (CIRCUITS) or PATH.py:NAME, a user's circuit
-    embedding: str = "paper"  # built-in circuits: EMBEDDINGS
-    reupload: bool = False  # built-in circuits: the embedding again before every layer
+    threads: int = 1
+    shuffle: bool = True  # false: stored order (the paper's QC/QQ notebooks)
+    cv_layers: int = 3
+    circuit: str = "paper"  # CIRCUITS or PATH.py:NAME
+    embedding: str = "paper"
+    reupload: bool = False  # the embedding again before every layer
 
     def __post_init__(self) -> None:
         self._check_circuit()
@@ -143,11 +137,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class CompareConfig:
-    """The DVC ``compare`` stage: every head in ``heads`` trained with every seed in ``seeds``.
-
-    Each run takes the ``train`` block with its head and seed replaced; the summary reports
-    mean ± std of best and last val accuracy per head (block ``compare``).
-    """
+    """Block ``compare``: every head in ``heads`` trained with every seed in ``seeds``."""
 
     heads: tuple[str, ...] = ("quantum", "classical", "linear")
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -166,7 +156,7 @@ class CompareConfig:
 
 @dataclass(frozen=True)
 class Params:
-    """All blocks of a params file. Blocks missing from the file take their defaults."""
+    """All blocks of a params file; missing blocks take their defaults."""
 
     data: DataConfig = field(default_factory=DataConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
@@ -179,17 +169,11 @@ class Params:
     qq: QQConfig = field(default_factory=QQConfig)
 
     def expand(self, template: str, key: str = "path") -> str:
-        """Fill ``{block.key}`` placeholders of a path from these params.
-
-        ``{{`` and ``}}`` stand for literal braces.
+        """Fill ``{block.key}`` placeholders of a path; ``{{`` and ``}}`` are literal braces.
 
         Example:
             >>> Params().expand("features/spiral-{spiral.turns}.h5")
             'features/spiral-1.52.h5'
-
-        Raises:
-            ConfigError: a placeholder is not a plain ``{block.key}`` of a scalar value
-                (:func:`pipeline.common.templates.expand`; the message names ``key``).
         """
         if "{" not in template and "}" not in template:
             return template
@@ -198,42 +182,39 @@ class Params:
 
     @property
     def features_path(self) -> str:
-        """The feature store stage two reads: ``train.features``, else ``extract.out``.
-
-        Placeholders such as ``{spiral.turns}`` are filled in (:meth:`expand`).
-        """
+        """The feature store stage two reads: ``train.features``, else ``extract.out``."""
         if self.train.features:
             return self.expand(self.train.features, "train.features")
         return self.expand(self.extract.out, "extract.out")
 
     @property
     def spiral_out(self) -> str:
-        """``spiral.out`` with its placeholders filled in."""
+        """``spiral.out``, placeholders filled in."""
         return self.expand(self.spiral.out, "spiral.out")
 
     @property
     def qc_out(self) -> str:
-        """``qc.out`` with its placeholders filled in."""
+        """``qc.out``, placeholders filled in."""
         return self.expand(self.qc.out, "qc.out")
 
     @property
     def qq_out(self) -> str:
-        """``qq.out`` with its placeholders filled in."""
+        """``qq.out``, placeholders filled in."""
         return self.expand(self.qq.out, "qq.out")
 
     @property
     def out_dir(self) -> str:
-        """``train.out_dir`` with its placeholders filled in."""
+        """``train.out_dir``, placeholders filled in."""
         return self.expand(self.train.out_dir, "train.out_dir")
 
     @property
     def model_path(self) -> str:
-        """The head that ``train_head`` writes: ``<out_dir>/model.pt``."""
+        """The head ``train_head`` writes: ``<out_dir>/model.pt``."""
         return str(Path(self.out_dir) / "model.pt")
 
 
 def section_types() -> dict[str, type]:
-    """Block name -> its dataclass, in the order of :class:`Params`."""
+    """Block name -> its dataclass."""
     hints = typing.get_type_hints(Params)
     return {f.name: hints[f.name] for f in dataclasses.fields(Params)}
 
@@ -252,7 +233,6 @@ def _type_name(tp: Any) -> str:
 
 
 def _coerce(key: str, value: Any, tp: Any) -> Any:
-    """Return ``value`` as type ``tp`` or raise a ConfigError naming ``key``."""
     origin = get_origin(tp)
     if origin in (Union, types.UnionType):
         if value is None and type(None) in get_args(tp):
@@ -319,22 +299,9 @@ def build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
 def parse_assignment(
     text: str, *, option: str = "--set", many: bool = False
 ) -> tuple[str, str, Any]:
-    """Split ``section.key=value`` into its parts and parse the value as YAML.
+    """Split ``section.key=value`` and parse the value as YAML (``--set`` and ``--grid``).
 
-    The one parser of ``--set`` values and ``--grid`` values: with ``many`` the value is a
-    comma-separated list, read as one YAML flow sequence (``0,1,2`` -> ``[0, 1, 2]``), so each
-    item is typed exactly as the same text after ``--set`` would be.
-
-    Args:
-        text: ``section.key=value`` (or ``section.key=v1,v2,...`` with ``many``).
-        option: the option's name, for error messages.
-        many: parse a list of values.
-
-    Returns:
-        ``(section, key, value)``; with ``many`` the value is a list.
-
-    Raises:
-        ConfigError: not of that form, or a value that is not YAML.
+    With ``many``, ``v1,v2,...`` is a list, each item typed as ``--set`` would type it.
 
     Example:
         >>> parse_assignment("train.seed=0,1,2", option="--grid", many=True)
@@ -362,11 +329,7 @@ def parse_assignment(
 
 
 def typed_value(section: str, key: str, value: Any) -> Any:
-    """``value`` as block ``section``'s key ``key`` holds it, checked as in a params file.
-
-    Raises:
-        ConfigError: an unknown block or key, or a value of the wrong type or range.
-    """
+    """``value`` typed and checked as key ``key`` of block ``section``."""
     types_ = section_types()
     if section not in types_:
         raise ConfigError(f"unknown section {section!r}; valid sections: {', '.join(types_)}")
@@ -374,14 +337,7 @@ def typed_value(section: str, key: str, value: Any) -> Any:
 
 
 def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()) -> Params:
-    """Load a params file, apply ``section.key=value`` overrides, and check every key and type.
-
-    Args:
-        path: YAML file with one block per stage. Missing blocks and keys take the defaults.
-        overrides: strings ``section.key=value``, applied in order after the file.
-
-    Returns:
-        The frozen :class:`Params`.
+    """Load a params file, apply ``section.key=value`` overrides, check every key and type.
 
     Raises:
         ConfigError: the file is missing or not YAML, or a section, key or value is invalid.
@@ -413,7 +369,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, overrides: Iterable[str] = ()
 
 
 def add_params_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """Add ``--params FILE`` and repeatable ``--set section.key=value`` to a parser."""
+    """Add ``--params FILE`` and repeatable ``--set section.key=value``."""
     parser.add_argument(
         "--params",
         default=DEFAULT_PARAMS,
@@ -446,8 +402,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 
 def train_dict(config: TrainConfig) -> dict[str, Any]:
-    """:func:`to_dict` of a ``train`` block without the circuit keys at their defaults, as
-    checkpoints and run ids record it (the paper's circuit is what they always meant)."""
+    """:func:`to_dict` without the circuit keys at their defaults, as checkpoints record it."""
     out = to_dict(config)
     for key, default in CIRCUIT_DEFAULTS.items():
         if out[key] == default:

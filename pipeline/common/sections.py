@@ -1,7 +1,4 @@
-"""The ``params.yaml`` blocks other than ``train`` and ``compare`` (``data``, ``extract``, the
-generated data sets ``spiral``, ``qc``, ``qq``, and ``report``, ``evaluate``), each checked
-when built; :mod:`pipeline.common.config` gathers them into ``Params``.
-"""
+"""The ``params.yaml`` blocks other than ``train`` and ``compare``, each checked when built."""
 
 from __future__ import annotations
 
@@ -81,11 +78,7 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class SpiralConfig:
-    """The paper's two-spiral benchmark, written as a feature store (block ``spiral``).
-
-    Defaults are those of the paper's notebook (``dressed_circuit.ipynb``): data set 1 has
-    ``turns`` 1.52, data set 2 has 2.0.
-    """
+    """Block ``spiral``: the paper's two-spiral data set (set 1: ``turns`` 1.52, set 2: 2.0)."""
 
     turns: float = 1.52
     data_seed: int = 21
@@ -129,12 +122,9 @@ def _check_generated(block: str, cfg: Any) -> None:
 
 @dataclass(frozen=True)
 class QCConfig:
-    """The paper's quantum-to-classical data set, written as a feature store (block ``qc``).
+    """Block ``qc``: the paper's quantum-to-classical data set (``q2c_transfer_learning.ipynb``).
 
-    Defaults are those of ``q2c_transfer_learning.ipynb``: A' is the first 15 of the 25
-    pretrained layers of Killoran et al.'s tetromino network at cutoff 11; 1000 batches of the
-    7 classes for ``train`` and the next 1000 for ``val``, noise from ``RandomState(100)``.
-    ``pretrained`` is downloaded from ``url`` when missing and checked by its SHA-256.
+    A' is the first ``layers`` of Killoran et al.'s 25 pretrained tetromino layers.
     """
 
     pretrained: str = "data/paper-pretrained/trained_params.npy"
@@ -156,13 +146,7 @@ class QCConfig:
 
 @dataclass(frozen=True)
 class QQConfig:
-    """The paper's quantum-to-quantum data set, written as a feature store (block ``qq``).
-
-    Defaults are those of ``q2q_transfer_learning.ipynb``: circuit A (one pretrained layer)
-    at cutoff 15; 500 batches of 8 for ``train`` and the next 500 for ``val``, drawn from
-    ``RandomState(1)``. ``pretrained`` is downloaded from ``url`` when missing and checked by
-    its SHA-256.
-    """
+    """Block ``qq``: the paper's quantum-to-quantum data set (``q2q_transfer_learning.ipynb``)."""
 
     pretrained: str = "data/paper-pretrained/circuit_A.npy"
     url: str = _PAPER_FILES + "circuit_A.npy"
@@ -181,8 +165,8 @@ class ReportConfig:
     """Plots of a trained head, written into ``<train.out_dir>/plots`` (block ``report``)."""
 
     n_images: int = 16  # validation images in predictions.png
-    seed: int = 0  # seeds which validation images are shown
-    dpi: int = 100  # pixels per inch of every PNG
+    seed: int = 0
+    dpi: int = 100
 
     def __post_init__(self) -> None:
         check(self.n_images >= 1, "report.n_images", "an integer >= 1", self.n_images)
@@ -191,21 +175,16 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Scoring a trained head on noisy and finite-shot devices (block ``evaluate``).
-
-    Every combination of ``shots`` x ``depolarizing`` x ``amplitude_damping`` x
-    ``readout_error`` is one setting, scored on the val split of the head's features
-    (``python -m pipeline.evaluate``).
-    """
+    """Block ``evaluate``: every combination of shots and noise is one setting."""
 
     backend: str = "auto"  # auto | torch | a PennyLane device name
     shots: tuple[int | None, ...] = (None, 100, 1000, 10000)  # null: exact expectation values
     depolarizing: tuple[float, ...] = (0.0, 0.001, 0.01, 0.05)  # per gate, on every wire
     amplitude_damping: tuple[float, ...] = (0.0,)  # per gate, after the depolarizing channel
     readout_error: tuple[float, ...] = (0.0,)  # symmetric bit flip of each measured bit
-    seed: int = 0  # seeds the shot sampling
-    threads: int | None = 1  # torch threads while scoring; null: torch's default
-    dpi: int = 100  # pixels per inch of plots/robustness.png
+    seed: int = 0
+    threads: int | None = 1  # null: torch's default
+    dpi: int = 100
 
     def __post_init__(self) -> None:
         check(bool(self.backend), "evaluate.backend", "auto, torch or a PennyLane device", "")

@@ -1,13 +1,4 @@
-"""The heads trained on cached features: quantum (the dressed circuit) and its classical baselines.
-
-* ``quantum``: :class:`DressedQuantumNet`, Linear(in -> n) -> tanh * pi/2 -> circuit
-  (:mod:`pipeline.simulators.qubit`) -> Linear(n -> classes).
-* ``classical``: the same dressed bottleneck with the circuit and its pi/2 scaling replaced by
-  tanh(Linear(n -> n)), the paper's classical comparison.
-* ``linear``: Linear(in -> classes), the paper's ResNet18 + linear-layer baseline.
-* ``cv``: trainable photonic layers on stored kets (:mod:`pipeline.heads.photonic`), the paper's
-  quantum-to-quantum head B; ``in_features`` is the kets' cutoff.
-"""
+"""The heads: the dressed quantum circuit, the paper's classical baselines, and ``cv``."""
 
 from __future__ import annotations
 
@@ -31,19 +22,9 @@ class DressedQuantumNet(nn.Module):
     """Linear(in -> n_qubits) -> tanh * pi/2 -> circuit -> Linear(n_qubits -> n_classes).
 
     Args:
-        in_features: width of the input features (512 for ResNet18).
-        n_qubits: circuit width, >= 1.
-        q_depth: number of variational layers, >= 0.
-        n_classes: number of outputs, >= 2.
-        q_delta: spread of the initial circuit weights, ``q_delta * N(0, 1)``.
         backend: ``"torch"`` or a PennyLane device name.
-        diff_method, shots, seed: for PennyLane backends (``seed`` seeds shot sampling).
-        method: for the torch backend (see :class:`TorchCircuit`).
-        program: any other circuit, compiled (:mod:`pipeline.circuits`), run by
-            :class:`~pipeline.simulators.program.ProgramCircuit`: its weight shape and number
-            of outputs replace the paper's; ``backend`` must be ``torch``.
-        source: the circuit file's record (:meth:`pipeline.circuits.source.CircuitFile.record`)
-            that ``model.pt`` keeps, or None.
+        program: a compiled circuit in place of the paper's (``backend`` ``torch``).
+        source: the circuit file's record, kept in ``model.pt``.
 
     Example:
         >>> DressedQuantumNet(in_features=2, n_qubits=5, q_depth=5)(torch.zeros(3, 2)).shape
@@ -111,12 +92,7 @@ class DressedQuantumNet(nn.Module):
 
 
 class ClassicalDressedNet(nn.Module):
-    """Linear(in -> n) -> tanh -> Linear(n -> n) -> tanh -> Linear(n -> classes).
-
-    Example:
-        >>> ClassicalDressedNet(in_features=512, n_hidden=4, n_classes=2)(torch.zeros(3, 512)).shape
-        torch.Size([3, 2])
-    """
+    """Linear(in -> n) -> tanh -> Linear(n -> n) -> tanh -> Linear(n -> classes)."""
 
     def __init__(self, in_features: int = 512, n_hidden: int = 4, n_classes: int = 2):
         super().__init__()
@@ -148,29 +124,10 @@ def build_head(
     """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
 
     Args:
-        cfg: ``head``, ``n_qubits``, ``q_depth``, ``q_delta``, ``backend``, ``diff_method``,
-            ``shots``, ``seed``, ``init_std`` and ``cv_layers`` are read. With ``init_std``
-            set, every parameter (weights, biases and circuit angles) is drawn afresh from
-            N(0, init_std), after the layers' own initialisation, in parameter order: the
-            paper's spiral benchmark starts all parameters at 0.001 * N(0, 1).
-        in_features: width of the cached features (for ``cv``: the kets' cutoff).
-        n_classes: number of classes in the feature store.
-        store: the store's metadata, when training on it: a head that does not fit its
-            features is refused first (:func:`pipeline.heads.inputs.check`).
-        circuit: a ``model.pt``'s circuit record: a file circuit is rebuilt from the text it
-            was trained with (default: ``cfg.circuit``'s file is read).
-
-    Returns:
-        A float32 module (``cv``: float64); callers move it to their device and dtype.
-
-    Raises:
-        ConfigError: the head does not fit ``store``, or its circuit is refused
-            (:class:`pipeline.circuits.compiler.CircuitError`).
-
-    Example:
-        >>> head = build_head(TrainConfig(head="classical", init_std=0.0), 2, 2)
-        >>> all(bool((p == 0).all()) for p in head.parameters())
-        True
+        cfg: with ``init_std`` set, every parameter is redrawn from N(0, init_std).
+        in_features: width of the features (``cv``: the kets' cutoff).
+        store: the store's metadata; a head that does not fit it is refused.
+        circuit: a ``model.pt``'s circuit record: rebuild from the text it was trained with.
     """
     if store is not None:
         inputs.check(cfg, store)

@@ -1,23 +1,7 @@
-"""M heads of one shape as one stacked model: every parameter gets a leading member dimension.
+"""M heads of one shape as one model: every parameter gets a leading member dimension.
 
-:class:`StackedHeads` takes M built heads of the same kind and shape (each initialised from
-its own seed by :func:`pipeline.heads.dressed.build_head`) and keeps all their parameters in
-one flat buffer ``flat``: parameter ``name`` of every member is one contiguous block
-(M, *shape) of it, in the heads' ``state_dict`` order (the buffer padded with zeros to a
-multiple of :data:`PAD` elements), and each block is a leaf tensor whose gradient lands in the
-matching block of one flat ``grad`` buffer. A forward pass runs all
-members at once with batched matrix products, and the quantum circuit's analytic-gradient
-path batched over members (:class:`pipeline.simulators.qubit.TorchCircuit` with stacked
-weights); one backward pass gives every member its own gradient (members never mix), so one
-optimizer update serves all of them (:class:`pipeline.training.optim.StackedOptimizer`).
-
-Vectorised kinds: ``linear``, ``classical``, ``quantum`` on the ``torch`` backend (the paper's
-circuit by the matrix method, up to :data:`pipeline.simulators.qubit.MATRIX_MAX_QUBITS` qubits;
-any other circuit by :class:`pipeline.simulators.program.ProgramCircuit`, any width), and
-``cv`` (the photonic layers batched over members, :func:`pipeline.heads.photonic.cv_logits`).
-Any other head (a PennyLane backend, a larger circuit) stacks as well, with ``kind=None``: its
-members then run one after the other inside the forward pass (``torch.func.functional_call``
-on their blocks), which keeps one training loop and one optimizer for every head.
+Parameters and gradients live in flat buffers, so one optimizer step updates every member.
+Members never mix, so each equals its own single run.
 
 Example:
     >>> heads = [build_head(TrainConfig(head="linear"), 512, 2) for _ in range(3)]
@@ -38,12 +22,12 @@ from pipeline.heads.photonic import as_kets, cv_logits
 from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, TorchCircuit
 
 STACKABLE = ("linear", "classical", "quantum", "cv")
-#: The flat buffers' length is a multiple of this: no element falls in a kernel's scalar tail.
+#: Flat buffers are padded to a multiple of this, so no element falls in a kernel's scalar tail.
 PAD = 64
 
 
 def unstackable_reason(cfg: TrainConfig) -> str | None:
-    """Why heads of ``cfg`` have no vectorised stacked form (they run one after the other)."""
+    """Why heads of ``cfg`` have no vectorised stacked form, or None."""
     if cfg.head not in STACKABLE:
         return f"head {cfg.head!r} has no vectorised stacked form"
     if cfg.head == "quantum" and cfg.backend != "torch":
@@ -55,21 +39,14 @@ def unstackable_reason(cfg: TrainConfig) -> str | None:
 
 
 def stack_kind(cfg: TrainConfig) -> str | None:
-    """The ``kind`` of :class:`StackedHeads` for heads of ``cfg``: ``cfg.head`` where they
-    have a vectorised stacked form, else None (the members run one after the other)."""
+    """The ``kind`` of :class:`StackedHeads` for heads of ``cfg`` (None: not vectorised)."""
     return cfg.head if unstackable_reason(cfg) is None else None
 
 
 class StackedHeads:
-    """M heads of one kind and shape, trained as one model (see the module docstring).
+    """M heads of one kind and shape, trained as one model.
 
-    Args:
-        heads: the members, built and initialised, on one device and dtype; all of one shape.
-        kind: ``linear``, ``classical``, ``quantum`` or ``cv`` (``train.head``) for the vectorised
-            forward pass; None to run the members' own modules one after the other.
-
-    Call with inputs (M, B, D), each member's own rows, or (V, D) shared by all members;
-    returns logits (M, B, C) or (M, V, C).
+    Call with (M, B, D), each member's rows, or (V, D) shared; returns (M, B, C) or (M, V, C).
     """
 
     def __init__(self, heads: Sequence[nn.Module], kind: str | None):
@@ -88,7 +65,6 @@ class StackedHeads:
             shapes = [(k, tuple(v.shape)) for k, v in state.items()]
             if shapes != [(k, tuple(s)) for k, s, _, _ in self.layout]:
                 raise ValueError(f"heads[{i}]: expected the parameters of heads[0]; got {shapes}")
-        # padded to whole vectors, so that elementwise kernels treat every element alike
         size = -(-start // PAD) * PAD
         self.flat = states[0][next(iter(states[0]))].new_zeros(size)
         for name, _, a, b in self.layout:
@@ -98,8 +74,7 @@ class StackedHeads:
         for name, block in self.params.items():  # leaves whose gradients land in self.grad
             block.requires_grad_(True)
             block.grad = self.blocks(self.grad)[name]
-        # the member each element of flat belongs to (padding: member 0, whose update of zeros
-        # with zero gradients stays zero)
+        # padding belongs to member 0: zeros with zero gradients stay zero
         members = torch.arange(self.members, device=self.flat.device)
         self.member_index = torch.zeros(size, dtype=torch.long, device=self.flat.device)
         for _, shape, a, b in self.layout:
@@ -118,11 +93,11 @@ class StackedHeads:
         return self.layout[-1][3] // self.members
 
     def blocks(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Every parameter's block (M, *shape) of a flat buffer laid out as :attr:`flat`."""
+        """Every parameter's block (M, *shape) of a buffer laid out as :attr:`flat`."""
         return {name: flat[a:b].view(self.members, *shape) for name, shape, a, b in self.layout}
 
     def per_element(self, values: torch.Tensor) -> torch.Tensor:
-        """Per-member values (M,) spread over the elements of :attr:`flat` (M P,)."""
+        """Per-member values (M,) spread over the elements of :attr:`flat`."""
         return values[self.member_index]
 
     def member_state(self, member: int, flat: torch.Tensor | None = None) -> dict:
@@ -155,12 +130,8 @@ class StackedHeads:
 
 
 def head_logits(model: nn.Module, cfg: TrainConfig, x: torch.Tensor) -> torch.Tensor:
-    """One trained head's logits (N, C) on rows x (N, D), exactly as training evaluated it.
-
-    Training evaluates every head as a member of a stack (a single run is a stack of one),
-    whose arithmetic may differ from the module's own forward pass in the last bits; this
-    gives the numbers ``metrics.json`` was made from.
-    """
+    """One head's logits (N, C) as training computed them: as a stack of one, whose last
+    bits may differ from the module's own forward pass."""
     with torch.no_grad():
         return StackedHeads([model], stack_kind(cfg))(x)[0]
 
@@ -168,8 +139,7 @@ def head_logits(model: nn.Module, cfg: TrainConfig, x: torch.Tensor) -> torch.Te
 def _linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Each member's Linear: x (M, B, D) or shared (V, D), weight (M, K, D), bias (M, K).
 
-    One batched product per call; shared rows are expanded, not copied. A member's result is
-    the same whatever the number of members (measured; a stacked gemm over M K rows is not).
+    A batched product keeps a member's result independent of M; a gemm over M K rows would not.
     """
     if x.ndim == 2:
         x = x.expand(weight.shape[0], *x.shape)  # (M, V, D), a view

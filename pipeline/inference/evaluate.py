@@ -1,28 +1,7 @@
-"""Score a trained head on noisy and finite-shot devices: the ``evaluate`` grid of settings.
+"""Score a trained head over the ``evaluate`` grid of shots and noise settings.
 
-How does a head trained in seconds on the exact simulator hold up with 1,000 shots, or with
-1 % depolarizing noise per gate? :func:`evaluate` answers for every combination of the
-``evaluate`` block's ``shots`` x ``depolarizing`` x ``amplitude_damping`` x ``readout_error``:
-
-1. :func:`load_head` rebuilds the head from ``model.pt`` (refusing files that are not a head
-   checkpoint) and :func:`load_val` reads the val split of the features it was trained on,
-   refusing a file whose sha256 differs from the one the checkpoint records (naming both and
-   the provenance fields that differ).
-2. :func:`score_grid` runs the head exactly as training evaluated it (same device, dtype and
-   chunks): the reference logits, whose accuracy is the ``val_acc`` of ``metrics.json``
-   (best or last, whichever ``model.pt`` holds). Then, for each setting, it swaps the head's
-   circuit for :func:`pipeline.simulators.noisy_circuits.make_noisy_circuit` of that setting
-   and runs the whole split as one batch. ``backend: auto`` keeps the head's own circuit for
-   the exact noiseless setting and uses the torch density-matrix simulator for the others
-   (the same op list as ``default.mixed``, to 1e-12, in a fraction of the time); ``torch``
-   or a PennyLane device name runs every setting there. Classical and linear heads have no
-   circuit: every setting scores as the exact one, and the rows are written all the same.
-3. :func:`write_outputs` writes ``robustness.csv``, ``robustness.json`` and
-   ``plots/robustness.png`` into the run folder, each atomically, after all scoring is done.
-
-Shot sampling is seeded per setting from ``evaluate.seed`` and the setting itself
-(:meth:`Setting.seed`), so a row does not depend on which other settings are in the grid; the
-same params give the same table, apart from the ``seconds`` column.
+The reference is the head run as training evaluated it (matching ``metrics.json``); each
+setting swaps in a noisy or sampled circuit, seeded by the setting alone.
 
 Example:
     >>> result = evaluate(load_params("params.yaml"))
@@ -66,7 +45,6 @@ from pipeline.store import hdf5
 log = logging.getLogger("pipeline")
 
 CSV_NAME, JSON_NAME, PNG_NAME = "robustness.csv", "robustness.json", "plots/robustness.png"
-#: Shots, depolarizing and the scores first; the other channels and the counts after them.
 CSV_COLUMNS = (
     "shots",
     "depolarizing",
@@ -82,17 +60,13 @@ CSV_COLUMNS = (
     "correct",
     "backend",
 )
-#: ``backend`` of a row computed by the head's own circuit (as trained).
 HEAD = "head"
 CHUNK = 4096  # rows per forward pass with a replaced circuit
 
 
-# ----------------------------------------------------------------------------- scoring
-
-
 @dataclass(frozen=True)
 class Scored:
-    """One setting's scores, the wall time of its forward pass and what computed it."""
+    """One setting's scores, seconds and backend."""
 
     setting: Setting
     row: RobustnessRow
@@ -107,7 +81,6 @@ class Scored:
 
 @contextlib.contextmanager
 def _circuit(model: nn.Module, circuit: nn.Module | None) -> Iterator[None]:
-    """``model.circuit`` replaced by ``circuit`` inside the block (None: left as it is)."""
     if circuit is None:
         yield
         return
@@ -120,8 +93,7 @@ def _circuit(model: nn.Module, circuit: nn.Module | None) -> Iterator[None]:
 
 
 def logits_of(head: Head, model: nn.Module, x: torch.Tensor, circuit) -> torch.Tensor:
-    """Logits (N, C) on x (N, D): the head's own as training computed them
-    (:func:`pipeline.heads.stacked.head_logits`), or with ``circuit`` in place of its own."""
+    """Logits (N, C): the head's own (as training computed them), or with ``circuit``."""
     if circuit is None:
         return head_logits(model, build_section("train", TrainConfig, head.ckpt["config"]), x)
     with _circuit(model, circuit), torch.no_grad():
@@ -129,8 +101,7 @@ def logits_of(head: Head, model: nn.Module, x: torch.Tensor, circuit) -> torch.T
 
 
 def backend_of(head: Head, setting: Setting, backend: str) -> str:
-    """What computes a setting: the head itself (no circuit, or auto's exact noiseless
-    setting), the torch density matrix (auto's other settings, or ``torch``), or a device."""
+    """What computes a setting: the head itself, ``torch`` or a PennyLane device."""
     if not head.quantum or (backend == "auto" and setting.exact_noiseless):
         return HEAD
     return "torch" if backend == "auto" else backend
@@ -149,21 +120,7 @@ def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) ->
 
 
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
-    """The circuit of every setting (None: the head's own), built before anything runs.
-
-    Args:
-        head: the head (its ``n_qubits`` and ``q_depth`` size the circuits).
-        grid: the settings (:func:`settings`).
-        cfg: ``backend`` and ``seed`` are read.
-
-    Returns:
-        One module per setting, called as ``circuit(x (B, n), w (depth, n)) -> <Z> (B, n)``,
-        or None where :func:`backend_of` says the head's own circuit.
-
-    Raises:
-        ConfigError: an unknown device (the message lists the installed ones), or one that
-            cannot simulate the noise (the message names one that can).
-    """
+    """The circuit of every setting (None: the head's own), built before anything runs."""
     circuits = []
     for setting in grid:
         backend = backend_of(head, setting, cfg.backend)
@@ -172,7 +129,7 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
             continue
         seed = None if setting.shots is None else setting.seed(cfg.seed)
         program = getattr(head.model.circuit, "program", None)
-        if program is not None:  # a compiled circuit: its own operation list, noisy
+        if program is not None:
             circuits.append(_noisy_program(head, program, backend, setting, seed))
             continue
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
@@ -187,26 +144,7 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
 def score_grid(
     head: Head, split: hdf5.FeatureSplit, cfg: EvaluateConfig
 ) -> tuple[torch.Tensor, list[Scored]]:
-    """The reference logits and one :class:`Scored` per setting of :func:`settings`.
-
-    The head runs on the device and in the dtype it was trained with (``train.device``,
-    ``train.dtype``), in ``cfg.threads`` torch threads.
-
-    Args:
-        head: from :func:`load_head`; split: from :func:`load_val`; cfg: the grid.
-
-    Returns:
-        ``(exact_logits (N, C) on the CPU, rows in grid order)``.
-
-    Raises:
-        ConfigError: see :func:`build_circuits`; raised before any setting runs.
-
-    Example:
-        >>> head = load_head("runs/head/model.pt")
-        >>> exact, scored = score_grid(head, load_val(head), EvaluateConfig(shots=(None, 100)))
-        >>> [s.setting.label for s in scored][:2], scored[0].backend
-        (['p=0 exact', 'p=0 100 shots'], 'head')
-    """
+    """The reference logits (N, C) and one :class:`Scored` per setting, in grid order."""
     cfg_train = head.ckpt["config"]
     device = resolve_device(cfg_train.get("device", "cpu"))
     dtype = next(head.model.parameters()).dtype
@@ -221,7 +159,7 @@ def score_grid(
         exact = logits_of(head, model, x, None).cpu()  # (N, C)
         exact_seconds = time.perf_counter() - start
         for setting, circuit in zip(grid, circuits, strict=True):
-            if circuit is None:  # the head's own circuit: the reference itself, computed once
+            if circuit is None:
                 logits, seconds = exact, exact_seconds
             else:
                 start = time.perf_counter()
@@ -251,17 +189,14 @@ def score_grid(
     return exact, scored
 
 
-# ----------------------------------------------------------------------------- outputs
-
-
 @dataclass
 class EvaluationResult:
     """What :func:`evaluate` scored and wrote."""
 
     head: Head
     features: str
-    exact_accuracy: float  # of the head's own exact logits
-    metrics_val_acc: float | None  # metrics.json's val_acc of the kept epoch, if found
+    exact_accuracy: float
+    metrics_val_acc: float | None
     scored: list[Scored]
     written: list[Path] = field(default_factory=list)
 
@@ -275,14 +210,7 @@ def _csv_value(value: Any) -> str:
 
 
 def robustness_csv(scored: Sequence[Scored]) -> str:
-    """The CSV text: a header of :data:`CSV_COLUMNS`, one row per setting.
-
-    Floats are written as Python's shortest round-trip text, exact shots as an empty cell.
-
-    Example:
-        >>> robustness_csv(result.scored).splitlines()[1]
-        ',0.0,0.9281045751633987,0.8754...,...,1.0,0.0,0.000412,0.0,0.0,153,142,head'
-    """
+    """The CSV text: floats as shortest round-trip text, exact shots as an empty cell."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
@@ -293,19 +221,12 @@ def robustness_csv(scored: Sequence[Scored]) -> str:
 
 
 def robustness_json(result: EvaluationResult, cfg: EvaluateConfig) -> dict[str, Any]:
-    """The JSON document: the rows as in the CSV, and an ``accuracy`` map for DVC.
-
-    ``dvc metrics show`` lists the values of nested mappings and skips lists, so the rows
-    (a list) stay out of its table, and ``exact_accuracy``, ``accuracy`` (setting label ->
-    accuracy, e.g. ``"p=0.01 1000 shots"``) and the short ``run`` facts make its columns.
-    ``run.random_init`` is true for features of a random-init backbone: their accuracies
-    mean nothing (the plot says so in red).
-    """
+    """The JSON document; ``dvc metrics show`` tabulates the mappings and skips ``rows``."""
     head = result.head
     return {
         "exact_accuracy": result.exact_accuracy,
         "accuracy": {s.setting.label: s.row.accuracy for s in result.scored},
-        "run": {  # short values: DVC shows each in its table
+        "run": {
             "head": head.kind,
             "checkpoint": head.which,
             "epoch": head.ckpt.get("epoch"),
@@ -320,17 +241,7 @@ def robustness_json(result: EvaluationResult, cfg: EvaluateConfig) -> dict[str, 
 
 
 def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) -> list[Path]:
-    """Write robustness.csv, robustness.json and plots/robustness.png, each atomically.
-
-    The PNG is rendered before any file is written, so a failure leaves the folder as it was.
-
-    Returns:
-        The three paths, in that order.
-
-    Example:
-        >>> write_outputs(result, params.evaluate, Path("runs/head"))[0]
-        PosixPath('runs/head/robustness.csv')
-    """
+    """Write robustness.csv, .json and plots/robustness.png; nothing if rendering fails."""
     note = None
     if hdf5.is_random_init(result.head.ckpt["features"]):
         note = hdf5.RANDOM_INIT_WARNING
@@ -346,7 +257,6 @@ def write_outputs(result: EvaluationResult, cfg: EvaluateConfig, run_dir: Path) 
 
 
 def _metrics_val_acc(head: Head) -> float | None:
-    """``val_acc`` of the kept epoch in the ``metrics.json`` beside ``model.pt``, if any."""
     path = head.path.parent / "metrics.json"
     try:
         return float(json.loads(path.read_text(encoding="utf-8"))[head.which]["val_acc"])
@@ -378,16 +288,12 @@ def evaluate(
     """Score the head of ``model`` over the ``evaluate`` grid; write the outputs beside it.
 
     Args:
-        params: the ``evaluate`` block is read, and ``train.out_dir`` for the default model.
-        model: a ``model.pt`` (None: ``<train.out_dir>/model.pt``, placeholders filled in).
-        features: the feature store to read (None: the one ``model.pt`` records).
-
-    Returns:
-        An :class:`EvaluationResult`; ``written`` lists the three files.
+        model: a ``model.pt`` (None: ``<train.out_dir>/model.pt``).
+        features: the feature store (None: the one ``model.pt`` records).
 
     Raises:
-        PipelineError: not a head checkpoint, features other than the head's, an unknown
-            device or one that cannot simulate the noise; nothing is written then.
+        PipelineError: not a head checkpoint, other features, or an unusable device;
+            nothing is written then.
     """
     cfg = params.evaluate
     head = load_head(model if model is not None else params.model_path)

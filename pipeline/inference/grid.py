@@ -1,6 +1,4 @@
-"""What ``evaluate`` runs: the grid of settings (shots x noise) and the trained head, rebuilt
-from its ``model.pt``, with the val features it was trained on.
-"""
+"""The ``evaluate`` grid of settings and the trained head with its val features."""
 
 from __future__ import annotations
 
@@ -22,7 +20,6 @@ from pipeline.heads.record import REQUIRED_KEYS, require_keys
 from pipeline.simulators.noise import NoiseModel
 from pipeline.store import hdf5
 
-#: What a checkpoint must hold to be rebuilt and scored.
 CHECKPOINT_KEYS = (*REQUIRED_KEYS, "checkpoint")
 
 
@@ -39,7 +36,7 @@ class Setting:
 
     @property
     def label(self) -> str:
-        """``p=0.01 1000 shots``, ``p=0 exact``; damping and readout only when not 0."""
+        """E.g. ``p=0.01 1000 shots``; damping and readout only when not 0."""
         parts = [f"p={self.noise.depolarizing:g}"]
         if self.noise.amplitude_damping:
             parts.append(f"gamma={self.noise.amplitude_damping:g}")
@@ -49,7 +46,7 @@ class Setting:
         return " ".join(parts)
 
     def seed(self, base: int) -> int:
-        """The sampling seed of this setting: a hash of ``base`` and the setting (< 2^63)."""
+        """A hash of ``base`` and the setting: independent of the rest of the grid."""
         noise = self.noise
         key = json.dumps(
             [base, self.shots, noise.depolarizing, noise.amplitude_damping, noise.readout_error]
@@ -75,7 +72,7 @@ class Head:
     """A trained head rebuilt from its ``model.pt``."""
 
     path: Path
-    model: nn.Module  # eval mode, in its training dtype, on the CPU
+    model: nn.Module
     ckpt: dict[str, Any]
 
     @property
@@ -94,43 +91,20 @@ class Head:
 
 
 def load_head(path: str | Path) -> Head:
-    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint.
-
-    Raises:
-        PipelineError: missing, unreadable, or not a head checkpoint of this pipeline (the
-            message names the file and what it lacks), or not the ``model.pt`` the
-            ``metrics.json`` beside it was written with.
-
-    Example:
-        >>> load_head("runs/head/model.pt").kind
-        'quantum'
-    """
+    """Rebuild the head of ``model.pt``; refuse anything that is not a head checkpoint."""
     path = Path(path)
     metrics = folders.metrics_beside(path)
     model, ckpt = load_checkpoint(path)
-    require_keys(path, ckpt, CHECKPOINT_KEYS)  # and which epoch it holds
-    folders.check_pair(path, metrics)  # the metrics.json beside it is of this model
+    require_keys(path, ckpt, CHECKPOINT_KEYS)
+    folders.check_pair(path, metrics)
     return Head(path, model, ckpt)
 
 
 def load_val(head: Head, features: str | Path | None = None) -> hdf5.FeatureSplit:
     """The val split of the features ``head`` was trained on.
 
-    Args:
-        head: from :func:`load_head`.
-        features: the feature store to read (None: the path ``model.pt`` records).
-
-    Returns:
-        The val :class:`~pipeline.store.hdf5.FeatureSplit` (features (N, D), labels (N,)).
-
     Raises:
-        FeatureStoreError: the file is missing, incomplete, has no val split, or its sha256
-            differs from the one ``model.pt`` records (the message names both files, both
-            hashes and the provenance fields that differ).
-
-    Example:
-        >>> len(load_val(load_head("runs/head/model.pt")))
-        153
+        FeatureStoreError: missing, no val rows, or a sha256 other than ``model.pt`` records.
     """
     path = trained_store(
         head.path,

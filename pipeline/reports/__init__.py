@@ -1,3 +1,1 @@
-"""What a trained run shows: its run folder (:mod:`.run_folder`), plots (:mod:`.plots`,
-:mod:`.figures`) and the spiral figure (:mod:`.spiral`).
-"""
+"""What a trained run shows: its run folder, plots and the spiral figure."""

@@ -1,18 +1,8 @@
 """A compiled circuit (:class:`~pipeline.simulators.program.Program`) under noise and shots.
 
-The density matrix of each sample runs the program's own steps (the operation list the
-statevector simulator runs) as ``rho -> U rho U^dagger``, each gate followed, on every wire it
-touches, by the gate channels of a :class:`~pipeline.simulators.noise.NoiseModel`
-(depolarizing, then amplitude damping), as :func:`pipeline.simulators.noise.noisy_ops` places
-them for the paper's circuit. Every output is ``Tr(P rho)`` of its Pauli word ``P``; a
-symmetric readout error ``q`` on each measured bit scales it by ``(1 - 2q)^|P|`` (``|P|`` the
-word's weight, each bit read in the word's eigenbasis); with ``shots`` each word is measured
-``shots`` times, its ±1 outcomes drawn from a seeded generator.
-
-Example:
-    >>> circuit = NoisyProgramCircuit(program, NoiseModel(depolarizing=0.01))
-    >>> circuit(torch.zeros(8, 4), torch.zeros(program.weight_shape)).shape
-    torch.Size([8, 4])
+Each gate, as ``rho -> U rho U^dagger``, is followed on its wires by the gate channels, as
+:func:`pipeline.simulators.noise.noisy_ops` places them. Readout error ``q`` scales
+``Tr(P rho)`` by ``(1 - 2q)^|P|``.
 """
 
 from __future__ import annotations
@@ -28,13 +18,8 @@ from pipeline.simulators.program import Program, ProgramCircuit, _move_of, _move
 class NoisyProgramCircuit(nn.Module):
     """A compiled circuit as density matrices with gate noise, readout error and shots.
 
-    Args:
-        program: the compiled circuit.
-        noise: the noise model.
-        shots: None for exact expectation values, else measurements per word and sample.
-        seed: seeds the sampling.
-
-    Call with inputs ``x`` (B, n) and weights (*weight_shape); returns (B, n_outputs).
+    ``shots``: None for exact expectation values, else measurements per word and sample.
+    Call with ``x`` (B, n) and weights (*weight_shape); returns (B, n_outputs).
     """
 
     def __init__(
@@ -93,8 +78,7 @@ class NoisyProgramCircuit(nn.Module):
 
 
 def _steps_unfused(program: Program) -> tuple[list[tuple], list[tuple[int, ...]]]:
-    """The program's steps, no two gates fused, and per step the wires whose channels follow
-    it (a gate's wires after its last step, none after the others)."""
+    """The steps, unfused, and per step the wires whose channels follow it."""
     from pipeline.simulators.program import _steps
 
     steps, columns, wires = [], [], []
@@ -121,7 +105,6 @@ def _steps_unfused(program: Program) -> tuple[list[tuple], list[tuple[int, ...]]
 
 
 def _apply_rows(step, rho: torch.Tensor, cos, sin) -> torch.Tensor:
-    """``U`` applied along the last dimension of ``rho`` (B, N, N)."""
     if step[0] == "fixed":
         out = None
         for move, coefficient in step[1]:

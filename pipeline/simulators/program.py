@@ -1,21 +1,9 @@
-"""Any compiled qubit circuit as an exact statevector simulation, batched over members and rows.
+"""A compiled qubit circuit (:class:`Program`) as an exact statevector simulation in torch.
 
-A :class:`Program` is a circuit as plain data: gates from :data:`GATES` on wires
-``0 … n-1``, each angle read from the inputs, the weights, a constant, or an expression of
-them, and expectation values of Pauli words. :mod:`pipeline.circuits.compiler` makes one from
-a PennyLane circuit function; :class:`ProgramCircuit` runs it in torch.
-
-Every gate acts on the state as a signed permutation of the basis (a gather) or as a Pauli
-rotation ``exp(-i t/2 P) psi = cos(t/2) psi + sin(t/2) (-i P) psi``; a controlled rotation is
-two commuting Pauli rotations (``CR_P(t) = exp(-i t/4 P_t) exp(i t/4 Z_c P_t)``), ``Rot`` is
-three. Every operation is elementwise over the state, so a member's numbers do not depend on
-how many members run with it. The state is real when every gate and observable is real (H,
-X, Z, RY, CNOT, CZ, SWAP, CRY: the paper's circuit), complex otherwise. Gradients by autograd.
-
-Example:
-    >>> circuit = ProgramCircuit(program)  # from pipeline.circuits.compiler.compile_circuit
-    >>> circuit(torch.zeros(8, 4), torch.zeros(program.weight_shape)).shape
-    torch.Size([8, 4])
+Each gate is a signed permutation of the basis or a Pauli rotation
+``exp(-i t/2 P) psi = cos(t/2) psi + sin(t/2) (-i P) psi`` (``CR_P(t) = exp(-i t/4 P_t)
+exp(i t/4 Z_c P_t)``). All operations are elementwise over the state, so a stacked member's
+numbers do not depend on the others. The state is real when every gate and observable is.
 """
 
 from __future__ import annotations
@@ -27,7 +15,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-#: The gate set the simulator runs; compiled circuits are lowered to it.
 GATES = (
     "Identity", "Hadamard", "PauliX", "PauliY", "PauliZ", "S", "T", "RX", "RY", "RZ",
     "PhaseShift", "Rot", "CNOT", "CZ", "SWAP", "CRX", "CRY", "CRZ", "IsingXX", "IsingYY",
@@ -49,15 +36,10 @@ class Program:
     """A circuit as data.
 
     Attributes:
-        n_qubits: wires ``0 … n-1``.
-        weight_shape: shape of one member's weights.
-        gates: in order of application.
-        sources: per angle column, ``("x", i)`` (``inputs[i]``), ``("w", j)`` (element ``j``
-            of the flattened weights), ``("c", value)``, ``("p", i, j)`` (the product of
-            elements ``i`` and ``j`` of ``[inputs | flattened weights]``, as an IQP embedding's
-            ``x_i x_j``) or ``("e", k)`` (output ``k`` of ``expressions``).
+        sources: per angle column, ``("x", i)``, ``("w", j)`` (flattened weights),
+            ``("c", value)``, ``("p", i, j)`` (product of ``[inputs | weights]`` elements,
+            as IQP's ``x_i x_j``) or ``("e", k)`` (output ``k`` of ``expressions``).
         observables: per output, ``(coefficient, ((wire, "X" | "Y" | "Z"), ...))``.
-        expressions: ``f(inputs (n,), weights) -> (E,)`` for the ``"e"`` columns, or None.
     """
 
     n_qubits: int
@@ -86,7 +68,7 @@ def pauli_action(n: int, word: tuple[tuple[int, str], ...]) -> tuple[torch.Tenso
         b = bits[:, wire]
         if pauli in "XY":
             index = index ^ (1 << (n - 1 - wire))
-        if pauli == "Y":  # Y|0> = i|1>, Y|1> = -i|0>: (Y psi)[k] = (i if bit 1 else -i) psi[flip]
+        if pauli == "Y":  # Y|0> = i|1>, Y|1> = -i|0>
             phase = phase * torch.tensor([-1j, 1j], dtype=torch.complex128)[b]
         if pauli == "Z":
             phase = phase * (1 - 2 * b)
@@ -101,7 +83,6 @@ def _swap_index(n: int, a: int, b: int) -> torch.Tensor:
 
 
 def _fixed(name: str, wires: tuple[int, ...], n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(index, phase)`` of a gate that is a signed permutation of the basis."""
     bits, index = _bits(n), torch.arange(2**n)
     if name in ("PauliX", "PauliY", "PauliZ"):
         return pauli_action(n, ((wires[0], name[-1]),))
@@ -120,7 +101,7 @@ def _fixed(name: str, wires: tuple[int, ...], n: int) -> tuple[torch.Tensor, tor
     raise ValueError(f"{name} is not a signed permutation")
 
 
-#: Gates applied as Pauli rotations: per gate, (angle index, scale, Pauli word on its wires).
+#: Per gate: (angle index, scale, Pauli word on its wires).
 _ROTATIONS = {
     "RX": ((0, 1.0, "X"),),
     "RY": ((0, 1.0, "Y"),),
@@ -135,20 +116,17 @@ _ROTATIONS = {
     "IsingZZ": ((0, 1.0, "ZZ"),),
 }
 _FIXED = ("PauliX", "PauliY", "PauliZ", "S", "T", "CNOT", "CZ", "SWAP")
-#: Gates and Pauli letters with real matrices: a program of only these keeps a real state.
 REAL_GATES = ("Identity", "Hadamard", "PauliX", "PauliZ", "RY", "CNOT", "CZ", "SWAP", "CRY")
 
 
 def is_real(program: Program) -> bool:
-    """Whether the program's state stays real (no complex gate, no Y in an observable)."""
+    """Whether the state stays real (real gates, no Y in an observable)."""
     gates = all(g.name in REAL_GATES for g in program.gates)
     return gates and all(p != "Y" for _, word in program.observables for _, p in word)
 
 
 def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
-    """The program as ``("fixed", ((index, coefficient), ...))`` steps, ``sum_j c_j[k]
-    psi[index_j[k]]`` (consecutive signed permutations fused into one), and ``("rot", r,
-    index, -i phase)`` steps; per rotation ``r``, the angle column it reads and its scale."""
+    """The gates as fused ``fixed`` and ``rot`` steps; per rotation, its column and scale."""
     n, steps, columns, scales = program.n_qubits, [], [], []
     for gate in program.gates:
         if gate.name == "Identity":
@@ -159,7 +137,7 @@ def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
         elif gate.name in _FIXED:
             index, phase = _fixed(gate.name, gate.wires, n)
             if steps and steps[-1][0] == "fixed" and len(steps[-1][1]) == 1:
-                ((i1, ph1),) = steps.pop()[1]  # p2 p1 psi [k] = ph2 ph1[i2] psi[i1[i2]] [k]
+                ((i1, ph1),) = steps.pop()[1]  # fuse consecutive permutations
                 index, phase = i1[index], phase * ph1[index]
             steps.append(("fixed", ((index, phase),)))
         else:
@@ -178,8 +156,7 @@ def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
 
 
 def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple[int, int]]]:
-    """Where each source column lies in the angle table ``[x | weights | expressions |
-    products | constants]``; the constants and the products' factor pairs."""
+    """Each source's column in ``[x | weights | expressions | products | constants]``."""
     n, w = program.n_qubits, math.prod(program.weight_shape)
     kinds = [s[0] for s in program.sources]
     e = kinds.count("e")
@@ -203,12 +180,8 @@ def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple
 class ProgramCircuit(nn.Module):
     """A :class:`Program` in torch, called like :class:`pipeline.simulators.qubit.TorchCircuit`.
 
-    Args:
-        program: the compiled circuit.
-
-    Call with inputs ``x`` (..., B, n) and weights (..., *weight_shape), the leading
-    dimensions (none, or M stacked members) alike; returns the expectation values
-    (..., B, n_outputs).
+    Call with ``x`` (..., B, n) and weights (..., *weight_shape), the same leading (member)
+    dimensions; returns (..., B, n_outputs).
     """
 
     def __init__(self, program: Program):
@@ -218,7 +191,7 @@ class ProgramCircuit(nn.Module):
         steps, columns, scales = _steps(program)
         initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
         initial[0] = 1
-        while steps and steps[0][0] == "fixed":  # the gates before the first angle, once
+        while steps and steps[0][0] == "fixed":  # gates before the first angle: once
             terms = steps.pop(0)[1]
             moves = tuple((_move_of(i, program.n_qubits, "cpu"), c) for i, c in terms)
             initial = _apply(("fixed", moves), initial, None, None)
@@ -240,7 +213,6 @@ class ProgramCircuit(nn.Module):
         )
 
     def _constants(self, dtype: torch.dtype, device: torch.device) -> list:
-        """The steps' tensors on ``device`` in the state's dtype (made once per dtype)."""
         key = (dtype, device)
         if key not in self._tensors:
             complex_ = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -279,10 +251,10 @@ class ProgramCircuit(nn.Module):
         return self._tensors[key]
 
     def angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
-        """The angle table (..., B, T): inputs, weights, expressions, products, constants."""
+        """The angle table (..., B, T) the sources index."""
         prog, lead = self.program, x.shape[:-2]
         parts = [x, weights.reshape(*lead, 1, -1).expand(*x.shape[:-1], -1)]
-        if prog.expressions is not None:  # one row and one member at a time, vectorised
+        if prog.expressions is not None:
             f = torch.func.vmap(prog.expressions, in_dims=(0, None))  # over rows
             parts.append(torch.func.vmap(f, in_dims=(0, 0))(x, weights) if lead else f(x, weights))
         if len(pairs):
@@ -306,7 +278,6 @@ class ProgramCircuit(nn.Module):
         )
         table = self.angles(x, weights, extra, pairs)
         half = table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
-        # in the state's dtype, once: no mixed real-complex product per gate
         cos = torch.cos(half).to(sdtype).unsqueeze(-1).unbind(-2)  # per rotation (..., B, 1)
         sin = torch.sin(half).to(sdtype).unsqueeze(-1).unbind(-2)
         state = initial.expand(*x.shape[:-1], 2**n)
@@ -324,7 +295,6 @@ class ProgramCircuit(nn.Module):
 
 
 def _apply(step: tuple, state: torch.Tensor, cos, sin) -> torch.Tensor:
-    """One step on the states (..., 2^n)."""
     if step[0] == "fixed":
         out = None
         for index, coefficient in step[1]:
@@ -336,8 +306,7 @@ def _apply(step: tuple, state: torch.Tensor, cos, sin) -> torch.Tensor:
 
 
 def _move_of(index: torch.Tensor, n: int, device) -> tuple | torch.Tensor:
-    """How to apply the basis permutation ``index``: a tuple of wire dimensions to flip (a
-    Pauli word's bit flips; empty: none), or the (2, 2^n) index and its inverse."""
+    """Wire dimensions to flip (a Pauli word's bit flips), or the index and its inverse."""
     mask = int(index[0])
     if bool((index == (torch.arange(2**n) ^ mask)).all()):
         return tuple(w - n for w in range(n) if mask >> (n - 1 - w) & 1)
@@ -345,8 +314,6 @@ def _move_of(index: torch.Tensor, n: int, device) -> tuple | torch.Tensor:
 
 
 def _moved(state: torch.Tensor, move) -> torch.Tensor:
-    """``psi[index]`` over the last dimension: flips of wire dimensions (views and one
-    copy), or a gather whose gradient is the inverse gather."""
     if isinstance(move, tuple):
         if not move:
             return state

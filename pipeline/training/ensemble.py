@@ -1,21 +1,7 @@
-"""Many heads in one pass: a list of runs grouped into stacks that train as one model.
+"""Many runs on one feature store, grouped by shape into stacks that train as one model.
 
-:func:`fit_ensemble` takes the ``train`` configs of many runs on one feature store, groups those
-that share a shape (:func:`group_key`: head kind, widths, qubits and depth or photonic layers,
-circuit, batch size, epochs, dtype, device, optimizer kind, backend and threads), cuts each
-group into chunks that fit a memory budget (:func:`plan`; the chunk size is logged), and trains
-each chunk as one stack (:func:`pipeline.training.loop.fit_stack`). Members whose settings differ
-only in numbers (seed, lr, step_size, gamma, q_delta, init_std) and in loss_reduction or checkpoint
-train together; each gets exactly the numbers its own ``train_head`` run gets (a single run is a
-stack of one, and members never mix). Heads without a vectorised stacked form (a PennyLane
-backend, more qubits than the matrix method takes) stack too, one after the other inside the
-forward pass.
-
-Example:
-    >>> cfgs = [TrainConfig(seed=s) for s in range(100)]
-    >>> results = fit_ensemble(cfgs, load_data("features/hymenoptera-resnet18.h5"))
-    >>> sorted({r.metrics["n_train"] for r in results})
-    [244]
+Runs that differ only in per-member numbers (seed, lr, ...) share a stack; each gets exactly
+the numbers of its own ``train_head`` run, since a single run is a stack of one.
 """
 
 from __future__ import annotations
@@ -32,12 +18,11 @@ from pipeline.training.loop import MemberFailure, TrainResult, fit_stack
 
 log = logging.getLogger("pipeline")
 
-#: Bytes a chunk of members may take by default (parameters, optimizer state, activations).
 DEFAULT_BUDGET = 1 << 30
 
 
 def group_key(cfg: TrainConfig) -> tuple:
-    """What the members of one stack share: everything that is not a number of one member."""
+    """What the members of one stack share."""
     shape: tuple = ()
     if cfg.head in ("quantum", "classical"):
         shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
@@ -56,9 +41,9 @@ def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
     d, c, n = data.meta.feature_dim, data.meta.n_classes, cfg.n_qubits
     params = d * c + c if cfg.head == "linear" else d * n + n + n * c + c + n * (n + 1)
     states = 0
-    if cfg.head == "cv":  # its layers' gate matrices, built once per step
+    if cfg.head == "cv":
         params, states = 6 * cfg.cv_layers, 8 * cfg.cv_layers * d * d
-    if cfg.head == "quantum":  # circuit layers and the saved states of a batch
+    if cfg.head == "quantum":
         params += cfg.q_depth * n
         states = (cfg.q_depth + 2) * (2**n) * (cfg.batch_size + 3 * 2**n + len(data.val))
     rows = cfg.batch_size * (d + 4 * n + 4 * c) + len(data.val) * (4 * n + 5 * c)
@@ -69,8 +54,7 @@ def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
 def plan(
     cfgs: Sequence[TrainConfig], data: HeadData, budget: int = DEFAULT_BUDGET
 ) -> list[list[int]]:
-    """Positions of ``cfgs`` grouped by :func:`group_key` (in first-seen order), each group
-    cut into chunks of at most ``budget`` bytes (:func:`member_bytes`).
+    """Positions of ``cfgs`` grouped by :func:`group_key`, cut into chunks of ``budget`` bytes.
 
     Example:
         >>> plan([TrainConfig(seed=0), TrainConfig(head="linear"), TrainConfig(seed=1)], data)
@@ -102,18 +86,10 @@ def fit_ensemble(
     budget: int = DEFAULT_BUDGET,
     on_result: Callable[[int, TrainResult | MemberFailure], Any] | None = None,
 ) -> list[TrainResult | MemberFailure]:
-    """Train every config on ``data`` in stacks (see the module docstring); results in order.
+    """Train every config on ``data`` in stacks; results in order.
 
-    Args:
-        cfgs: one ``train`` block per run, any mix of shapes.
-        data: the loaded feature store.
-        budget: bytes one stack may take; larger groups are split into chunks.
-        on_result: called with (position, result) for each member as soon as its stack has
-            trained, so that a caller can write it before the next stack starts.
-
-    Returns:
-        Per config a :class:`~pipeline.training.loop.TrainResult`, or a
-        :class:`~pipeline.training.loop.MemberFailure` when its loss diverged.
+    ``on_result(position, result)`` is called as soon as a stack has trained. A member whose
+    loss diverged gives a :class:`~pipeline.training.loop.MemberFailure`.
     """
     results: list[TrainResult | MemberFailure | None] = [None] * len(cfgs)
     for chunk in plan(cfgs, data, budget):

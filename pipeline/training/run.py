@@ -16,12 +16,6 @@ log = logging.getLogger("pipeline")
 def train_head(params: Params) -> TrainResult:
     """Train ``params.train`` on its feature store; save into its ``out_dir``.
 
-    Returns:
-        The :class:`~pipeline.training.loop.TrainResult`.
-
-    Raises:
-        PipelineError: bad params, a missing or unusable feature store.
-
     Example:
         >>> train_head(load_params("params.yaml", ["train.epochs=3"])).metrics["last"]["epoch"]
         3
