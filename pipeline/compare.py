@@ -1,12 +1,14 @@
 """The DVC ``compare`` stage: every head x seed on the same features, and their summary.
 
-    python -m pipeline.compare [--params params.yaml] [--summary-only]
+    python -m pipeline.compare [--params params.yaml] [--summary-only] [--no-cache]
 
 Trains every head in ``compare.heads`` with every seed in ``compare.seeds`` (the ``train``
 block otherwise) in one process, as stacks of heads that train together, into
 ``compare.dir/runs/<head>-seed<seed>/``, and writes ``compare.dir/summary.md`` and
 ``summary.json``: mean ± std of best and last val accuracy per head
-(:mod:`pipeline.training.compare`). ``--summary-only`` reads the runs already there.
+(:mod:`pipeline.training.compare`). A head trained before with the same settings on the same
+features is copied from the head cache ``.cache/heads`` (:mod:`pipeline.training.cache`)
+instead; ``--no-cache`` trains every head. ``--summary-only`` reads the runs already there.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli
-from pipeline.training.compare import compare, compare_summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,15 +27,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--summary-only", action="store_true", help="summarise the runs already in compare.dir"
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train every head, even those in the head cache .cache/heads",
+    )
     return cli.main(parser, argv, _run)
 
 
 def _run(args) -> None:
     params = cli.params(args)
+    # torch: imported for the work, not for --help
+    from pipeline.training.cache import default_root
+    from pipeline.training.compare import compare, compare_summary
+
     if args.summary_only:
         compare_summary(params.compare)
     else:
-        compare(params)
+        compare(params, cache_dir=None if args.no_cache else default_root())
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli
-from pipeline.inference.evaluate import evaluate
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -34,9 +33,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the feature store to score on (default: the one model.pt records; its sha256 "
         "must match)",
     )
-    return cli.main(
-        parser, argv, lambda args: evaluate(cli.params(args), args.model, args.features)
-    )
+    return cli.main(parser, argv, _run)
+
+
+def _run(args) -> None:
+    params = cli.params(args)
+    from pipeline.inference.evaluate import evaluate  # torch: imported for the work, not --help
+
+    evaluate(params, args.model, args.features)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli
-from pipeline.reports.spiral import plot
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -26,9 +25,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--resolution", type=int, default=300, help="grid points per axis (default 300)"
     )
-    return cli.main(
-        parser, argv, lambda args: plot(args.runs, args.out, resolution=args.resolution)
-    )
+    return cli.main(parser, argv, _run)
+
+
+def _run(args) -> None:
+    from pipeline.reports.spiral import plot  # torch: imported for the work, not for --help
+
+    plot(args.runs, args.out, resolution=args.resolution)
 
 
 if __name__ == "__main__":

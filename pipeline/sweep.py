@@ -2,7 +2,7 @@
 
     python -m pipeline.sweep --grid train.seed=0,1,2,3,4 --grid train.head=quantum,linear \\
         [--jobs N | --scheduler tcp://HOST:PORT | --dask-workers N] [--out runs/sweep] [--force] \\
-        [--params params.yaml] [--set train.epochs=10]
+        [--no-cache] [--params params.yaml] [--set train.epochs=10]
 
 Every run is :func:`pipeline.training.loop.fit` on the base params (``--params``/``--set``) with
 one combination of the ``--grid`` values (parsed as YAML, like ``--set``): the same computation,
@@ -28,8 +28,11 @@ One sweep writes a folder at a time (a lock beside it; a second one is refused).
 skips the runs already in ``results.csv`` with status ok and identical settings and features
 (``run_id`` hashes them), except those whose model is missing when models are asked for;
 ``--force`` reruns them. Models without a row (a sweep killed between the two) are removed.
-A failed run is logged and recorded with its settings and error; the others go on, and the
-command exits non-zero at the end.
+A run trained before, by any sweep or by ``pipeline.compare``, with the same settings on the
+same features is copied from the head cache ``.cache/heads``
+(:mod:`pipeline.training.cache`); ``--no-cache`` trains it again. A failed run is logged and
+recorded with its settings and error; the others go on, and the command exits non-zero at
+the end.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli, cluster
-from pipeline.training import sweep
+from pipeline.training import cache, sweep
 
 
 def _check(args) -> str | None:
@@ -57,6 +60,7 @@ def _run(args) -> None:
         dask_workers=args.dask_workers,
         force=args.force,
         save_models=args.save_models,
+        cache_dir=None if args.no_cache else cache.default_root(),
     )
     if result.failed:
         raise sweep.SweepError(
@@ -102,6 +106,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--save-models",
         action="store_true",
         help="write each run's model.pt to <out>/runs/<run_id>/model.pt",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="train every run, even those in the head cache .cache/heads",
     )
     return cli.main(parser, argv, _run, check=_check)
 

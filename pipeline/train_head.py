@@ -20,7 +20,6 @@ import sys
 from collections.abc import Sequence
 
 from pipeline.common import cli
-from pipeline.training.run import train_head
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -28,7 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "python -m pipeline.train_head",
         "Stage two: train a quantum, classical or linear head on cached features.",
     )
-    return cli.main(parser, argv, lambda args: train_head(cli.params(args)))
+    return cli.main(parser, argv, _run)
+
+
+def _run(args) -> None:
+    params = cli.params(args)
+    from pipeline.training.run import train_head  # torch: imported for the work, not for --help
+
+    train_head(params)
 
 
 if __name__ == "__main__":

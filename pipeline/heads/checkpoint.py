@@ -7,8 +7,9 @@ feature store's path, sha256 and provenance), ``tensors_sha256`` (:func:`tensors
 ``state_dict``, checked on every read, so that a changed weight is an error, not a silently
 different head) and, for a circuit file, ``circuit`` (its path, function, text and sha256:
 the head is rebuilt from that text, not from the file). :mod:`pipeline.training.outputs`
-writes it. A checkpoint written before ``tensors_sha256`` existed loads with a logged note
-that its weights are not checked.
+writes it, and ``run.json`` beside it: the same without the weights
+(:mod:`pipeline.heads.record`). A checkpoint written before ``tensors_sha256`` existed loads
+with a logged note that its weights are not checked.
 """
 
 from __future__ import annotations
@@ -25,34 +26,13 @@ from pipeline.common.config import TrainConfig, build_section
 from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256
 from pipeline.heads.dressed import build_head
+from pipeline.heads.record import CHECKPOINT_VERSION, not_a_head, require_keys
 from pipeline.store import hdf5
 
 log = logging.getLogger("pipeline")
 
-CHECKPOINT_VERSION = 1
 #: The key of the state dict's digest (:func:`tensors_sha256`).
 DIGEST_KEY = "tensors_sha256"
-#: What every reader needs (``checkpoint`` and ``epoch`` are later additions: read with .get).
-REQUIRED_KEYS = ("state_dict", "config", "class_names", "in_features", "best_epoch", "features")
-
-
-def not_a_head(path: str | Path) -> str:
-    """The start of every message that refuses a file as a head checkpoint."""
-    return f"{str(path)!r} is not a head checkpoint written by pipeline.train_head"
-
-
-def require_keys(path: str | Path, ckpt: dict, keys: tuple[str, ...] = REQUIRED_KEYS) -> None:
-    """Refuse a checkpoint dict without ``keys`` (and a ``features`` record without its path
-    and sha256), naming the file, the keys expected and the ones it lacks."""
-    missing = [k for k in keys if k not in ckpt]
-    record = ckpt.get("features")
-    if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
-        missing = ["features.path", "features.sha256"]
-    if missing:
-        raise PipelineError(
-            f"{not_a_head(path)}: expected the keys {', '.join(keys)}; it lacks "
-            f"{', '.join(missing)}"
-        )
 
 
 def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:

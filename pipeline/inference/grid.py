@@ -14,8 +14,9 @@ from torch import nn
 from pipeline.common import folders
 from pipeline.common.config import EvaluateConfig
 from pipeline.common.errors import FeatureStoreError
-from pipeline.heads.checkpoint import REQUIRED_KEYS, load_checkpoint, require_keys, trained_store
+from pipeline.heads.checkpoint import load_checkpoint, trained_store
 from pipeline.heads.dressed import DressedQuantumNet
+from pipeline.heads.record import REQUIRED_KEYS, require_keys
 from pipeline.simulators.noise import NoiseModel
 from pipeline.store import hdf5
 

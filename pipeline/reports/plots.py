@@ -1,8 +1,9 @@
 """Pictures of a trained head: a grid of validation predictions, the curves, the confusion matrix.
 
 Reads a run folder written by ``pipeline.train_head`` (:mod:`pipeline.reports.run_folder`):
-``model.pt`` (classes, best epoch, where the features came from),
-``metrics.json``, ``history.csv`` and ``val_predictions.csv``. Writes with matplotlib's Agg
+``run.json`` (classes, best epoch, where the features came from: what ``model.pt`` holds
+but the weights), ``metrics.json``, ``history.csv`` and ``val_predictions.csv``; torch is not
+imported. Writes with matplotlib's Agg
 renderer into ``<run>/plots/``:
 
 * ``predictions.png``: ``report.n_images`` validation images (a seeded choice,

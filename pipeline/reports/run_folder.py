@@ -1,8 +1,9 @@
 """A run folder written by ``pipeline.train_head``, read back and checked, and its images found.
 
-``model.pt`` (classes, best epoch, where the features came from), ``metrics.json``,
-``history.csv`` and ``val_predictions.csv``; :func:`find_images` finds the image folder the
-run's features were made from (the one stage one recorded), whatever the current params say.
+``run.json`` (what ``model.pt`` holds but the weights: classes, best epoch, where the features
+came from; read without torch), ``metrics.json``, ``history.csv`` and ``val_predictions.csv``;
+:func:`find_images` finds the image folder the run's features were made from (the one stage
+one recorded), whatever the current params say.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from pipeline.common import folders
 from pipeline.common.errors import DataError, PipelineError
+from pipeline.heads.record import read_record
 from pipeline.sources import folder
 from pipeline.store.hdf5 import is_random_init
 
@@ -75,16 +77,22 @@ def load_run(out_dir: str | Path) -> Run:
             f"run folder {str(out)!r} lacks {', '.join(missing)}; expected the outputs of "
             "python -m pipeline.train_head"
         )
-    # torch (to read model.pt): only once the folder is known to hold a run, so that
-    # `python -m pipeline.report --help` and a wrong folder answer without it
-    from pipeline.heads.checkpoint import read_checkpoint
-
     try:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     except ValueError as exc:
         raise PipelineError(f"{out / 'metrics.json'}: malformed JSON ({exc})") from exc
-    ckpt = read_checkpoint(out / "model.pt")
-    folders.check_pair(out / "model.pt", metrics)  # after both reads: a swap between is seen
+    folders.check_pair(out / "model.pt", metrics)
+    ckpt = read_record(out)  # run.json: what model.pt holds but the weights, without torch
+    if ckpt is None:  # a run folder of an older version: model.pt itself, with torch
+        from pipeline.heads.checkpoint import read_checkpoint
+
+        ckpt = read_checkpoint(out / "model.pt")
+        folders.check_pair(out / "model.pt", metrics)  # after both reads: a swap between is seen
+    elif ckpt["model_sha256"] != metrics.get(folders.MODEL_DIGEST_KEY, ckpt["model_sha256"]):
+        raise folders.MixedRunError(  # the folder was swapped after metrics.json was read
+            f"{out / 'run.json'} and {out / 'metrics.json'} come from different runs: read "
+            "it again once train_head is done, or rerun train_head"
+        )
     try:
         history = [{k: float(v) for k, v in row.items()} for row in _read_csv(out / "history.csv")]
         predictions = _read_csv(out / "val_predictions.csv")

@@ -4,10 +4,12 @@
 ``compare.heads`` with every seed in ``compare.seeds`` in one process, as stacks
 (:func:`pipeline.training.ensemble.fit_ensemble`: the same numbers as one ``train_head`` run
 each), and writes each run into its own folder ``compare.dir/runs/<head>-seed<seed>/``
-(:func:`pipeline.training.outputs.save`). :func:`compare_summary` then reads those runs (their
-settings from each ``model.pt``, their numbers from each ``metrics.json``), keeps exactly the
-heads x seeds asked for, and writes ``compare.dir/summary.md`` and ``summary.json`` through
-:mod:`pipeline.training.summary`: the quantum-against-classical table of the paper, over seeds.
+(:func:`pipeline.training.outputs.write_run`); a head trained before with the same settings
+on the same features is copied from the head cache instead (:mod:`pipeline.training.cache`).
+:func:`compare_summary` then reads those runs (their settings from each ``model.pt``, their
+numbers from each ``metrics.json``), keeps exactly the heads x seeds asked for, and writes
+``compare.dir/summary.md`` and ``summary.json`` through :mod:`pipeline.training.summary`: the
+quantum-against-classical table of the paper, over seeds.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from pipeline.common.errors import PipelineError
 from pipeline.heads.checkpoint import read_checkpoint
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, is_random_init
 from pipeline.training import summary
+from pipeline.training.cache import HeadCache, head_key
 from pipeline.training.data import features_for, load_data
 from pipeline.training.ensemble import fit_ensemble
 from pipeline.training.loop import MemberFailure
-from pipeline.training.outputs import save
+from pipeline.training.outputs import rebased_files, run_files, write_run
 
 log = logging.getLogger("pipeline")
 
@@ -43,12 +46,17 @@ def run_dir(cfg: CompareConfig, head: str, seed: int) -> Path:
     return Path(cfg.dir) / "runs" / f"{head}-seed{seed}"
 
 
-def compare(params: Params) -> list[dict[str, Any]]:
+def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
     run and the summary; return the summary's rows.
 
     Each run's folder is written as soon as its stack has trained, under the lock of
     ``compare.dir`` (one compare per folder at a time).
+
+    Args:
+        params: the ``compare`` and ``train`` blocks, and the features' blocks.
+        cache_dir: a head cache (:mod:`pipeline.training.cache`): heads found there are
+            copied, not trained, and the heads trained now are kept there (None: no cache).
 
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
@@ -57,21 +65,36 @@ def compare(params: Params) -> list[dict[str, Any]]:
     cfg = params.compare
     data = load_data(features_for(params))
     cfgs = [replace(params.train, head=h, seed=s) for h in cfg.heads for s in cfg.seeds]
-    log.info("training %d heads (%s x seeds %s) on %s", len(cfgs), ", ".join(cfg.heads),
-             list(cfg.seeds), data.path)  # fmt: skip
+    cache = HeadCache(cache_dir) if cache_dir is not None else None
+    keys = [head_key(c, data.sha256) for c in cfgs]
+    found = {i: blobs for i, k in enumerate(keys) if cache and (blobs := cache.get(k))}
+    todo = [i for i in range(len(cfgs)) if i not in found]
+    log.info("training %d heads (%s x seeds %s) on %s%s", len(todo), ", ".join(cfg.heads),
+             list(cfg.seeds), data.path, f"; {len(found)} more from the head cache "
+             f"{cache.root}" if found else "")  # fmt: skip
     failed, runs = [], {}
 
-    def finished(i: int, result: Any) -> None:
+    def write(i: int, run: dict[str, bytes]) -> None:
         train = cfgs[i]
+        write_run(run, run_dir(cfg, train.head, train.seed), lock=False)
+        settings = {"train.head": train.head, "train.seed": train.seed}
+        runs[i] = summary.run_record(settings, json.loads(run["metrics.json"]))
+
+    def finished(j: int, result: Any) -> None:
+        i, train = todo[j], cfgs[todo[j]]
         if isinstance(result, MemberFailure):
             failed.append(f"{train.head}/seed {train.seed}: {result.error}")
             return
-        save(result, run_dir(cfg, train.head, train.seed), lock=False)
-        settings = {"train.head": train.head, "train.seed": train.seed}
-        runs[i] = summary.run_record(settings, result.metrics)
+        run = run_files(result)
+        if cache is not None:
+            cache.put(keys[i], run, train)
+        write(i, run)
 
     with folders.locked(cfg.dir, "compare"):
-        fit_ensemble(cfgs, data, on_result=finished)
+        for i, blobs in found.items():
+            write(i, rebased_files(blobs, cfgs[i], data.path, data.sha256, data.meta))
+        if todo:
+            fit_ensemble([cfgs[i] for i in todo], data, on_result=finished)
         if failed:
             raise PipelineError(f"{len(failed)} compare runs failed: {'; '.join(failed)}")
         records = [runs[i] for i in sorted(runs)]

@@ -2,6 +2,8 @@
 
 * ``model.pt``: the kept state dict, the full train config, class names, the features'
   identity, a circuit file's text and sha256 (:mod:`pipeline.heads.checkpoint` reads it);
+* ``run.json``: the same without the weights, and the weights' sha256 (readable without
+  torch: :mod:`pipeline.heads.record`);
 * ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
   confusion matrix), parameter count, timing;
 * ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
@@ -20,7 +22,8 @@ import contextlib
 import csv
 import hashlib
 import io
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,33 +31,51 @@ from typing import Any
 import torch
 
 from pipeline.common import files, folders
-from pipeline.common.config import train_dict
-from pipeline.heads.checkpoint import CHECKPOINT_VERSION, DIGEST_KEY, tensors_sha256
+from pipeline.common.config import TrainConfig, train_dict
+from pipeline.heads.checkpoint import DIGEST_KEY, tensors_sha256
+from pipeline.heads.record import CHECKPOINT_VERSION, RECORD_NAME, record_text
+from pipeline.store.hdf5 import StoreMeta
 from pipeline.training.loop import HISTORY_FIELDS, TrainResult
+
+#: The files of a run folder, as :func:`run_files` returns them.
+RUN_FILES = ("model.pt", RECORD_NAME, "metrics.json", "history.csv", "val_predictions.csv")
 
 
 def checkpoint(result: TrainResult) -> dict[str, Any]:
     """The ``model.pt`` payload: plain types only (``torch.load(weights_only=True)`` reads it)."""
     state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    data = result.data
+    source = getattr(result.model, "circuit_source", None)
+    return _checkpoint(
+        result.config, data.path, data.sha256, data.meta, state, result.best_epoch, source
+    )
+
+
+def _checkpoint(
+    config: TrainConfig,
+    path: str,
+    sha256: str,
+    meta: StoreMeta,
+    state_dict: dict[str, Any],
+    best_epoch: int,
+    circuit: dict[str, str] | None,
+) -> dict[str, Any]:
+    """:func:`checkpoint` of its parts. Built the same way for a trained head and a copied
+    one, so that ``torch.save`` shares the same objects in both (its bytes depend on it)."""
     payload = {
         "format_version": CHECKPOINT_VERSION,
-        "state_dict": state,
-        DIGEST_KEY: tensors_sha256(state),
-        "config": train_dict(replace(result.config, features=result.data.path)),
-        "class_names": list(result.data.class_names),
-        "in_features": result.data.meta.feature_dim,
-        "best_epoch": result.best_epoch,
-        "checkpoint": result.config.checkpoint,
-        "epoch": result.best_epoch if result.config.checkpoint == "best" else result.config.epochs,
-        "features": {
-            "path": result.data.path,
-            "sha256": result.data.sha256,
-            **result.data.meta.provenance(),
-        },
+        "state_dict": state_dict,
+        DIGEST_KEY: tensors_sha256(state_dict),
+        "config": train_dict(replace(config, features=path)),
+        "class_names": list(meta.class_names),
+        "in_features": meta.feature_dim,
+        "best_epoch": best_epoch,
+        "checkpoint": config.checkpoint,
+        "epoch": best_epoch if config.checkpoint == "best" else config.epochs,
+        "features": {"path": path, "sha256": sha256, **meta.provenance()},
     }
-    source = getattr(result.model, "circuit_source", None)
-    if source is not None:  # a circuit file: its text, to rebuild the head without the file
-        payload["circuit"] = source
+    if circuit is not None:  # a circuit file: its text, to rebuild the head without the file
+        payload["circuit"] = circuit
     return payload
 
 
@@ -64,26 +85,33 @@ def _csv(rows: Sequence[Sequence[Any]]) -> str:
     return buf.getvalue()
 
 
-def model_bytes(result: TrainResult) -> bytes:
-    """The bytes of the run's ``model.pt`` (:func:`checkpoint`)."""
+def model_bytes(ckpt: dict[str, Any]) -> bytes:
+    """The bytes of ``model.pt`` holding ``ckpt``."""
     buf = io.BytesIO()  # torch.save names the archive after the file: save to memory first
-    torch.save(checkpoint(result), buf)
+    torch.save(ckpt, buf)
     return buf.getvalue()
 
 
 def save_model(result: TrainResult, path: str | Path) -> Path:
     """Write the run's ``model.pt`` (:func:`checkpoint`) atomically."""
-    files.write_bytes(path, model_bytes(result))
+    files.write_bytes(path, model_bytes(checkpoint(result)))
     return Path(path)
 
 
+def _model_files(ckpt: dict[str, Any]) -> dict[str, bytes]:
+    """``model.pt`` holding ``ckpt`` and its ``run.json``."""
+    model = model_bytes(ckpt)
+    return {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
+
+
 def run_files(result: TrainResult) -> dict[str, bytes]:
-    """The four files of a run folder by name; ``metrics.json`` records ``model.pt``'s sha256."""
-    model = model_bytes(result)
+    """The files of a run folder by name (:data:`RUN_FILES`); ``metrics.json`` and
+    ``run.json`` record ``model.pt``'s sha256."""
+    out = _model_files(checkpoint(result))
     metrics = {
         **result.metrics,
         "timing": result.timing,
-        folders.MODEL_DIGEST_KEY: hashlib.sha256(model).hexdigest(),
+        folders.MODEL_DIGEST_KEY: hashlib.sha256(out["model.pt"]).hexdigest(),
     }
     names = result.data.class_names
     pred = result.val_probs.argmax(axis=1)
@@ -98,28 +126,53 @@ def run_files(result: TrainResult) -> dict[str, bytes]:
         ),
     ]
     return {
-        "model.pt": model,
+        **out,
         "metrics.json": files.json_text(metrics).encode(),
         "history.csv": _csv(history).encode(),
         "val_predictions.csv": _csv(predictions).encode(),
     }
 
 
-def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path:
-    """Write the run folder (:func:`run_files`) as one: built beside it, then swapped in.
+def rebased_files(
+    stored: Mapping[str, bytes], config: TrainConfig, path: str, sha256: str, meta: StoreMeta
+) -> dict[str, bytes]:
+    """The run folder of another run with the same result, as ``config`` would write it.
+
+    Args:
+        stored: ``model.pt``, ``metrics.json``, ``history.csv`` and ``val_predictions.csv``
+            of a run whose result ``config`` gives too, on the same features
+            (:func:`pipeline.training.cache.head_key`).
+        config: the run's train block; path, sha256, meta: its feature store's.
+
+    Returns:
+        The files of :data:`RUN_FILES`: ``model.pt`` and ``run.json`` record ``config`` and
+        ``path``, ``metrics.json`` the new ``model.pt``'s sha256; the others are ``stored``'s.
+    """
+    old = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
+    ckpt = _checkpoint(
+        config, path, sha256, meta, old["state_dict"], old["best_epoch"], old.get("circuit")
+    )
+    out = _model_files(ckpt)
+    metrics = json.loads(stored["metrics.json"])
+    metrics[folders.MODEL_DIGEST_KEY] = hashlib.sha256(out["model.pt"]).hexdigest()
+    out["metrics.json"] = files.json_text(metrics).encode()
+    return out | {name: stored[name] for name in RUN_FILES if name not in out}
+
+
+def write_run(run: Mapping[str, bytes], out_dir: str | Path, *, lock: bool = True) -> Path:
+    """Write a run folder (:func:`run_files`) as one: built beside it, then swapped in.
 
     Other files already in the folder (later stages' plots and robustness files) are kept.
 
     Args:
-        result: the trained run.
+        run: the folder's files by name.
         out_dir: the run folder.
         lock: hold the folder's lock (:func:`pipeline.common.folders.locked`), waiting for
             another writer; False when the caller holds a lock over it.
     """
-    contents = run_files(result)
 
     def write(tmp: Path) -> None:
-        for name, data in contents.items():
+        for name, data in run.items():
             try:
                 (tmp / name).write_bytes(data)
             except OSError as exc:  # a failed write() names no file
@@ -129,3 +182,8 @@ def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path
     with folders.locked(out_dir, "train_head", wait=True) if lock else contextlib.nullcontext():
         folders.replace_folder(out_dir, write)
     return Path(out_dir)
+
+
+def save(result: TrainResult, out_dir: str | Path, *, lock: bool = True) -> Path:
+    """Write the run folder (:func:`run_files`) as one (:func:`write_run`)."""
+    return write_run(run_files(result), out_dir, lock=lock)

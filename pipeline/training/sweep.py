@@ -25,8 +25,9 @@ One sweep writes a folder at a time (a lock beside it; a second one is refused).
 skips the runs already in ``results.csv`` with status ok and identical settings and features
 (``run_id`` hashes them), except those whose model is missing when models are asked for;
 ``--force`` reruns them. Models without a row (a sweep killed between the two) are removed.
-A failed run is logged and recorded with its settings and error; the others go on, and the
-command exits non-zero at the end.
+With a head cache (``cache_dir``: :mod:`pipeline.training.cache`), a run trained before, by
+any sweep or compare, is copied from it. A failed run is logged and recorded with its
+settings and error; the others go on, and the command exits non-zero at the end.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
 from pipeline.training import summary, sweep_files
+from pipeline.training.cache import HeadCache, head_key
 from pipeline.training.data import features_for, load_data
 
 log = logging.getLogger("pipeline")
@@ -274,7 +276,10 @@ class Outcome:
 
 
 def run_group(
-    cells: Sequence[Cell], save_dir: str | None = None, rows_dir: str | None = None
+    cells: Sequence[Cell],
+    save_dir: str | None = None,
+    rows_dir: str | None = None,
+    cache_dir: str | None = None,
 ) -> list[Outcome]:
     """Train runs of one shape on one feature file as one stack; never raises for a failed run.
 
@@ -288,6 +293,7 @@ def run_group(
         save_dir: write each run's ``model.pt`` to ``<save_dir>/runs/<run_id>/model.pt``.
         rows_dir: the sweep's folder, to keep each finished run's row in at once
             (:func:`pipeline.training.sweep_files.write_pending`).
+        cache_dir: keep each run in this head cache (:mod:`pipeline.training.cache`).
 
     Returns:
         One :class:`Outcome` per cell, in order.
@@ -300,7 +306,7 @@ def run_group(
     # torch: imported in the processes that train, not in the sweep's client
     from pipeline.training.ensemble import fit_ensemble
     from pipeline.training.loop import MemberFailure
-    from pipeline.training.outputs import save_model
+    from pipeline.training.outputs import run_files, save_model
 
     start = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -315,6 +321,9 @@ def run_group(
         else:
             if save_dir is not None:
                 save_model(result, sweep_files.model_path(save_dir, cell.run_id))
+            if cache_dir is not None:
+                key = head_key(cell.config, cell.features_sha256)
+                HeadCache(cache_dir).put(key, run_files(result), cell.config)
             record = summary.run_record({}, result.metrics)
             metrics = {k: record[k] for k in METRIC_FIELDS}
             seconds = result.timing["wall_time_s"]
@@ -499,6 +508,7 @@ def _execute(
     scheduler: str | None,
     dask_workers: int | None,
     save_dir: str | None,
+    cache_dir: str | None = None,
 ) -> tuple[int, set[str]]:
     """Run ``todo`` as stacks on the chosen backend; return (feature-file loads, workers)."""
     from joblib import delayed  # joblib: only when there is something to run
@@ -513,7 +523,7 @@ def _execute(
         with _runner(jobs, scheduler, dask_workers) as (parallel, parts, where):
             chunks = groups(todo, parts)
             log.info("running %d runs as %d stacks on %s", len(todo), len(chunks), where)
-            tasks = (delayed(run_group)(chunk, save_dir, rows_dir) for chunk in chunks)
+            tasks = (delayed(run_group)(chunk, save_dir, rows_dir, cache_dir) for chunk in chunks)
             with progress(len(todo), "sweep", unit="run") as bar:
                 for outcome in (o for outcomes in parallel(tasks) for o in outcomes):
                     cell = by_index[outcome.index]
@@ -570,6 +580,7 @@ def sweep(
     dask_workers: int | None = None,
     force: bool = False,
     save_models: bool = False,
+    cache_dir: str | Path | None = None,
 ) -> SweepResult:
     """Run every combination of ``grid`` on ``params`` and write results.csv and summary.md.
 
@@ -585,6 +596,8 @@ def sweep(
         dask_workers: run on a new local Dask cluster of this many workers instead.
         force: rerun runs already in results.csv.
         save_models: write each run's ``model.pt`` to ``<out_dir>/runs/<run_id>/model.pt``.
+        cache_dir: a head cache (:mod:`pipeline.training.cache`): runs found there are not
+            trained again, and the runs trained now are kept there (None: no cache).
 
     Returns:
         A :class:`SweepResult`; failed runs are in ``failed`` (and in results.csv), not raised.
@@ -601,10 +614,12 @@ def sweep(
     cells = expand(params, grid)
     out = Path(out_dir)
     with folders.locked(out, "sweep"):
-        return _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models)
+        return _sweep(
+            grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir
+        )
 
 
-def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models):
+def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir):
     """:func:`sweep` once it holds the lock of ``out``."""
     results = _Results(out / "results.csv", grid, cells)
     sweep_files.remove_orphans(out, results.done())
@@ -615,11 +630,14 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
             log.info("%d finished runs have no model.pt: they run again", len(missing))
         done -= missing
     todo = [c for c in cells if c.run_id not in done]
+    if cache_dir is not None:
+        cache_dir = str(Path(cache_dir).resolve())
+        todo = _reuse(todo, results, HeadCache(cache_dir), out if save_models else None)
     _log_plan(grid, cells, todo, results, out)
     loads, workers = 0, set()
     if todo:
         save_dir = str(out.resolve()) if save_models else None
-        loads, workers = _execute(todo, results, jobs, scheduler, dask_workers, save_dir)
+        loads, workers = _execute(todo, results, jobs, scheduler, dask_workers, save_dir, cache_dir)
     else:
         results.write()
     sweep_files.remove_rows_dir(out)
@@ -651,6 +669,33 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
     return SweepResult(
         out, cells, rows, len(todo), len(cells) - len(todo), failed, loads, len(workers), seconds
     )
+
+
+def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path | None):
+    """Record the runs of ``todo`` that ``cache`` holds, as a trained run is: its
+    ``model.pt`` into ``save``/runs when given, then its row; return the others."""
+    left = []
+    for cell in todo:
+        blobs = cache.get(head_key(cell.config, cell.features_sha256))
+        if blobs is None:
+            left.append(cell)
+            continue
+        metrics = json.loads(blobs["metrics.json"])
+        record = summary.run_record({}, metrics)
+        seconds = metrics["timing"]["wall_time_s"]
+        outcome = Outcome(cell.index, "ok", {k: record[k] for k in METRIC_FIELDS}, seconds)
+        if save is not None:
+            from pipeline.training.outputs import rebased_files  # torch: only to write a model
+
+            meta = read_meta(cell.features_file)
+            run = rebased_files(blobs, cell.config, cell.features_file, cell.features_sha256, meta)
+            files.write_bytes(sweep_files.model_path(save, cell.run_id), run["model.pt"])
+        sweep_files.write_pending(results.path.parent, _row(cell, outcome))
+        results.record(cell, outcome)
+    if len(left) < len(todo):
+        log.info("%d of %d runs from the head cache %s", len(todo) - len(left), len(todo),
+                 cache.root)  # fmt: skip
+    return left
 
 
 def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Results, out) -> None:

@@ -238,8 +238,9 @@ def test_readers_refuse_a_model_and_metrics_of_two_runs(tmp_path, two_runs):
     cfg = CompareConfig(dir=str(tmp_path), heads=("linear",), seeds=(0, 1))
     with pytest.raises(folders.MixedRunError):
         collect_runs(cfg)
-    # a run folder of an older version (no digest) still reads
+    # a run folder of an older version (no digest, no run.json) still reads
     metrics = json.loads((a / "metrics.json").read_text())
     del metrics["model_sha256"]
     (a / "metrics.json").write_text(json.dumps(metrics))
+    (a / "run.json").unlink()
     assert load_run(a).best_epoch >= 1

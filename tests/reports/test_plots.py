@@ -16,6 +16,7 @@ from PIL import Image
 from pipeline import report as report_command
 from pipeline.common.config import DataConfig, Params, ReportConfig, TrainConfig
 from pipeline.common.errors import PipelineError
+from pipeline.heads.record import record_text
 from pipeline.reports import plots
 from pipeline.training.run import train_head
 
@@ -111,12 +112,13 @@ def test_seeded_selection():
 
 
 def _record_images(run: Path, data_dir: str) -> None:
-    """Make ``run``'s model.pt say its features' images are in ``data_dir``."""
+    """Make ``run``'s model.pt (and run.json) say its features' images are in ``data_dir``."""
     ckpt = torch.load(run / "model.pt", weights_only=True)
     ckpt["features"]["extra"]["images"]["dir"] = data_dir
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     (run / "model.pt").write_bytes(buf.getvalue())
+    (run / "run.json").write_text(record_text(ckpt, buf.getvalue()))
     metrics = json.loads((run / "metrics.json").read_text())  # the run's own model, edited
     metrics["model_sha256"] = hashlib.sha256(buf.getvalue()).hexdigest()
     (run / "metrics.json").write_text(json.dumps(metrics))
@@ -184,6 +186,29 @@ def test_features_without_images_draw_curves_and_confusion(synthetic_store, tmp_
     result = plots.report(_params(tmp_path), run)
     assert "source 'synthetic'" in result.skipped["predictions.png"]
     assert _size(run / "plots" / "confusion.png") == (1120, 1040)  # grows with the classes
+
+
+def test_run_json_draws_what_model_pt_draws(run_copy, tiny_root, tmp_path):
+    """run.json holds what the plots take from model.pt: the same PNG bytes either way (a run
+    folder of an older version has no run.json, and its model.pt is read instead)."""
+    plots.report(_params(tiny_root), run_copy)
+    drawn = {name: (run_copy / "plots" / name).read_bytes() for name in plots.PLOTS}
+    old = Path(shutil.copytree(run_copy, tmp_path / "old"))
+    shutil.rmtree(old / "plots")
+    (old / "run.json").unlink()
+    plots.report(_params(tiny_root), old)
+    assert {name: (old / "plots" / name).read_bytes() for name in plots.PLOTS} == drawn
+
+
+def test_a_run_json_of_another_model_is_refused(run_copy, tiny_root, tmp_path):
+    other = Path(shutil.copytree(run_copy, tmp_path / "other"))
+    _record_images(other, str(tmp_path / "elsewhere"))  # another model.pt, its own run.json
+    shutil.copy(other / "run.json", run_copy / "run.json")
+    with pytest.raises(PipelineError, match=r"run\.json' describes a model\.pt of sha256 "):
+        plots.report(_params(tiny_root), run_copy)
+    (run_copy / "run.json").write_text("{not json")
+    with pytest.raises(PipelineError, match=r"run\.json' is not a readable run record"):
+        plots.report(_params(tiny_root), run_copy)
 
 
 def test_missing_run_outputs_are_named(run_copy, tiny_root, tmp_path):

@@ -59,7 +59,7 @@ def test_compare_trains_every_head_and_seed_in_one_process_as_single_runs_would(
         for seed in (0, 1):
             run = compare.run_dir(params.compare, head, seed)
             assert sorted(p.name for p in run.iterdir()) == [
-                "history.csv", "metrics.json", "model.pt", "val_predictions.csv"
+                "history.csv", "metrics.json", "model.pt", "run.json", "val_predictions.csv"
             ]  # fmt: skip
             train_head(
                 dataclasses.replace(

@@ -50,6 +50,7 @@ def test_outputs_and_their_contents(synthetic_store, tmp_path):
         "history.csv",
         "metrics.json",
         "model.pt",
+        "run.json",
         "val_predictions.csv",
     ]
     history = _read_csv(out / "history.csv")

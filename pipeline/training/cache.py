@@ -1,0 +1,194 @@
+"""Heads already trained: a content-addressed cache of run folders, shared by compare and sweep.
+
+A head's result is a function of what trains it: its ``train`` settings (all but those its
+kind does not read, :data:`UNUSED`, and ``features``/``out_dir``, which only name files), the
+sha256 of a circuit file it names (``train.circuit``), the feature store's sha256, the
+training code (every module of :data:`CODE_PACKAGES`) and the host and library versions (the
+same settings give the same bits on the same host).
+:func:`head_key` is the SHA-256 of all of it; :class:`HeadCache` keeps, per key, the files of
+one run folder (:data:`FILES`), so a head that was trained once, by ``pipeline.compare`` or
+``pipeline.sweep``, in any experiment, is copied instead of trained again.
+
+The cache is the folder ``.cache/heads`` of the project (``$DVC_ROOT`` when DVC runs the
+command, so queued experiments share it; else the current folder): ``<key[:2]>/<key>/`` holds
+the files and ``entry.json``, their sha256 each. An entry is written into a temporary folder
+and renamed into place, under a file lock per key; reading checks every file against
+``entry.json``, and an entry that does not match (damaged, cut short) is never used: the
+head is trained again and the entry replaced.
+
+Example:
+    >>> cache = HeadCache(default_root())
+    >>> cache.get(head_key(TrainConfig(head="linear"), sha256)) is None
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+from collections.abc import Mapping
+from importlib import metadata
+from pathlib import Path
+
+from filelock import FileLock
+
+from pipeline.common.config import TrainConfig, is_circuit_file, to_dict
+from pipeline.common.files import json_sha256
+
+log = logging.getLogger("pipeline")
+
+CACHE_DIR = ".cache/heads"
+#: The files of a run folder an entry keeps (``run.json`` is made from ``model.pt``).
+FILES = ("model.pt", "metrics.json", "history.csv", "val_predictions.csv")
+ENTRY = "entry.json"
+#: ``train`` settings a head kind never reads (``features`` and ``out_dir`` name files only).
+_CIRCUIT = ("circuit", "embedding", "reupload")
+UNUSED = {
+    "linear": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
+               *_CIRCUIT),
+    "classical": ("q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
+                  *_CIRCUIT),
+    "quantum": ("cv_layers",),
+    "cv": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", *_CIRCUIT),
+}  # fmt: skip
+#: The sub-packages whose code computes a head's result.
+CODE_PACKAGES = ("common", "store", "simulators", "circuits", "heads", "training")
+
+
+def default_root() -> Path:
+    """``.cache/heads`` of the project: under ``$DVC_ROOT`` when DVC runs the command."""
+    return Path(os.environ.get("DVC_ROOT") or ".") / CACHE_DIR
+
+
+@functools.cache
+def code_digest() -> str:
+    """SHA-256 of the source of :data:`CODE_PACKAGES` (paths and bytes, in sorted order)."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for sub in CODE_PACKAGES:
+        for path in sorted((package / sub).glob("*.py")):
+            digest.update(f"{sub}/{path.name}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+@functools.cache
+def environment() -> dict[str, str]:
+    """The host and the versions of what computes the numbers."""
+    versions = {}
+    for name in ("torch", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # a build without package metadata
+            versions[name] = "unknown"
+    return {
+        "host": platform.node(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+        **versions,
+    }
+
+
+def settings(cfg: TrainConfig) -> dict:
+    """The settings that decide a head's result (see :data:`UNUSED`)."""
+    unused = {"features", "out_dir", *UNUSED.get(cfg.head, ())}
+    return {k: v for k, v in to_dict(cfg).items() if k not in unused}
+
+
+def head_key(cfg: TrainConfig, features_sha256: str) -> str:
+    """The cache key of a head: SHA-256 of its settings, features, code and host.
+
+    Example:
+        >>> head_key(TrainConfig(head="linear", q_depth=3), s) == head_key(
+        ...     TrainConfig(head="linear", q_depth=6), s)
+        True
+    """
+    identity = {
+        "train": settings(cfg),
+        "features_sha256": features_sha256,
+        "code": code_digest(),
+        "environment": environment(),
+    }
+    if cfg.head == "quantum" and is_circuit_file(cfg.circuit):
+        from pipeline.circuits.source import read  # only for a circuit file
+
+        identity["circuit_sha256"] = read(cfg.circuit).sha256  # an edited file: a new head
+    return json_sha256(identity)
+
+
+class HeadCache:
+    """Run folders by :func:`head_key` under ``root`` (see the module docstring)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    def _entry(self, key: str) -> Path:
+        return self.root / key[:2] / key
+
+    def get(self, key: str) -> dict[str, bytes] | None:
+        """The files of ``key``'s entry, each checked against its sha256; None when there is
+        no entry, or it does not match (logged: the head is trained again)."""
+        blobs, problem = self._read(key)
+        if problem:
+            log.warning("head cache entry %s %s; training it again", self._entry(key), problem)
+        return blobs
+
+    def _read(self, key: str) -> tuple[dict[str, bytes] | None, str | None]:
+        """(the entry's files, None), or (None, what is wrong with it: None when absent)."""
+        entry = self._entry(key)
+        if not entry.is_dir():
+            return None, None
+        try:
+            digests = json.loads((entry / ENTRY).read_text(encoding="utf-8"))["files"]
+            blobs = {name: (entry / name).read_bytes() for name in FILES}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return None, f"is incomplete ({exc})"
+        bad = [n for n in FILES if hashlib.sha256(blobs[n]).hexdigest() != digests.get(n)]
+        if bad:
+            return None, f"is damaged ({', '.join(bad)}: not the sha256 in {ENTRY})"
+        return blobs, None
+
+    def put(self, key: str, blobs: Mapping[str, bytes], cfg: TrainConfig) -> bool:
+        """Keep ``blobs`` (:data:`FILES`) as ``key``'s entry, unless a sound one is there.
+
+        Written into a temporary folder and renamed into place under a lock, so readers see
+        a whole entry or none. A cache that cannot be written (disk full, read-only) is
+        logged in one line and skipped: the run's own outputs are written all the same.
+
+        Returns:
+            Whether the entry was written now.
+        """
+        entry = self._entry(key)
+        tmp = None
+        try:
+            entry.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(entry) + ".lock"):
+                if self._read(key)[0] is not None:
+                    return False
+                tmp = Path(tempfile.mkdtemp(prefix=f".{key[:16]}.", dir=entry.parent))
+                for name in FILES:
+                    (tmp / name).write_bytes(blobs[name])
+                doc = {
+                    "key": key,
+                    "files": {n: hashlib.sha256(blobs[n]).hexdigest() for n in FILES},
+                    "train": settings(cfg),
+                }
+                (tmp / ENTRY).write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+                if entry.exists():  # damaged: replaced
+                    shutil.rmtree(entry)
+                os.replace(tmp, entry)
+                tmp = None
+        except OSError as exc:
+            log.warning("head cache %s not written: %s", entry, exc)
+            return False
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+        return True
