@@ -4,35 +4,8 @@
         [--jobs N | --scheduler tcp://HOST:PORT | --dask-workers N] [--out runs/sweep] [--force] \\
         [--no-cache] [--params params.yaml] [--set train.epochs=10]
 
-Every run is :func:`pipeline.training.loop.fit` on the base params (``--params``/``--set``) with
-one combination of the ``--grid`` values (parsed as YAML, like ``--set``): the same computation,
-and the same numbers, as ``python -m pipeline.train_head`` with those settings. Runs go through
-joblib: local processes (``--jobs``, loky backend; ``--jobs 1`` runs in this process) or a Dask
-cluster through joblib's ``dask`` backend (``--scheduler``, ``--dask-workers``; see
-:mod:`pipeline.common.cluster`). Each worker process reads the feature file once and keeps it
-for all its runs; parallel workers train with one torch thread each.
-
-Writes into ``--out``:
-
-* ``results.csv``: one row per run, in grid order: ``run_id``, ``status`` (ok or failed), the
-  run's ``train.*`` settings (grid keys first), the features file's sha256, best and last val
-  accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
-  as runs finish (at least every few seconds); until then each finished run's row waits in
-  ``.rows/`` (written as soon as its stack has trained), so a killed sweep keeps every finished
-  run (:mod:`pipeline.training.sweep_files`).
-  * ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
-  combination of the grid, by :mod:`pipeline.training.summary` (the same table as the DVC
-  ``compare`` stage).
-
-One sweep writes a folder at a time (a lock beside it; a second one is refused). A rerun
-skips the runs already in ``results.csv`` with status ok and identical settings and features
-(``run_id`` hashes them), except those whose model is missing when models are asked for;
-``--force`` reruns them. Models without a row (a sweep killed between the two) are removed.
-A run trained before, by any sweep or by ``pipeline.compare``, with the same settings on the
-same features is copied from the head cache ``.cache/heads``
-(:mod:`pipeline.training.cache`); ``--no-cache`` trains it again. A failed run is logged and
-recorded with its settings and error; the others go on, and the command exits non-zero at
-the end.
+Writes ``results.csv``, ``summary.md`` and ``summary.json`` into ``--out``; the machinery and
+its guarantees are :mod:`pipeline.training.sweep` (docs: training and scaling pages).
 """
 
 from __future__ import annotations

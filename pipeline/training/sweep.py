@@ -1,33 +1,17 @@
 """Sweeps: one head per point of a grid of ``train`` settings, in parallel, on cached features.
 
-The engine of ``python -m pipeline.sweep``. Every run is :func:`pipeline.training.loop.fit` on
-the base params (``--params``/``--set``) with one combination of the ``--grid`` values (parsed
-as YAML, like ``--set``): the same computation, and the same numbers, as ``python -m
-pipeline.train_head`` with those settings. Runs go through joblib: local processes (``--jobs``,
-loky backend; ``--jobs 1`` runs in this process) or a Dask cluster through joblib's ``dask``
-backend (``--scheduler``, ``--dask-workers``; see :mod:`pipeline.common.cluster`). Each worker
-process reads the feature file once and keeps it for all its runs; parallel workers train with
-one torch thread each.
+Every run computes what ``python -m pipeline.train_head`` with its settings would, bit for bit
+(runs of one shape train as one stack). Runs go through joblib: local processes or a Dask
+cluster (:mod:`pipeline.common.cluster`); each worker reads the feature file once.
 
-Writes into ``--out``:
-
-* ``results.csv``: one row per run, in grid order: ``run_id``, ``status`` (ok or failed), the
-  run's ``train.*`` settings (grid keys first), the features file's sha256, best and last val
-  accuracy and loss, the best epoch, ``wall_time_s`` and ``error``. It is rewritten atomically
-  as runs finish (at least every few seconds); until then each finished run's row waits in
-  ``.rows/`` (written as soon as its stack has trained), so a killed sweep keeps every finished
-  run (:mod:`pipeline.training.sweep_files`).
-* ``summary.md`` and ``summary.json``: mean ± std over ``train.seed`` for every other
-  combination of the grid, by :mod:`pipeline.training.summary` (the same table as the DVC
-  ``compare`` stage).
-
-One sweep writes a folder at a time (a lock beside it; a second one is refused). A rerun
-skips the runs already in ``results.csv`` with status ok and identical settings and features
-(``run_id`` hashes them), except those whose model is missing when models are asked for;
-``--force`` reruns them. Models without a row (a sweep killed between the two) are removed.
-With a head cache (``cache_dir``: :mod:`pipeline.training.cache`), a run trained before, by
-any sweep or compare, is copied from it. A failed run is logged and recorded with its
-settings and error; the others go on, and the command exits non-zero at the end.
+``--out`` gets ``results.csv`` (one row per run, in grid order, rewritten atomically as runs
+finish; each finished run's row waits in ``.rows/`` until then, so a killed sweep keeps it:
+:mod:`pipeline.training.sweep_files`) and ``summary.md``/``summary.json`` (mean ± std over
+``train.seed``, :mod:`pipeline.training.summary`). One sweep writes a folder at a time (a
+lock beside it). A rerun skips the runs recorded ok with the same ``run_id`` (a hash of the
+settings and the features), makes models that are asked for and missing, and removes models
+without a row; with a head cache (:mod:`pipeline.training.cache`) a run trained before is
+copied from it. A failed run is recorded with its error and the others go on.
 """
 
 from __future__ import annotations
