@@ -17,10 +17,6 @@ copied from it. A failed run is recorded with its error and the others go on.
 from __future__ import annotations
 
 import contextlib
-import csv
-import dataclasses
-import io
-import itertools
 import json
 import logging
 import os
@@ -28,196 +24,46 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline.common import cluster, files, folders
 from pipeline.common.config import (
     Params,
-    TrainConfig,
-    build_section,
-    is_circuit_file,
-    parse_assignment,
-    section_types,
-    to_dict,
-    train_dict,
-    typed_value,
 )
 from pipeline.common.errors import (
     ClusterError,
-    ConfigError,
     FeatureStoreError,
     PipelineError,
     describe_os_error,
 )
-from pipeline.common.files import file_sha256, json_sha256
 from pipeline.common.progress import progress
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING, read_meta
 from pipeline.training import summary, sweep_files
 from pipeline.training.cache import HeadCache, head_key
-from pipeline.training.data import features_for, load_data
+from pipeline.training.data import load_data
+from pipeline.training.grid import Cell, expand, groups
+from pipeline.training.grid import parse_grid as parse_grid
+from pipeline.training.sweep_files import (
+    METRIC_FIELDS,
+    Outcome,
+    columns,
+    csv_text,
+    read_results,
+    result_row,
+    write_results,
+    write_summary,
+)
 
 log = logging.getLogger("pipeline")
 
 DEFAULT_OUT = "runs/sweep"
-#: ``train`` keys that are not settings of a run (the sweep writes no per-run folders).
-NOT_SWEPT = ("out_dir",)
-METRIC_FIELDS = ("best_val_acc", "best_val_loss", "best_epoch", "last_val_acc", "last_val_loss")
 WRITE_INTERVAL_S = 2.0
-OVER = ("train.seed",)
 
 
 class SweepError(PipelineError):
     """Some runs of a sweep failed (the others' results are written)."""
-
-
-# --------------------------------------------------------------------------- the grid
-
-
-def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
-    """Parse ``--grid block.key=v1,v2,...`` options into ``{"block.key": [v1, v2, ...]}``.
-
-    The values are read by the parser of ``--set`` values
-    (:func:`pipeline.common.config.parse_assignment`) as one YAML flow sequence, and each is
-    typed and checked as ``--set`` would: ``0,1,2`` are ints, ``quantum,linear`` strings,
-    ``null`` None, ``4e-4`` a float. Keys are ``train`` settings, or keys of other blocks that
-    select the features a run reads (``spiral.turns`` with a ``train.features`` of
-    ``features/spiral-{spiral.turns}.h5``; see :func:`expand`).
-
-    Raises:
-        ConfigError: bad spelling, an unknown key, a key given twice, no values, a value of
-            the wrong type, or a value given twice.
-    """
-    grid: dict[str, list[Any]] = {}
-    blocks = section_types()
-    train_names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SWEPT]
-    for spec in specs:
-        block, name, values = parse_assignment(spec, option="--grid", many=True)
-        key = f"{block}.{name}"
-        names = (
-            train_names
-            if block == "train"
-            else [f.name for f in dataclasses.fields(blocks[block])]
-            if block in blocks
-            else []
-        )
-        if name not in names:
-            raise ConfigError(
-                f"--grid {key}: expected a train setting ("
-                f"{', '.join('train.' + n for n in train_names)}) or a key of another block "
-                f"that selects the features (e.g. spiral.turns); blocks: {', '.join(blocks)}"
-            )
-        if key in grid:
-            raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
-        typed = []
-        for value in values:
-            try:
-                value = typed_value(block, name, value)
-            except ConfigError as exc:
-                raise ConfigError(f"--grid {exc}") from None
-            if value in typed:
-                raise ConfigError(f"--grid {key}: value {value!r} is given twice")
-            typed.append(value)
-        grid[key] = typed
-    if not grid:
-        raise ConfigError("--grid: expected at least one --grid train.key=v1,v2,...")
-    return grid
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One run of a sweep."""
-
-    index: int  # position in the grid (itertools.product order: the last key varies fastest)
-    run_id: str  # hash of the full train config and the features' sha256
-    settings: dict[str, Any]  # grid key -> this run's value
-    config: TrainConfig  # the run's train block (features resolved; out_dir unused)
-    features_file: str  # absolute path the worker reads
-    features_sha256: str
-    random_init: bool  # the features come from a random-init backbone (StoreMeta.random_init)
-
-
-def _run_id(config: TrainConfig, features_sha256: str) -> str:
-    settings = {k: v for k, v in train_dict(config).items() if k not in NOT_SWEPT}
-    identity: dict[str, Any] = {"train": settings, "features_sha256": features_sha256}
-    if config.head == "quantum" and is_circuit_file(config.circuit):
-        identity["circuit_sha256"] = _circuit(config)  # an edited circuit file is a new run
-    return json_sha256(identity)[:16]
-
-
-def _circuit(config: TrainConfig) -> str:
-    """The sha256 of a run's circuit file, compiled here first: a circuit that would be
-    refused stops the sweep before anything trains."""
-    from pipeline.circuits.source import circuit_program
-
-    _, source = circuit_program(config)
-    return source.sha256
-
-
-def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
-    """Every combination of the grid applied to ``params``, checked, in grid order.
-
-    Each combination's features file is :func:`pipeline.training.data.features_for` of its
-    params (placeholders filled in), so a grid over ``spiral.turns`` gives each run the store
-    of its own turns.
-
-    Raises:
-        ConfigError: a combination is not a valid config (the message names it), or two
-            combinations are the same run (a grid key that changes neither the head's
-            settings nor its features).
-        FeatureStoreError: a features file is missing or not a complete store.
-    """
-    base = {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(Params)}
-    blocks = section_types()
-    digests: dict[str, str] = {}
-    random_init: dict[str, bool] = {}
-    seen: dict[str, dict[str, Any]] = {}
-    cells = []
-    for index, combo in enumerate(itertools.product(*grid.values())):
-        settings = dict(zip(grid, combo, strict=True))
-        values = {name: dict(block) for name, block in base.items()}
-        for key, value in settings.items():
-            block, name = key.split(".", 1)
-            values[block][name] = value
-        try:
-            cell_params = Params(
-                **{name: build_section(name, blocks[name], v) for name, v in values.items()}
-            )
-            path = features_for(cell_params)
-        except ConfigError as exc:
-            raise ConfigError(f"--grid combination {settings}: {exc}") from None
-        config = replace(cell_params.train, features=path)
-        try:
-            if config.head == "quantum" and train_dict(config).keys() != to_dict(config).keys():
-                from pipeline.circuits.source import circuit_program
-
-                circuit_program(config)  # refused here, before anything trains
-        except ConfigError as exc:
-            raise ConfigError(f"--grid combination {settings}: {exc}") from None
-        if path not in digests:
-            meta = read_meta(path)  # a clear error for a missing or incomplete file
-            meta.require_whole()
-            digests[path], random_init[path] = file_sha256(path), meta.random_init
-        run_id = _run_id(config, digests[path])
-        if run_id in seen:
-            raise ConfigError(
-                f"--grid combinations {seen[run_id]} and {settings} are the same run: a grid "
-                "key outside train changes neither the head's settings nor its features"
-            )
-        seen[run_id] = settings
-        cells.append(
-            Cell(
-                index,
-                run_id,
-                settings,
-                config,
-                str(Path(path).resolve()),
-                digests[path],
-                random_init[path],
-            )
-        )
-    return cells
 
 
 # --------------------------------------------------------------------------- one run (a worker)
@@ -244,19 +90,6 @@ def _head_data(path: str, sha256: str) -> tuple[Any, bool]:
         while len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
         return data, True
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a worker sends back for one run."""
-
-    index: int
-    status: str  # "ok" or "failed"
-    metrics: dict[str, Any] = field(default_factory=dict)  # METRIC_FIELDS
-    wall_time_s: float = 0.0
-    error: str = ""
-    loaded: bool = False  # its task read the feature file (the first task of its process)
-    worker: str = ""  # host:pid
 
 
 def run_group(
@@ -313,7 +146,7 @@ def run_group(
             seconds = result.timing["wall_time_s"]
             outcome = Outcome(cell.index, "ok", metrics, seconds, "", loaded, worker)
         if rows_dir is not None:
-            sweep_files.write_pending(rows_dir, _row(cell, outcome))
+            sweep_files.write_pending(rows_dir, result_row(cell, outcome))
         state["loaded"] = False  # one load per task, counted once
         outcomes[i] = outcome
 
@@ -329,88 +162,6 @@ def run_group(
             if i not in outcomes:
                 outcomes[i] = Outcome(c.index, "failed", {}, seconds, error, False, worker)
     return [outcomes[i] for i in range(len(cells))]
-
-
-def groups(cells: Sequence[Cell], parts: int = 1) -> list[list[Cell]]:
-    """The cells in stacks: grouped by features file and shape, each group cut into about
-    ``parts`` / (number of groups) near-equal chunks so that ``parts`` workers all have work."""
-    from pipeline.training.ensemble import group_key  # torch: only when a sweep runs
-
-    by_key: dict[tuple, list[Cell]] = {}
-    for cell in cells:
-        by_key.setdefault((cell.features_file, group_key(cell.config)), []).append(cell)
-    per_group = max(1, parts // max(1, len(by_key)))
-    chunks = []
-    for members in by_key.values():
-        n = min(per_group, len(members))
-        bounds = [len(members) * k // n for k in range(n + 1)]
-        chunks += [members[a:b] for a, b in itertools.pairwise(bounds)]
-    return chunks
-
-
-# --------------------------------------------------------------------------- results.csv
-
-
-def _text(value: Any) -> str:
-    """A CSV cell: strings as they are, everything else as JSON (None -> null, 0.1 -> 0.1)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
-def columns(grid: Mapping[str, Sequence[Any]]) -> list[str]:
-    """The header of ``results.csv``: grid keys first, then the other ``train`` keys."""
-    others = [
-        f"train.{f.name}"
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in NOT_SWEPT and f"train.{f.name}" not in grid
-    ]
-    return [
-        "run_id",
-        "status",
-        *grid,
-        *others,
-        "features_sha256",
-        *METRIC_FIELDS,
-        "wall_time_s",
-        "error",
-    ]
-
-
-def _row(cell: Cell, outcome: Outcome) -> dict[str, str]:
-    settings = {k: _text(v) for k, v in cell.settings.items()}  # grid keys of other blocks
-    settings |= {f"train.{k}": _text(v) for k, v in to_dict(cell.config).items()}
-    return {
-        "run_id": cell.run_id,
-        "status": outcome.status,
-        **settings,
-        "features_sha256": cell.features_sha256,
-        **{k: _text(outcome.metrics[k]) if k in outcome.metrics else "" for k in METRIC_FIELDS},
-        "wall_time_s": f"{outcome.wall_time_s:.3f}",
-        "error": outcome.error,
-    }
-
-
-def read_results(path: Path) -> dict[str, dict[str, str]]:
-    """The rows of an existing ``results.csv`` by ``run_id`` (empty if there is none)."""
-    if not path.exists():
-        return {}
-    with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        if reader.fieldnames is None or "run_id" not in reader.fieldnames:
-            raise PipelineError(
-                f"{path} has no run_id column; expected a results.csv written by "
-                "pipeline.sweep (move it away, or choose another --out)"
-            )
-        return {row["run_id"]: row for row in reader}
-
-
-def _write_results(path: Path, header: Sequence[str], rows: Sequence[Mapping[str, str]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(
-        buf, fieldnames=header, restval="", extrasaction="ignore", lineterminator="\n"
-    )
-    writer.writeheader()
-    writer.writerows(rows)
-    files.write_text(path, buf.getvalue())
 
 
 # --------------------------------------------------------------------------- the sweep
@@ -472,14 +223,14 @@ class _Results:
 
     def record(self, cell: Cell, outcome: Outcome) -> None:
         """Keep a finished run; rewrite the file at most every ``WRITE_INTERVAL_S`` seconds."""
-        self.rows_by_id[cell.run_id] = _row(cell, outcome)
+        self.rows_by_id[cell.run_id] = result_row(cell, outcome)
         self.fresh.add(cell.run_id)
         if time.perf_counter() - self._last_write >= WRITE_INTERVAL_S:
             self.write()
 
     def write(self) -> None:
         rows = [self.rows_by_id[c.run_id] for c in self.cells if c.run_id in self.rows_by_id]
-        _write_results(self.path, self.header, rows + self.earlier)
+        write_results(self.path, self.header, rows + self.earlier)
         sweep_files.remove_pending(self.path.parent, self.fresh)
         self.fresh = set()
         self._last_write = time.perf_counter()
@@ -631,7 +382,7 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
         (c.settings, r["error"]) for c, r in zip(cells, rows, strict=True) if r["status"] != "ok"
     ]
     try:
-        _write_summary(grid, cells, rows_by_id, out, failed)
+        write_summary(grid, cells, rows_by_id, out, failed)
     except OSError as exc:
         raise SweepError(
             f"the sweep's runs are all recorded in {results.path}, but the summary could not "
@@ -674,7 +425,7 @@ def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path
             meta = read_meta(cell.features_file)
             run = rebased_files(blobs, cell.config, cell.features_file, cell.features_sha256, meta)
             files.write_bytes(sweep_files.model_path(save, cell.run_id), run["model.pt"])
-        sweep_files.write_pending(results.path.parent, _row(cell, outcome))
+        sweep_files.write_pending(results.path.parent, result_row(cell, outcome))
         results.record(cell, outcome)
     if len(left) < len(todo):
         log.info("%d of %d runs from the head cache %s", len(todo) - len(left), len(todo),
@@ -699,37 +450,4 @@ def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Resul
 
 
 def _describe(cell: Cell) -> str:
-    return ", ".join(f"{k}={_text(v)}" for k, v in cell.settings.items())
-
-
-def _write_summary(
-    grid: Mapping[str, Sequence[Any]],
-    cells: Sequence[Cell],
-    rows_by_id: Mapping[str, Mapping[str, str]],
-    out: Path,
-    failed: Sequence[tuple[dict[str, Any], str]],
-) -> None:
-    """summary.md and summary.json: :func:`pipeline.training.summary.summarize` of the ok runs."""
-    records = []
-    for cell in cells:
-        row = rows_by_id[cell.run_id]
-        if row["status"] == "ok":
-            records.append({**cell.settings, **{m: float(row[m]) for m in METRIC_FIELDS}})
-    group_by = [k for k in grid if k not in OVER]
-    table = summary.summarize(records, over=OVER, settings=group_by)
-    paths = sorted({c.config.features for c in cells})
-    note = [
-        f"{len(records)} of {len(cells)} runs; mean ± sample std over "
-        f"{', '.join(OVER)}; features {', '.join(paths)}; per-run results in results.csv."
-    ]
-    if failed:
-        note.append("")
-        note.append(f"Failed runs ({len(failed)}, not in the table):")
-        note += [f"- {', '.join(f'{k}={_text(v)}' for k, v in s.items())}: {e}" for s, e in failed]
-    summary.write(
-        table,
-        out,
-        title="Sweep over " + ", ".join(grid),
-        note="\n".join(note),
-        warning=RANDOM_INIT_WARNING if any(c.random_init for c in cells) else "",
-    )
+    return ", ".join(f"{k}={csv_text(v)}" for k, v in cell.settings.items())
