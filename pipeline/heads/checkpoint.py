@@ -25,7 +25,7 @@ import torch
 from pipeline.common.config import TrainConfig, build_section
 from pipeline.common.errors import ConfigError, FeatureStoreError, PipelineError
 from pipeline.common.files import file_sha256
-from pipeline.heads.dressed import build_head
+from pipeline.heads.build import build_head
 from pipeline.heads.record import CHECKPOINT_VERSION, not_a_head, require_keys
 from pipeline.store import hdf5
 

@@ -1,4 +1,5 @@
-"""The heads: the dressed quantum circuit, the paper's classical baselines, and ``cv``."""
+"""The dressed nets: the quantum one (a circuit between two Linear layers) and the paper's
+classical comparison. :func:`pipeline.heads.build.build_head` builds any head by name."""
 
 from __future__ import annotations
 
@@ -8,11 +9,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from pipeline.common.config import CIRCUIT_DEFAULTS, TrainConfig
-from pipeline.heads import inputs
-from pipeline.heads.photonic import CVHead
 from pipeline.simulators.qubit import Method, make_circuit, shape
-from pipeline.store.hdf5 import StoreMeta
 
 if TYPE_CHECKING:
     from pipeline.simulators.program import Program
@@ -111,59 +108,3 @@ class ClassicalDressedNet(nn.Module):
         h = torch.tanh(self.pre_net(x))  # (B, n_hidden)
         h = torch.tanh(self.hidden(h))  # (B, n_hidden)
         return self.post_net(h)  # (B, n_classes)
-
-
-def build_head(
-    cfg: TrainConfig,
-    in_features: int,
-    n_classes: int,
-    *,
-    store: StoreMeta | None = None,
-    circuit: dict[str, Any] | None = None,
-) -> nn.Module:
-    """The head named by ``cfg.head``, its parameters drawn from the current torch RNG.
-
-    Args:
-        cfg: with ``init_std`` set, every parameter is redrawn from N(0, init_std).
-        in_features: width of the features (``cv``: the kets' cutoff).
-        store: the store's metadata; a head that does not fit it is refused.
-        circuit: a ``model.pt``'s circuit record: rebuild from the text it was trained with.
-    """
-    if store is not None:
-        inputs.check(cfg, store)
-    model = _build(cfg, in_features, n_classes, circuit)
-    if cfg.init_std is not None:
-        with torch.no_grad():
-            for p in model.parameters():
-                p.normal_(0.0, cfg.init_std)
-    return model
-
-
-def _build(cfg: TrainConfig, in_features: int, n_classes: int, circuit) -> nn.Module:
-    if cfg.head == "quantum":
-        program = source = None
-        if {k: getattr(cfg, k) for k in CIRCUIT_DEFAULTS} != CIRCUIT_DEFAULTS:
-            from pipeline.circuits.source import circuit_program  # PennyLane: only for these
-
-            program, found = circuit_program(cfg, circuit)
-            source = found.record() if found is not None else None
-        return DressedQuantumNet(
-            in_features=in_features,
-            n_qubits=cfg.n_qubits,
-            q_depth=cfg.q_depth,
-            n_classes=n_classes,
-            q_delta=cfg.q_delta,
-            backend=cfg.backend,
-            diff_method=cfg.diff_method,
-            shots=cfg.shots,
-            seed=cfg.seed,
-            program=program,
-            source=source,
-        )
-    if cfg.head == "classical":
-        return ClassicalDressedNet(in_features, cfg.n_qubits, n_classes)
-    if cfg.head == "linear":
-        return nn.Linear(in_features, n_classes)
-    if cfg.head == "cv":
-        return CVHead(n_layers=cfg.cv_layers, cutoff=in_features)
-    raise ValueError(f"train.head: expected quantum, classical, linear or cv; got {cfg.head!r}")

@@ -19,7 +19,7 @@ from pipeline.common.config import TrainConfig
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import PipelineError
 from pipeline.heads import inputs
-from pipeline.heads.dressed import build_head
+from pipeline.heads.build import build_head
 from pipeline.heads.stacked import StackedHeads, stack_kind
 from pipeline.training.data import HeadData
 from pipeline.training.optim import StackedOptimizer

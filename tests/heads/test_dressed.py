@@ -7,8 +7,9 @@ import torch
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.errors import PipelineError
+from pipeline.heads.build import build_head
 from pipeline.heads.checkpoint import load_checkpoint
-from pipeline.heads.dressed import ClassicalDressedNet, DressedQuantumNet, build_head
+from pipeline.heads.dressed import ClassicalDressedNet, DressedQuantumNet
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import torch
 from pipeline.common.config import TrainConfig
 from pipeline.common.errors import ConfigError
 from pipeline.heads import inputs
-from pipeline.heads.dressed import build_head
+from pipeline.heads.build import build_head
 from pipeline.heads.photonic import CVHead
 from pipeline.store.hdf5 import StoreMeta
 

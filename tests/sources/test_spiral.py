@@ -236,7 +236,7 @@ def _notebook_run(turns: float, head: str) -> float:
     points in split order, reshuffled after each pass by RandomState(150); its loss: the
     cross entropy summed over the batch; its optimizer: PennyLane's early Adam.
     """
-    from pipeline.heads.dressed import build_head
+    from pipeline.heads.build import build_head
     from pipeline.heads.stacked import StackedHeads
     from pipeline.training.optim import StackedOptimizer
 

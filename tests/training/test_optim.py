@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from pipeline.common.config import TrainConfig
-from pipeline.heads.dressed import build_head
+from pipeline.heads.build import build_head
 from pipeline.heads.stacked import PAD, StackedHeads
 from pipeline.training.optim import StackedOptimizer
 
