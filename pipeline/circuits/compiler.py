@@ -4,10 +4,6 @@
 Pauli words (or nothing: ``<Z_i>``). It is recorded on three random draws: an angle equal to
 one argument in every draw reads it directly, other varying angles become a traced torch
 graph. Gates that depend on argument values are refused.
-
-Example:
-    >>> compile_circuit(ring, (2, 2, 4), 4, name="ring").n_outputs  # circuits/ring.py
-    4
 """
 
 from __future__ import annotations

@@ -1,11 +1,4 @@
-"""Mean ± std over seeds: the one table that compares settings across runs.
-
-Example:
-    >>> runs = [{"train.head": "quantum", "train.seed": s, "best_val_acc": a}
-    ...         for s, a in enumerate([0.9, 0.8])]
-    >>> summarize(runs, metrics=["best_val_acc"])[0]["best_val_acc"]
-    {'mean': 0.85, 'std': 0.0707...}
-"""
+"""Mean ± std over seeds: the one table that compares settings across runs."""
 
 from __future__ import annotations
 
