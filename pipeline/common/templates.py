@@ -42,10 +42,6 @@ def expand(template: str, blocks: Mapping[str, Any], key: str = "path") -> str:
     Raises:
         ConfigError: not a plain ``{block.key}``, an unknown block or key, or a value that is
             not a string, number or boolean.
-
-    Example:
-        >>> expand("f/{spiral.turns}.h5", {"spiral": SpiralConfig()})
-        'f/1.52.h5'
     """
     try:
         parts = list(string.Formatter().parse(template))
