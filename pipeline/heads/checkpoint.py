@@ -39,11 +39,7 @@ def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def check_tensors(path: str | Path, ckpt: dict) -> None:
-    """Check ``state_dict`` against the recorded :data:`DIGEST_KEY` (a note when absent).
-
-    Raises:
-        PipelineError: the state dict is not a dict of tensors, or its digest differs.
-    """
+    """Raise PipelineError unless ``state_dict`` matches :data:`DIGEST_KEY` (a note when absent)."""
     state = ckpt.get("state_dict")
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()

@@ -43,10 +43,8 @@ def run_dir(cfg: CompareConfig, head: str, seed: int) -> Path:
 def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
     """Train ``compare.heads`` x ``compare.seeds``, write each run and the summary; return its rows.
 
-    Each run is written as soon as its stack has trained, under the lock of ``compare.dir``.
-
-    Args:
-        cache_dir: a head cache (:mod:`pipeline.training.cache`) to reuse and fill.
+    Each run is written as soon as its stack has trained, under the lock of ``compare.dir``;
+    heads found in the head cache ``cache_dir`` (:mod:`pipeline.training.cache`) are copied.
 
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
@@ -94,8 +92,7 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
     """One :func:`summary.run_record` per (head, seed) asked for, read from ``cfg.dir/runs``.
 
-    Returns:
-        The records, and whether any run used random-init (``weights: none``) features.
+    Also returns whether any run used random-init (``weights: none``) features.
 
     Raises:
         PipelineError: a requested (head, seed) has no finished run.

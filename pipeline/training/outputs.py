@@ -88,7 +88,6 @@ def save_model(result: TrainResult, path: str | Path) -> Path:
 
 
 def _model_files(ckpt: dict[str, Any]) -> dict[str, bytes]:
-    """``model.pt`` holding ``ckpt`` and its ``run.json``."""
     model = model_bytes(ckpt)
     return {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
 
@@ -124,11 +123,8 @@ def run_files(result: TrainResult) -> dict[str, bytes]:
 def rebased_files(
     stored: Mapping[str, bytes], config: TrainConfig, path: str, sha256: str, meta: StoreMeta
 ) -> dict[str, bytes]:
-    """The run folder of another run with the same result, as ``config`` would write it.
-
-    Args:
-        stored: the files of a run with the same :func:`pipeline.training.cache.head_key`.
-    """
+    """The run folder ``config`` would write, from ``stored``: the files of a run with the same
+    :func:`pipeline.training.cache.head_key`."""
     old = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
     ckpt = _checkpoint(
         config, path, sha256, meta, old["state_dict"], old["best_epoch"], old.get("circuit")
@@ -144,9 +140,7 @@ def write_run(run: Mapping[str, bytes], out_dir: str | Path, *, lock: bool = Tru
     """Write a run folder (:func:`run_files`) as one: built beside it, then swapped in.
 
     Other files already in the folder (later stages' plots and robustness files) are kept.
-
-    Args:
-        lock: hold the folder's lock; False when the caller holds one over it.
+    ``lock`` False: the caller holds the folder's lock.
     """
 
     def write(tmp: Path) -> None:

@@ -296,7 +296,7 @@ def sweep(
     save_models: bool = False,
     cache_dir: str | Path | None = None,
 ) -> SweepResult:
-    """Run every combination of ``grid`` on ``params`` and write results.csv and summary.md.
+    """Run every combination of ``grid`` on ``params``; failed runs are recorded, not raised.
 
     Args:
         grid: ``{"train.key": [values]}`` (:func:`parse_grid`).
@@ -304,9 +304,6 @@ def sweep(
         scheduler: run on this Dask cluster (``tcp://HOST:PORT``) instead.
         dask_workers: run on a new local Dask cluster of this many workers instead.
         cache_dir: a head cache (:mod:`pipeline.training.cache`) to reuse and fill.
-
-    Returns:
-        A :class:`SweepResult`; failed runs are in ``failed`` and results.csv, not raised.
 
     Raises:
         ConfigError: a bad grid. FeatureStoreError: a bad features file.
