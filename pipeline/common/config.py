@@ -292,10 +292,6 @@ def parse_assignment(
     """Split ``section.key=value`` and parse the value as YAML (``--set`` and ``--grid``).
 
     With ``many``, ``v1,v2,...`` is a list, each item typed as ``--set`` would type it.
-
-    Example:
-        >>> parse_assignment("train.seed=0,1,2", option="--grid", many=True)
-        ('train', 'seed', [0, 1, 2])
     """
     example = (
         "section.key=v1,v2,... (e.g. train.seed=0,1,2)"

@@ -86,8 +86,7 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
     """Rebuild a trained head from ``model.pt``.
 
-    Returns:
-        ``(model, checkpoint)``: the head in eval mode and its trained dtype, and the dict.
+    Returns ``(model, checkpoint)``: the head in eval mode and its trained dtype, and the dict.
 
     Raises:
         PipelineError: the file is bad, or its config or weights make no head of this version.
@@ -111,9 +110,8 @@ def trained_store(
 ) -> Path:
     """The feature store a head was trained on, checked against the sha256 ``model.pt`` records.
 
-    Args:
-        features: where the store is now (None: the recorded path).
-        advice: what to do when the file is missing.
+    ``features``: where the store is now (None: the recorded path); ``advice``: what to do if it
+    is missing.
 
     Raises:
         FeatureStoreError: missing, or other bytes (naming the provenance fields that differ).

@@ -1,8 +1,7 @@
 """``run.json``: what ``model.pt`` holds besides the weights, readable without torch.
 
-The dict of ``model.pt`` (:mod:`pipeline.heads.checkpoint`) without ``state_dict``, plus
-``model_sha256`` of the ``model.pt`` it describes, so commands that need no weights skip
-importing torch.
+``model.pt``'s dict (:mod:`pipeline.heads.checkpoint`) without ``state_dict``, plus the
+``model_sha256`` it describes, so commands that need no weights skip importing torch.
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ def record_text(ckpt: dict[str, Any], model_bytes: bytes) -> str:
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     """The ``run.json`` of ``run_dir``, checked against the ``model.pt`` beside it.
 
-    Returns:
-        The record, or None when the folder has none (an older version: read ``model.pt``).
+    None when the folder has no ``run.json`` (an older version: read ``model.pt``).
 
     Raises:
         PipelineError: ``run.json`` is malformed or lacks a key.

@@ -134,10 +134,10 @@ class HeadCache:
         return blobs, None
 
     def put(self, key: str, blobs: Mapping[str, bytes], cfg: TrainConfig) -> bool:
-        """Keep ``blobs`` (:data:`FILES`) as ``key``'s entry, unless a sound one is there.
+        """Keep ``blobs`` (:data:`FILES`) as ``key``'s entry unless a sound one is there.
 
-        Readers see a whole entry or none; a write error is logged and skipped.
-        Returns whether the entry was written now.
+        Readers see a whole entry or none; a write error is logged and skipped. Returns whether
+        it was written now.
         """
         entry = self._entry(key)
         tmp = None

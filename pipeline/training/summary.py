@@ -43,9 +43,8 @@ def summarize(
 ) -> list[dict[str, Any]]:
     """Group runs by ``settings`` (default: every column not a metric, result or in ``over``).
 
-    Returns:
-        One dict per group, in first-seen order: the settings, ``n``, and per metric
-        ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
+    Returns one dict per group, in first-seen order: the settings, ``n``, and per metric
+    ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
     """
     runs = list(runs)
     if settings is None:

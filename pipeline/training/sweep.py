@@ -93,10 +93,7 @@ def run_group(
 ) -> list[Outcome]:
     """Train runs of one shape on one feature file as one stack; never raises for a failed run.
 
-    Each member is written as soon as its stack finishes: its model, then its row.
-
-    Raises:
-        OSError: a model or a row cannot be written.
+    Each member's model, then its row, is written as soon as its stack finishes (OSError if not).
     """
     import socket
 
@@ -321,7 +318,6 @@ def sweep(
 
 
 def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir):
-    """:func:`sweep` once it holds the lock of ``out``."""
     results = _Results(out / "results.csv", grid, cells)
     sweep_files.remove_orphans(out, results.done())
     done = set() if force else results.done()
