@@ -2,13 +2,9 @@
 
     python -m pipeline.compare [--params params.yaml] [--summary-only] [--no-cache]
 
-Trains every head in ``compare.heads`` with every seed in ``compare.seeds`` (the ``train``
-block otherwise) in one process, as stacks of heads that train together, into
-``compare.dir/runs/<head>-seed<seed>/``, and writes ``compare.dir/summary.md`` and
-``summary.json``: mean ± std of best and last val accuracy per head
-(:mod:`pipeline.training.compare`). A head trained before with the same settings on the same
-features is copied from the head cache ``.cache/heads`` (:mod:`pipeline.training.cache`)
-instead; ``--no-cache`` trains every head. ``--summary-only`` reads the runs already there.
+Trains every head in ``compare.heads`` with every seed in ``compare.seeds`` and writes
+``compare.dir/summary.md`` (:mod:`pipeline.training.compare`). ``--no-cache`` trains heads
+found in ``.cache/heads`` again; ``--summary-only`` reads the runs already there.
 """
 
 from __future__ import annotations

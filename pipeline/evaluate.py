@@ -3,13 +3,9 @@
     python -m pipeline.evaluate [--model RUN/model.pt] [--features FILE]
                                 [--params params.yaml] [--set evaluate.shots=[null,1000]]
 
-Reads the head (default ``<train.out_dir>/model.pt``) and the val split of the features it
-was trained on, scores it under every combination of the ``evaluate`` block's ``shots`` x
-``depolarizing`` x ``amplitude_damping`` x ``readout_error`` on ``evaluate.backend`` (``auto``:
-the head's own circuit when exact and noiseless, the torch density matrix otherwise;
-``torch``; or any PennyLane device, real hardware included), and writes
-``robustness.csv``, ``robustness.json`` and ``plots/robustness.png`` into the model's folder
-(:mod:`pipeline.inference.evaluate`).
+Scores the head on the val split of its features under every combination of the ``evaluate``
+block's shots and noise settings, and writes ``robustness.csv``, ``robustness.json`` and
+``plots/robustness.png`` into the model's folder (:mod:`pipeline.inference.evaluate`).
 """
 
 from __future__ import annotations

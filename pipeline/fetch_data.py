@@ -24,9 +24,7 @@ BASELINE_COMMIT = (
 
 
 def _check_queued_workspace(data: DataConfig) -> None:
-    """Refuse a queued DVC experiment's workspace without ``dvc.lock``: DVC could not restore the
-    data there, so the remedy is a commit, not a download.
-    """
+    """Refuse a queued experiment's workspace lacking ``dvc.lock``: DVC cannot restore its data."""
     root = os.environ.get("DVC_ROOT")
     if not os.environ.get("DVC_EXP_NAME") or not root:
         return

@@ -2,13 +2,9 @@
 
     python -m pipeline.train_head [--params params.yaml] [--set train.q_depth=3]
 
-Reads ``train.features`` (default ``extract.out``) through the store's checking reader,
-trains with the paper's settings (Adam 4e-4, batch 4, 30 epochs, StepLR(10, 0.1) stepped after
-each epoch, cross entropy, seed 42), evaluates on ``val`` after every epoch, keeps the
-checkpoint with the best val accuracy (as the paper does: this selects on the test split;
-``train.checkpoint: last`` keeps the final iterate instead) and writes ``model.pt``,
-``metrics.json``, ``history.csv`` and ``val_predictions.csv`` into ``train.out_dir``
-(:mod:`pipeline.training`).
+Trains with the paper's settings on ``train.features`` (default ``extract.out``), keeps the
+checkpoint with the best val accuracy, as the paper does (``train.checkpoint: last`` keeps the
+final one), and writes the run folder ``train.out_dir`` (:mod:`pipeline.training`).
 
 ``train.features``, ``train.out_dir`` and ``spiral.out`` may hold placeholders such as
 ``{spiral.turns}``; a store that is ``spiral.out`` is generated first when missing or stale.

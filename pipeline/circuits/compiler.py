@@ -1,13 +1,9 @@
 """A PennyLane circuit function compiled once into a :class:`~pipeline.simulators.program.Program`.
 
-``fn(inputs, weights)`` is the body of a QNode for one sample, returning ``qml.expval`` of
-Pauli words (or nothing: ``<Z_i>``). It is recorded on three random draws: an angle equal to
-one argument in every draw reads it directly, other varying angles become a traced torch
-graph. Gates that depend on argument values are refused.
-
-Example:
-    >>> compile_circuit(ring, (2, 2, 4), 4, name="ring").n_outputs  # circuits/ring.py
-    4
+``fn(inputs, weights)`` is a one-sample QNode body returning ``qml.expval`` of Pauli words (or
+nothing: ``<Z_i>``), recorded on three random draws: an angle equal to one argument in every
+draw reads it directly, other varying angles become a traced torch graph. Gates that depend on
+argument values are refused.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """``params.yaml`` (one block per stage) as frozen dataclasses, with ``--set`` overrides.
 
 ``--set`` values are parsed as YAML, as with ``dvc exp run -S``.
-
-Example:
-    >>> params = load_params("params.yaml", ["train.q_depth=3"])
-    >>> params.train.q_depth
-    3
 """
 
 from __future__ import annotations
@@ -169,12 +164,7 @@ class Params:
     qq: QQConfig = field(default_factory=QQConfig)
 
     def expand(self, template: str, key: str = "path") -> str:
-        """Fill ``{block.key}`` placeholders of a path; ``{{`` and ``}}`` are literal braces.
-
-        Example:
-            >>> Params().expand("features/spiral-{spiral.turns}.h5")
-            'features/spiral-1.52.h5'
-        """
+        """Fill ``{block.key}`` placeholders of a path; ``{{`` and ``}}`` are literal braces."""
         if "{" not in template and "}" not in template:
             return template
         blocks = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -302,10 +292,6 @@ def parse_assignment(
     """Split ``section.key=value`` and parse the value as YAML (``--set`` and ``--grid``).
 
     With ``many``, ``v1,v2,...`` is a list, each item typed as ``--set`` would type it.
-
-    Example:
-        >>> parse_assignment("train.seed=0,1,2", option="--grid", many=True)
-        ('train', 'seed', [0, 1, 2])
     """
     example = (
         "section.key=v1,v2,... (e.g. train.seed=0,1,2)"

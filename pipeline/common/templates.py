@@ -40,12 +40,7 @@ def expand(template: str, blocks: Mapping[str, Any], key: str = "path") -> str:
     """Fill the ``{block.key}`` placeholders of ``template`` from ``blocks`` (dataclasses).
 
     Raises:
-        ConfigError: not a plain ``{block.key}``, an unknown block or key, or a value that is
-            not a string, number or boolean.
-
-    Example:
-        >>> expand("f/{spiral.turns}.h5", {"spiral": SpiralConfig()})
-        'f/1.52.h5'
+        ConfigError: not a plain ``{block.key}``, an unknown block or key, or a non-scalar value.
     """
     try:
         parts = list(string.Formatter().parse(template))

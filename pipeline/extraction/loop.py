@@ -246,8 +246,7 @@ def extract(
     _log_listing(listing)
     selection, shard_meta = _selection(listing, shard)
     job = Job(source, listing, fingerprint or source.fingerprint(listing), out, cfg, shard_meta)
-    # one extraction of a backbone's whole store at a time; shards and generated stores
-    # need no lock (one job each; writing twice gives the same bytes)
+    # one extraction per backbone store at a time; shards and generated stores write the same bytes
     lock = shard is None and source.needs_backbone
     with locked(out) if lock else contextlib.nullcontext():
         if out.exists() and not force:

@@ -1,15 +1,8 @@
 """``model.pt``: a trained head's checkpoint, read and checked, and the head rebuilt from it.
 
-The file is a ``torch.save``d dict of plain types (``torch.load(weights_only=True)`` reads it):
-``format_version``, ``state_dict``, ``config`` (the full ``train`` block), ``class_names``,
-``in_features``, ``best_epoch``, ``checkpoint`` (best or last), ``epoch``, ``features`` (the
-feature store's path, sha256 and provenance), ``tensors_sha256`` (:func:`tensors_sha256` of
-``state_dict``, checked on every read, so that a changed weight is an error, not a silently
-different head) and, for a circuit file, ``circuit`` (its path, function, text and sha256:
-the head is rebuilt from that text, not from the file). :mod:`pipeline.training.outputs`
-writes it, and ``run.json`` beside it: the same without the weights
-(:mod:`pipeline.heads.record`). A checkpoint written before ``tensors_sha256`` existed loads
-with a logged note that its weights are not checked.
+A ``torch.save``d dict of plain types (read with ``weights_only=True``): the ``train`` config,
+class names, ``state_dict`` and :data:`DIGEST_KEY`, checked on every read so a changed weight is
+an error, not a silently different head. :mod:`pipeline.training.outputs` writes it.
 """
 
 from __future__ import annotations
@@ -36,12 +29,7 @@ DIGEST_KEY = "tensors_sha256"
 
 
 def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
-    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order.
-
-    Example:
-        >>> tensors_sha256({"w": torch.zeros(2)}) == tensors_sha256({"w": torch.zeros(2)})
-        True
-    """
+    """SHA-256 over every tensor's name, dtype, shape and bytes, in name order."""
     digest = hashlib.sha256()
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().cpu().contiguous()
@@ -51,11 +39,7 @@ def tensors_sha256(state_dict: Mapping[str, torch.Tensor]) -> str:
 
 
 def check_tensors(path: str | Path, ckpt: dict) -> None:
-    """Check ``state_dict`` against the recorded :data:`DIGEST_KEY` (a note when absent).
-
-    Raises:
-        PipelineError: the state dict is not a dict of tensors, or its digest differs.
-    """
+    """Raise PipelineError unless ``state_dict`` matches :data:`DIGEST_KEY` (a note when absent)."""
     state = ckpt.get("state_dict")
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
@@ -80,21 +64,8 @@ def check_tensors(path: str | Path, ckpt: dict) -> None:
 def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict:
     """The checkpoint dict of ``model.pt``, checked but without building the head.
 
-    Args:
-        path: a ``model.pt`` written by ``pipeline.train_head``.
-        map_location: where tensors are loaded.
-
-    Returns:
-        The dict: ``format_version``, ``state_dict``, ``config``, ``class_names``,
-        ``in_features``, ``best_epoch``, ``features`` (the feature store's identity).
-
     Raises:
-        PipelineError: the file is missing, is not a checkpoint of this pipeline, or its
-            weights differ from the digest it records.
-
-    Example:
-        >>> read_checkpoint("runs/head/model.pt")["class_names"]
-        ['ants', 'bees']
+        PipelineError: the file is missing, not a head checkpoint, or its weights changed.
     """
     path = Path(path)
     if not path.is_file():
@@ -115,13 +86,10 @@ def read_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu"):
     """Rebuild a trained head from ``model.pt``.
 
-    Returns:
-        ``(model, checkpoint)``: the head in eval mode, in the dtype it was trained in, and
-        the checkpoint dict (``config``, ``class_names``, ``in_features``, ``features``, ...).
+    Returns ``(model, checkpoint)``: the head in eval mode and its trained dtype, and the dict.
 
     Raises:
-        PipelineError: the file is missing or is not a checkpoint of this pipeline, or its
-            config or weights do not make a head of this version (the message says why).
+        PipelineError: the file is bad, or its config or weights make no head of this version.
     """
     ckpt = read_checkpoint(path, map_location=map_location)
     try:
@@ -140,18 +108,13 @@ def load_checkpoint(path: str | Path, *, map_location: str | torch.device = "cpu
 def trained_store(
     model: str | Path, record: dict[str, Any], features: str | Path | None, *, advice: str
 ) -> Path:
-    """The feature store a head was trained on, checked: it exists and has the sha256 that
-    ``model.pt`` records.
+    """The feature store a head was trained on, checked against the sha256 ``model.pt`` records.
 
-    Args:
-        model: the ``model.pt`` (for messages).
-        record: its ``features`` record (path, sha256, provenance).
-        features: where the store is now (None: the recorded path).
-        advice: what to do when the file is missing (e.g. "pass --features FILE").
+    ``features``: where the store is now (None: the recorded path); ``advice``: what to do if it
+    is missing.
 
     Raises:
-        FeatureStoreError: missing, or other bytes (the message names both files, both hashes
-            and the provenance fields that differ).
+        FeatureStoreError: missing, or other bytes (naming the provenance fields that differ).
     """
     path = Path(features if features is not None else record["path"])
     if not path.is_file():

@@ -22,10 +22,6 @@ class DressedQuantumNet(nn.Module):
         backend: ``"torch"`` or a PennyLane device name.
         program: a compiled circuit in place of the paper's (``backend`` ``torch``).
         source: the circuit file's record, kept in ``model.pt``.
-
-    Example:
-        >>> DressedQuantumNet(in_features=2, n_qubits=5, q_depth=5)(torch.zeros(3, 2)).shape
-        torch.Size([3, 2])
     """
 
     def __init__(

@@ -40,12 +40,7 @@ def check(cfg: TrainConfig, meta: StoreMeta) -> None:
 
 
 def as_tensor(features: np.ndarray, device: torch.device | str, dtype: torch.dtype) -> torch.Tensor:
-    """A split's features as a real tensor; complex kets (N, c) as ``[real | imag]`` (N, 2c).
-
-    Example:
-        >>> as_tensor(np.array([[1 + 2j, 3j]]), "cpu", torch.float64)
-        tensor([[1., 0., 2., 3.]], dtype=torch.float64)
-    """
+    """A split's features as a real tensor; complex kets (N, c) as ``[real | imag]`` (N, 2c)."""
     tensor = torch.as_tensor(features)
     if tensor.is_complex():
         tensor = torch.cat([tensor.real, tensor.imag], dim=-1)  # (N, 2c)

@@ -1,10 +1,7 @@
 """``run.json``: what ``model.pt`` holds besides the weights, readable without torch.
 
-``model.pt`` (:mod:`pipeline.heads.checkpoint`) is a ``torch.save``d dict; reading it takes
-torch, seconds to import. Every run folder also holds ``run.json``: the same dict without
-``state_dict`` (``format_version``, ``config``, ``class_names``, ``in_features``,
-``best_epoch``, ``checkpoint``, ``epoch``, ``features``), and ``model_sha256``, the digest of
-the ``model.pt`` it describes. Commands that need no weights (``pipeline.report``) read it.
+``model.pt``'s dict (:mod:`pipeline.heads.checkpoint`) without ``state_dict``, plus the
+``model_sha256`` it describes, so commands that need no weights skip importing torch.
 """
 
 from __future__ import annotations
@@ -31,8 +28,7 @@ def not_a_head(path: str | Path) -> str:
 
 
 def require_keys(path: str | Path, ckpt: dict, keys: tuple[str, ...] = REQUIRED_KEYS) -> None:
-    """Refuse a checkpoint dict without ``keys`` (and a ``features`` record without its path
-    and sha256), naming the file, the keys expected and the ones it lacks."""
+    """Refuse a checkpoint dict without ``keys`` (or a ``features`` path and sha256)."""
     missing = [k for k in keys if k not in ckpt]
     record = ckpt.get("features")
     if not missing and not (isinstance(record, dict) and {"path", "sha256"} <= set(record)):
@@ -45,12 +41,7 @@ def require_keys(path: str | Path, ckpt: dict, keys: tuple[str, ...] = REQUIRED_
 
 
 def record_text(ckpt: dict[str, Any], model_bytes: bytes) -> str:
-    """The text of ``run.json`` for the checkpoint dict ``ckpt`` saved as ``model_bytes``.
-
-    Example:
-        >>> json.loads(record_text(ckpt, data))["model_sha256"] == hashlib.sha256(data).hexdigest()
-        True
-    """
+    """The text of ``run.json`` for the checkpoint dict ``ckpt`` saved as ``model_bytes``."""
     record = {k: v for k, v in ckpt.items() if k != "state_dict"}
     record["model_sha256"] = hashlib.sha256(model_bytes).hexdigest()
     return json.dumps(record, indent=2) + "\n"
@@ -59,21 +50,11 @@ def record_text(ckpt: dict[str, Any], model_bytes: bytes) -> str:
 def read_record(run_dir: str | Path) -> dict[str, Any] | None:
     """The ``run.json`` of ``run_dir``, checked against the ``model.pt`` beside it.
 
-    Args:
-        run_dir: a run folder written by ``pipeline.train_head``.
-
-    Returns:
-        The record, or None when the folder has no ``run.json`` (written by an older version:
-        read ``model.pt`` instead).
+    None when the folder has no ``run.json`` (an older version: read ``model.pt``).
 
     Raises:
         PipelineError: ``run.json`` is malformed or lacks a key.
-        MixedRunError: it describes another ``model.pt`` than the one beside it (the
-            message names both files).
-
-    Example:
-        >>> read_record("runs/head")["class_names"]
-        ['ants', 'bees']
+        MixedRunError: it describes another ``model.pt`` than the one beside it.
     """
     path = Path(run_dir) / RECORD_NAME
     if not path.is_file():

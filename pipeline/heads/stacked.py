@@ -2,11 +2,6 @@
 
 Parameters and gradients live in flat buffers, so one optimizer step updates every member.
 Members never mix, so each equals its own single run.
-
-Example:
-    >>> heads = [build_head(TrainConfig(head="linear"), 512, 2) for _ in range(3)]
-    >>> StackedHeads(heads, "linear")(torch.zeros(3, 4, 512)).shape
-    torch.Size([3, 4, 2])
 """
 
 from __future__ import annotations

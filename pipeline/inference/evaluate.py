@@ -2,11 +2,6 @@
 
 The reference is the head run as training evaluated it (matching ``metrics.json``); each
 setting swaps in a noisy or sampled circuit, seeded by the setting alone.
-
-Example:
-    >>> result = evaluate(load_params("params.yaml"))
-    >>> [round(r.row.accuracy, 3) for r in result.scored][:2]
-    [0.928, 0.915]
 """
 
 from __future__ import annotations

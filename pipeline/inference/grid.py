@@ -55,12 +55,7 @@ class Setting:
 
 
 def settings(cfg: EvaluateConfig) -> list[Setting]:
-    """Every combination, noise outer (depolarizing, damping, readout), shots inner.
-
-    Example:
-        >>> [s.label for s in settings(EvaluateConfig(shots=(None, 100), depolarizing=(0.0,)))]
-        ['p=0 exact', 'p=0 100 shots']
-    """
+    """Every combination, noise outer (depolarizing, damping, readout), shots inner."""
     noises = itertools.product(cfg.depolarizing, cfg.amplitude_damping, cfg.readout_error)
     return [
         Setting(shots, NoiseModel(p, gamma, q)) for p, gamma, q in noises for shots in cfg.shots

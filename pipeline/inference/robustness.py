@@ -26,10 +26,6 @@ def wilson_interval(k: int, n: int, z: float = Z95) -> tuple[float, float]:
 
     Unlike the Wald interval it stays in [0, 1] and is not empty at k = 0 or n; equals
     ``scipy.stats.binomtest(k, n).proportion_ci(method="wilson")``.
-
-    Example:
-        >>> [round(v, 4) for v in wilson_interval(5, 10)]
-        [0.2366, 0.7634]
     """
     for name, value in (("k", k), ("n", n)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):

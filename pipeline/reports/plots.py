@@ -1,28 +1,10 @@
-"""Pictures of a trained head: a grid of validation predictions, the curves, the confusion matrix.
+"""Plots of a trained run folder: validation prediction grid, curves, confusion matrix.
 
-Reads a run folder written by ``pipeline.train_head`` (:mod:`pipeline.reports.run_folder`):
-``run.json`` (classes, best epoch, where the features came from: what ``model.pt`` holds
-but the weights), ``metrics.json``, ``history.csv`` and ``val_predictions.csv``; torch is not
-imported. Writes with matplotlib's Agg
-renderer into ``<run>/plots/``:
-
-* ``predictions.png``: ``report.n_images`` validation images (a seeded choice,
-  ``report.seed``), each titled with the predicted class and its probability and the true
-  class; a wrong prediction has a red title, a cross and a thick red frame. The images are
-  read by the paths stored with the features from the data folder stage one recorded for
-  them, whatever the current params say (or ``data_dir``), once their fingerprint shows they
-  are the same images (:func:`pipeline.reports.run_folder.find_images`). When they are not
-  found (or the features do not come from an image folder) the grid is skipped with one
-  warning that says why, an old ``predictions.png`` is removed, and the other plots are
-  still drawn.
-* ``curves.png``: cross-entropy loss and accuracy per epoch, train against val, with the best
-  epoch (the one ``model.pt`` holds) marked.
-* ``confusion.png``: the confusion matrix of the best epoch on val, counts and row shares,
-  with class names (rows actual, columns predicted).
-
-Every PNG has a fixed pixel size (see :func:`grid_figsize`, :data:`CURVES_FIGSIZE`,
-:func:`confusion_figsize`, times ``report.dpi``) and no version or time stamp in its metadata,
-so the same run gives the same bytes.
+Reads a folder written by ``pipeline.train_head`` (:mod:`pipeline.reports.run_folder`), without
+torch, and writes ``predictions.png``, ``curves.png`` and ``confusion.png`` into ``<run>/plots/``
+with matplotlib's Agg renderer. Images for the grid are found by fingerprint
+(:func:`pipeline.reports.run_folder.find_images`); when missing, the grid is skipped with one
+warning. PNGs have fixed pixel sizes and no time stamp, so the same run gives the same bytes.
 """
 
 from __future__ import annotations
@@ -64,12 +46,7 @@ class ReportResult:
 
 
 def select(n_total: int, n: int, seed: int) -> list[int]:
-    """A fixed, seeded choice of ``min(n, n_total)`` row indices, in increasing order.
-
-    Example:
-        >>> select(153, 4, seed=0)
-        [13, 79, 108, 131]
-    """
+    """A fixed, seeded choice of ``min(n, n_total)`` row indices, in increasing order."""
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(n_total, size=min(n, n_total), replace=False))
 
@@ -105,17 +82,7 @@ def _short(name: str, limit: int) -> str:
 
 
 def draw_predictions(run: Run, data_dir: str | Path, cfg: ReportConfig):
-    """The grid of validation images with predicted and true labels.
-
-    Args:
-        run: the run (:func:`load_run`).
-        data_dir: the image folder the feature paths are relative to
-            (:func:`pipeline.reports.run_folder.find_images`).
-        cfg: ``n_images``, ``seed`` and ``dpi``.
-
-    Returns:
-        A matplotlib Figure of :func:`grid_figsize` inches.
-    """
+    """The grid of validation images with predicted and true labels (a matplotlib Figure)."""
     chosen = select(len(run.predictions), cfg.n_images, cfg.seed)
     rows, cols = grid_shape(len(chosen))
     width, height = grid_figsize(len(chosen))
@@ -198,11 +165,7 @@ def _draw_tile(ax, row: dict[str, str], data_dir: Path, max_px: int) -> bool:
 
 
 def draw_curves(run: Run, cfg: ReportConfig):
-    """Loss and accuracy per epoch, train against val, with the best epoch marked.
-
-    Returns:
-        A matplotlib Figure of :data:`CURVES_FIGSIZE` inches.
-    """
+    """Loss and accuracy per epoch, train against val, with the best epoch marked."""
     from matplotlib.ticker import MaxNLocator  # matplotlib: only when drawing
 
     fig = figure(CURVES_FIGSIZE, cfg.dpi, layout="constrained")
@@ -260,11 +223,7 @@ def draw_curves(run: Run, cfg: ReportConfig):
 
 
 def draw_confusion(run: Run, cfg: ReportConfig):
-    """The best epoch's confusion matrix on val: counts, row shares and class names.
-
-    Returns:
-        A matplotlib Figure of :func:`confusion_figsize` inches.
-    """
+    """The best epoch's confusion matrix on val: counts, row shares and class names."""
     confusion = np.asarray(run.metrics["best"]["confusion"], dtype=np.int64)
     k = len(run.class_names)
     fig = figure(confusion_figsize(k), cfg.dpi, layout="constrained")
@@ -319,24 +278,12 @@ def _grid_images(run: Run, data_dir: str | Path | None) -> tuple[Path | None, st
 def report(
     params: Params, out_dir: str | Path | None = None, data_dir: str | Path | None = None
 ) -> ReportResult:
-    """Draw predictions.png, curves.png and confusion.png into ``<out_dir>/plots``.
+    """Draw the plots into ``<out_dir>/plots`` (default ``params.out_dir``).
 
-    Args:
-        params: ``report`` (n_images, seed, dpi) and ``train.out_dir`` (the default run
-            folder, placeholders filled in).
-        out_dir: the run folder; default ``params.out_dir``.
-        data_dir: where the run's images are now, instead of the data folder recorded with
-            its features.
-
-    Returns:
-        A :class:`ReportResult`: the files written and the plots skipped, with the reason.
+    ``data_dir``: where the run's images are now, if not where their features recorded.
 
     Raises:
         PipelineError: the run folder or one of its files is missing or malformed.
-
-    Example:
-        >>> [p.name for p in report(load_params("params.yaml")).written]
-        ['predictions.png', 'curves.png', 'confusion.png']
     """
     run = load_run(out_dir if out_dir is not None else params.out_dir)
     cfg = params.report
@@ -360,7 +307,7 @@ def report(
         figures["curves.png"] = draw_curves(run, cfg)
         figures["confusion.png"] = draw_confusion(run, cfg)
         for name, fig in figures.items():
-            # zlib level 1: a quarter of the encoding time of the default 6, for a few percent more
+            # zlib level 1: far faster than the default 6, for slightly larger files
             files.write_bytes(plots / name, png_bytes(fig, cfg.dpi, compress_level=1))
             result.written.append(plots / name)
     log.info("wrote %s", ", ".join(str(p) for p in result.written))

@@ -1,9 +1,6 @@
 """A run folder written by ``pipeline.train_head``, read back and checked, and its images found.
 
-``run.json`` (what ``model.pt`` holds but the weights: classes, best epoch, where the features
-came from; read without torch), ``metrics.json``, ``history.csv`` and ``val_predictions.csv``;
-:func:`find_images` finds the image folder the run's features were made from (the one stage
-one recorded), whatever the current params say.
+Read without torch, through ``run.json`` (:mod:`pipeline.heads.record`).
 """
 
 from __future__ import annotations
@@ -49,20 +46,9 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def load_run(out_dir: str | Path) -> Run:
     """Read the outputs of ``pipeline.train_head`` from ``out_dir``.
 
-    Args:
-        out_dir: a run folder (``train.out_dir``).
-
-    Returns:
-        A :class:`Run`.
-
     Raises:
-        PipelineError: the folder or one of its four files is missing or malformed (the
-            message names the file and what was expected).
+        PipelineError: the folder or one of its files is missing or malformed.
         MixedRunError: ``model.pt`` is not the one ``metrics.json`` was written with.
-
-    Example:
-        >>> load_run("runs/head").best_epoch
-        12
     """
     out = Path(out_dir)
     if not out.is_dir():
@@ -122,9 +108,7 @@ def load_run(out_dir: str | Path) -> Run:
 
 
 def _candidates(run: Run, recorded: str) -> list[Path]:
-    """Where a recorded data folder may be: as recorded (an absolute path, or relative to the
-    folder extract ran in, which is the current one in a DVC pipeline), then relative to each
-    folder above the run folder (``runs/head`` of a project read from elsewhere)."""
+    """A recorded data folder as is, then relative to each folder above the run folder."""
     path = Path(recorded)
     if path.is_absolute():
         return [path]
@@ -149,26 +133,11 @@ def _matches(run: Run, root: Path, splits: list[str]) -> str | None:
 def find_images(run: Run, data_dir: str | Path | None = None) -> Path:
     """The folder holding the images of the run's features, checked against their fingerprint.
 
-    The folder is the data folder stage one recorded in the feature store (``data.dir`` as
-    given, kept in the checkpoint's record of the features), whatever the current params say;
-    ``data_dir`` replaces it (the images moved). A candidate counts only when its images have
-    the fingerprint of the run's features (SHA-256 of every image; about 0.1 s for the
-    ants/bees set), so another data set with the same relative paths is never shown.
-
-    Args:
-        run: the run (:func:`load_run`).
-        data_dir: where the images are now, instead of the recorded folder.
-
-    Returns:
-        The folder the feature store's paths are relative to.
+    The folder is the one stage one recorded, or ``data_dir``; the fingerprint check keeps
+    another data set with the same relative paths from being shown.
 
     Raises:
-        DataError: the features do not come from an image folder, record no folder, or no
-            candidate holds their images (the message says where it looked and why).
-
-    Example:
-        >>> find_images(load_run("runs/head"))
-        PosixPath('data/hymenoptera_data')
+        DataError: no image folder recorded, or no candidate holds the run's images.
     """
     source = run.features.get("source")
     if source != "folder":

@@ -86,7 +86,7 @@ class NoiseModel:
     """Per-gate noise and readout error; all zero is the noiseless circuit.
 
     Args:
-        depolarizing: p of PennyLane's ``DepolarizingChannel`` after every gate on each wire.
+        depolarizing: p of ``DepolarizingChannel`` after every gate on each wire.
         amplitude_damping: gamma of ``AmplitudeDamping``, after the depolarizing channel.
         readout_error: symmetric bit-flip probability of each measured bit.
     """
@@ -224,10 +224,7 @@ def check_angles(inputs: torch.Tensor, weights: torch.Tensor) -> tuple[int, int]
 def density_matrix(
     inputs: torch.Tensor, weights: torch.Tensor, noise: NoiseModel = NOISELESS
 ) -> torch.Tensor:
-    """The exact state after the noisy circuit: real rho (B, 2^n, 2^n), wire 0 most significant.
-
-    Samples run in chunks of about :data:`CHUNK_ELEMENTS` numbers, so each rho stays in cache.
-    """
+    """The exact state after the noisy circuit: real rho (B, 2^n, 2^n), wire 0 most significant."""
     n, _ = check_angles(inputs, weights)
     weights = weights.to(inputs)
     steps = _fused_steps(inputs, weights, noise)

@@ -149,9 +149,8 @@ def _kron(factors: torch.Tensor) -> torch.Tensor:
 class _MatrixCircuit(torch.autograd.Function):
     """<Z> of M stacked circuits with adjoint gradients, for ``method="matrix"``.
 
-    Uses ``dRY(t)/dt = RY(t) RY(pi) / 2``, RY(pi) a signed bit flip, so each derivative is a
-    gather of a forward state. Products are batched and permutations gathers, so a member's
-    numbers do not depend on the stack size.
+    ``dRY(t)/dt = RY(t) RY(pi) / 2`` makes each derivative a gather of a forward state; batched
+    products and gathers keep a member's numbers independent of the stack size.
     """
 
     @staticmethod

@@ -66,12 +66,7 @@ EMPTY_HINT = (
 
 
 def scan(root: str | Path, splits: Sequence[str], *, allow_empty: bool = False) -> Listing:
-    """List the images of each split; sorted class folders of ``train`` give the labels.
-
-    Example:
-        >>> scan("data/hymenoptera_data", ["train", "val"]).rows["val"][0]
-        'val/ants/10308379_1b6c72e180.jpg'
-    """
+    """List the images of each split; sorted class folders of ``train`` give the labels."""
     root = Path(root)
     _check_splits(root, splits)
     reference = "train" if "train" in splits else splits[0]

@@ -230,12 +230,7 @@ def read_meta(path: str | Path) -> StoreMeta:
 
 
 def load(path: str | Path, split: str) -> FeatureSplit:
-    """Read one split of a feature store, checking the file first.
-
-    Example:
-        >>> load("features/hymenoptera-resnet18.h5", "train").features.shape
-        (244, 512)
-    """
+    """Read one split of a feature store, checking the file first."""
     with _open(path) as f:
         meta = _meta_from(f, path)
         meta.note_unchecked()

@@ -23,12 +23,7 @@ from pipeline.store.hdf5 import (
 
 @dataclass(frozen=True)
 class Shard:
-    """The ``index``-th (1-based) of ``count`` contiguous parts of an extraction's images.
-
-    Example:
-        >>> Shard.parse("2/3").bounds(10)
-        (3, 6)
-    """
+    """The ``index``-th (1-based) of ``count`` contiguous parts of an extraction's images."""
 
     index: int
     count: int

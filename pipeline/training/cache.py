@@ -1,25 +1,10 @@
 """Heads already trained: a content-addressed cache of run folders, shared by compare and sweep.
 
-A head's result is a function of what trains it: its ``train`` settings (all but those its
-kind does not read, :data:`UNUSED`, and ``features``/``out_dir``, which only name files), the
-sha256 of a circuit file it names (``train.circuit``), the feature store's sha256, the
-training code (every module of :data:`CODE_PACKAGES`) and the host and library versions (the
-same settings give the same bits on the same host).
-:func:`head_key` is the SHA-256 of all of it; :class:`HeadCache` keeps, per key, the files of
-one run folder (:data:`FILES`), so a head that was trained once, by ``pipeline.compare`` or
-``pipeline.sweep``, in any experiment, is copied instead of trained again.
-
-The cache is the folder ``.cache/heads`` of the project (``$DVC_ROOT`` when DVC runs the
-command, so queued experiments share it; else the current folder): ``<key[:2]>/<key>/`` holds
-the files and ``entry.json``, their sha256 each. An entry is written into a temporary folder
-and renamed into place, under a file lock per key; reading checks every file against
-``entry.json``, and an entry that does not match (damaged, cut short) is never used: the
-head is trained again and the entry replaced.
-
-Example:
-    >>> cache = HeadCache(default_root())
-    >>> cache.get(head_key(TrainConfig(head="linear"), sha256)) is None
-    True
+:func:`head_key` hashes everything that decides a head's result: its ``train`` settings (less
+:data:`UNUSED`), a circuit file's sha256, the features' sha256, the code of
+:data:`CODE_PACKAGES` and the host. :class:`HeadCache` keeps one run folder per key under
+``.cache/heads`` (in ``$DVC_ROOT`` so queued experiments share it), written into a temporary
+folder and renamed under a lock; an entry whose files do not match ``entry.json`` is never used.
 """
 
 from __future__ import annotations
@@ -103,13 +88,7 @@ def settings(cfg: TrainConfig) -> dict:
 
 
 def head_key(cfg: TrainConfig, features_sha256: str) -> str:
-    """The cache key of a head: SHA-256 of its settings, features, code and host.
-
-    Example:
-        >>> head_key(TrainConfig(head="linear", q_depth=3), s) == head_key(
-        ...     TrainConfig(head="linear", q_depth=6), s)
-        True
-    """
+    """The cache key of a head: SHA-256 of its settings, features, code and host."""
     identity = {
         "train": settings(cfg),
         "features_sha256": features_sha256,
@@ -124,7 +103,7 @@ def head_key(cfg: TrainConfig, features_sha256: str) -> str:
 
 
 class HeadCache:
-    """Run folders by :func:`head_key` under ``root`` (see the module docstring)."""
+    """Run folders by :func:`head_key` under ``root``."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
@@ -133,8 +112,7 @@ class HeadCache:
         return self.root / key[:2] / key
 
     def get(self, key: str) -> dict[str, bytes] | None:
-        """The files of ``key``'s entry, each checked against its sha256; None when there is
-        no entry, or it does not match (logged: the head is trained again)."""
+        """The files of ``key``'s entry, checked; None when absent or damaged (logged)."""
         blobs, problem = self._read(key)
         if problem:
             log.warning("head cache entry %s %s; training it again", self._entry(key), problem)
@@ -156,14 +134,10 @@ class HeadCache:
         return blobs, None
 
     def put(self, key: str, blobs: Mapping[str, bytes], cfg: TrainConfig) -> bool:
-        """Keep ``blobs`` (:data:`FILES`) as ``key``'s entry, unless a sound one is there.
+        """Keep ``blobs`` (:data:`FILES`) as ``key``'s entry unless a sound one is there.
 
-        Written into a temporary folder and renamed into place under a lock, so readers see
-        a whole entry or none. A cache that cannot be written (disk full, read-only) is
-        logged in one line and skipped: the run's own outputs are written all the same.
-
-        Returns:
-            Whether the entry was written now.
+        Readers see a whole entry or none; a write error is logged and skipped. Returns whether
+        it was written now.
         """
         entry = self._entry(key)
         tmp = None

@@ -1,15 +1,9 @@
 """The compare table: mean ± std of best and last val accuracy per head over seeds.
 
-:func:`compare` (the DVC ``compare`` stage, ``python -m pipeline.compare``) trains every head in
-``compare.heads`` with every seed in ``compare.seeds`` in one process, as stacks
-(:func:`pipeline.training.ensemble.fit_ensemble`: the same numbers as one ``train_head`` run
-each), and writes each run into its own folder ``compare.dir/runs/<head>-seed<seed>/``
-(:func:`pipeline.training.outputs.write_run`); a head trained before with the same settings
-on the same features is copied from the head cache instead (:mod:`pipeline.training.cache`).
-:func:`compare_summary` then reads those runs (their settings from each ``model.pt``, their
-numbers from each ``metrics.json``), keeps exactly the heads x seeds asked for, and writes
-``compare.dir/summary.md`` and ``summary.json`` through :mod:`pipeline.training.summary`: the
-quantum-against-classical table of the paper, over seeds.
+:func:`compare` trains every head in ``compare.heads`` with every seed in ``compare.seeds`` as
+stacks (the same numbers as one ``train_head`` run each), or copies it from the head cache
+(:mod:`pipeline.training.cache`), into ``compare.dir/runs/<head>-seed<seed>/``;
+:func:`compare_summary` writes ``summary.md`` and ``summary.json`` from those runs.
 """
 
 from __future__ import annotations
@@ -47,16 +41,10 @@ def run_dir(cfg: CompareConfig, head: str, seed: int) -> Path:
 
 
 def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict[str, Any]]:
-    """Train ``compare.heads`` x ``compare.seeds`` (the ``train`` block otherwise), write each
-    run and the summary; return the summary's rows.
+    """Train ``compare.heads`` x ``compare.seeds``, write each run and the summary; return its rows.
 
-    Each run's folder is written as soon as its stack has trained, under the lock of
-    ``compare.dir`` (one compare per folder at a time).
-
-    Args:
-        params: the ``compare`` and ``train`` blocks, and the features' blocks.
-        cache_dir: a head cache (:mod:`pipeline.training.cache`): heads found there are
-            copied, not trained, and the heads trained now are kept there (None: no cache).
+    Each run is written as soon as its stack has trained, under the lock of ``compare.dir``;
+    heads found in the head cache ``cache_dir`` (:mod:`pipeline.training.cache`) are copied.
 
     Raises:
         PipelineError: a bad feature store, or runs that diverged (the others are written).
@@ -104,9 +92,7 @@ def compare(params: Params, *, cache_dir: str | Path | None = None) -> list[dict
 def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
     """One :func:`summary.run_record` per (head, seed) asked for, read from ``cfg.dir/runs``.
 
-    Returns:
-        The records, and whether any run was trained on random-init (``weights: none``)
-        features.
+    Also returns whether any run used random-init (``weights: none``) features.
 
     Raises:
         PipelineError: a requested (head, seed) has no finished run.
@@ -138,8 +124,7 @@ def collect_runs(cfg: CompareConfig) -> tuple[list[dict[str, Any]], bool]:
 
 
 def compare_summary(cfg: CompareConfig) -> list[dict[str, Any]]:
-    """Write ``summary.md`` and ``summary.json`` into ``cfg.dir`` from the runs under
-    ``cfg.dir/runs`` (:func:`collect_runs`); return the rows."""
+    """Write ``summary.md`` and ``summary.json`` from ``cfg.dir/runs``; return the rows."""
     with folders.locked(cfg.dir, "compare"):
         return _write_summary(cfg, *collect_runs(cfg))
 

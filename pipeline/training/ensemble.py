@@ -54,12 +54,7 @@ def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
 def plan(
     cfgs: Sequence[TrainConfig], data: HeadData, budget: int = DEFAULT_BUDGET
 ) -> list[list[int]]:
-    """Positions of ``cfgs`` grouped by :func:`group_key`, cut into chunks of ``budget`` bytes.
-
-    Example:
-        >>> plan([TrainConfig(seed=0), TrainConfig(head="linear"), TrainConfig(seed=1)], data)
-        [[0, 2], [1]]
-    """
+    """Positions of ``cfgs`` grouped by :func:`group_key`, cut into chunks of ``budget`` bytes."""
     groups: dict[tuple, list[int]] = {}
     for i, cfg in enumerate(cfgs):
         groups.setdefault(group_key(cfg), []).append(i)

@@ -34,16 +34,11 @@ NOT_SWEPT = ("out_dir",)
 def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     """Parse ``--grid block.key=v1,v2,...`` options into ``{"block.key": [v1, v2, ...]}``.
 
-    The values are read by the parser of ``--set`` values
-    (:func:`pipeline.common.config.parse_assignment`) as one YAML flow sequence, and each is
-    typed and checked as ``--set`` would: ``0,1,2`` are ints, ``quantum,linear`` strings,
-    ``null`` None, ``4e-4`` a float. Keys are ``train`` settings, or keys of other blocks that
-    select the features a run reads (``spiral.turns`` with a ``train.features`` of
-    ``features/spiral-{spiral.turns}.h5``; see :func:`expand`).
+    Values are typed and checked as ``--set`` would (one YAML flow sequence). Keys are ``train``
+    settings, or other blocks' keys that select the features a run reads (see :func:`expand`).
 
     Raises:
-        ConfigError: bad spelling, an unknown key, a key given twice, no values, a value of
-            the wrong type, or a value given twice.
+        ConfigError: bad spelling, an unknown or repeated key, or a bad or repeated value.
     """
     grid: dict[str, list[Any]] = {}
     blocks = section_types()
@@ -103,8 +98,7 @@ def _run_id(config: TrainConfig, features_sha256: str) -> str:
 
 
 def _circuit(config: TrainConfig) -> str:
-    """The sha256 of a run's circuit file, compiled here first: a circuit that would be
-    refused stops the sweep before anything trains."""
+    """The sha256 of a run's circuit file, compiled first so a bad one stops the sweep early."""
     from pipeline.circuits.source import circuit_program
 
     _, source = circuit_program(config)
@@ -114,14 +108,10 @@ def _circuit(config: TrainConfig) -> str:
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     """Every combination of the grid applied to ``params``, checked, in grid order.
 
-    Each combination's features file is :func:`pipeline.training.data.features_for` of its
-    params (placeholders filled in), so a grid over ``spiral.turns`` gives each run the store
-    of its own turns.
+    Each combination reads :func:`pipeline.training.data.features_for` of its own params.
 
     Raises:
-        ConfigError: a combination is not a valid config (the message names it), or two
-            combinations are the same run (a grid key that changes neither the head's
-            settings nor its features).
+        ConfigError: a combination is not a valid config, or two are the same run.
         FeatureStoreError: a features file is missing or not a complete store.
     """
     base = {f.name: to_dict(getattr(params, f.name)) for f in dataclasses.fields(Params)}
@@ -177,8 +167,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
 
 
 def groups(cells: Sequence[Cell], parts: int = 1) -> list[list[Cell]]:
-    """The cells in stacks: grouped by features file and shape, each group cut into about
-    ``parts`` / (number of groups) near-equal chunks so that ``parts`` workers all have work."""
+    """The cells in stacks by features file and shape, cut so ``parts`` workers all have work."""
     from pipeline.training.ensemble import group_key  # torch: only when a sweep runs
 
     by_key: dict[tuple, list[Cell]] = {}

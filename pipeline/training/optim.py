@@ -1,10 +1,10 @@
 """Adam with a StepLR schedule for M stacked heads, as one elementwise update of one flat tensor.
 
-Each member has its own rate and schedule and moves exactly as in a stack of one.
-``torch.optim.Optimizer`` is avoided: its constructor imports ``torch._dynamo``.
-``adam`` is torch's fused kernel on buffers padded to whole vectors (its vector body and scalar
-tail round differently); ``pennylane_adam`` is PennyLane's Adam up to v0.19, used by the
-paper's spiral benchmark (moments start at ``g_1`` and ``g_1**2``, ``beta2`` 0.99).
+Each member has its own rate and schedule and moves exactly as in a stack of one; no
+``torch.optim.Optimizer``, whose constructor imports ``torch._dynamo``. ``adam`` is torch's fused
+kernel on buffers padded to whole vectors (its vector body and scalar tail round differently);
+``pennylane_adam`` is PennyLane's Adam up to v0.19 (moments start at ``g_1`` and ``g_1**2``,
+``beta2`` 0.99), as the paper's spiral benchmark used.
 """
 
 from __future__ import annotations

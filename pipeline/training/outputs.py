@@ -1,19 +1,9 @@
 """A trained head's outputs in its run folder, each written atomically.
 
-* ``model.pt``: the kept state dict, the full train config, class names, the features'
-  identity, a circuit file's text and sha256 (:mod:`pipeline.heads.checkpoint` reads it);
-* ``run.json``: the same without the weights, and the weights' sha256 (readable without
-  torch: :mod:`pipeline.heads.record`);
-* ``metrics.json``: best and last epoch (val and train accuracy and loss, per-class accuracy,
-  confusion matrix), parameter count, timing;
-* ``history.csv``: epoch, train_loss, train_acc, val_loss, val_acc, lr;
-* ``val_predictions.csv``: path, actual, predicted, probability (the kept checkpoint).
-
-The folder is replaced as one (:func:`pipeline.common.folders.replace_folder`): a reader sees
-the old run or the new one. ``metrics.json`` records the sha256 of its ``model.pt``, which
-readers check (:func:`pipeline.common.folders.check_pair`).
-
-Same params and features file give identical bytes in all but ``metrics.json``'s ``timing``.
+``model.pt`` (:mod:`pipeline.heads.checkpoint`), ``run.json`` (:mod:`pipeline.heads.record`),
+``metrics.json``, ``history.csv`` and ``val_predictions.csv``. The folder is replaced as one
+(:func:`pipeline.common.folders.replace_folder`) and ``metrics.json`` records ``model.pt``'s
+sha256 (:func:`pipeline.common.folders.check_pair`), so readers never mix two runs.
 """
 
 from __future__ import annotations
@@ -60,8 +50,7 @@ def _checkpoint(
     best_epoch: int,
     circuit: dict[str, str] | None,
 ) -> dict[str, Any]:
-    """:func:`checkpoint` of its parts. Built the same way for a trained head and a copied
-    one, so that ``torch.save`` shares the same objects in both (its bytes depend on it)."""
+    """:func:`checkpoint` of its parts, built alike for trained and copied heads (same bytes)."""
     payload = {
         "format_version": CHECKPOINT_VERSION,
         "state_dict": state_dict,
@@ -99,14 +88,12 @@ def save_model(result: TrainResult, path: str | Path) -> Path:
 
 
 def _model_files(ckpt: dict[str, Any]) -> dict[str, bytes]:
-    """``model.pt`` holding ``ckpt`` and its ``run.json``."""
     model = model_bytes(ckpt)
     return {"model.pt": model, RECORD_NAME: record_text(ckpt, model).encode()}
 
 
 def run_files(result: TrainResult) -> dict[str, bytes]:
-    """The files of a run folder by name (:data:`RUN_FILES`); ``metrics.json`` and
-    ``run.json`` record ``model.pt``'s sha256."""
+    """The files of a run folder by name (:data:`RUN_FILES`)."""
     out = _model_files(checkpoint(result))
     metrics = {
         **result.metrics,
@@ -136,18 +123,8 @@ def run_files(result: TrainResult) -> dict[str, bytes]:
 def rebased_files(
     stored: Mapping[str, bytes], config: TrainConfig, path: str, sha256: str, meta: StoreMeta
 ) -> dict[str, bytes]:
-    """The run folder of another run with the same result, as ``config`` would write it.
-
-    Args:
-        stored: ``model.pt``, ``metrics.json``, ``history.csv`` and ``val_predictions.csv``
-            of a run whose result ``config`` gives too, on the same features
-            (:func:`pipeline.training.cache.head_key`).
-        config: the run's train block; path, sha256, meta: its feature store's.
-
-    Returns:
-        The files of :data:`RUN_FILES`: ``model.pt`` and ``run.json`` record ``config`` and
-        ``path``, ``metrics.json`` the new ``model.pt``'s sha256; the others are ``stored``'s.
-    """
+    """The run folder ``config`` would write, from ``stored``: the files of a run with the same
+    :func:`pipeline.training.cache.head_key`."""
     old = torch.load(io.BytesIO(stored["model.pt"]), map_location="cpu", weights_only=True)
     ckpt = _checkpoint(
         config, path, sha256, meta, old["state_dict"], old["best_epoch"], old.get("circuit")
@@ -163,12 +140,7 @@ def write_run(run: Mapping[str, bytes], out_dir: str | Path, *, lock: bool = Tru
     """Write a run folder (:func:`run_files`) as one: built beside it, then swapped in.
 
     Other files already in the folder (later stages' plots and robustness files) are kept.
-
-    Args:
-        run: the folder's files by name.
-        out_dir: the run folder.
-        lock: hold the folder's lock (:func:`pipeline.common.folders.locked`), waiting for
-            another writer; False when the caller holds a lock over it.
+    ``lock`` False: the caller holds the folder's lock.
     """
 
     def write(tmp: Path) -> None:

@@ -14,12 +14,7 @@ log = logging.getLogger("pipeline")
 
 
 def train_head(params: Params) -> TrainResult:
-    """Train ``params.train`` on its feature store; save into its ``out_dir``.
-
-    Example:
-        >>> train_head(load_params("params.yaml", ["train.epochs=3"])).metrics["last"]["epoch"]
-        3
-    """
+    """Train ``params.train`` on its feature store; save into its ``out_dir``."""
     cfg = params.train
     data = load_data(features_for(params))
     if data.meta.random_init:

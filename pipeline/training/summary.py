@@ -1,11 +1,4 @@
-"""Mean ± std over seeds: the one table that compares settings across runs.
-
-Example:
-    >>> runs = [{"train.head": "quantum", "train.seed": s, "best_val_acc": a}
-    ...         for s, a in enumerate([0.9, 0.8])]
-    >>> summarize(runs, metrics=["best_val_acc"])[0]["best_val_acc"]
-    {'mean': 0.85, 'std': 0.0707...}
-"""
+"""Mean ± std over seeds: the one table that compares settings across runs."""
 
 from __future__ import annotations
 
@@ -50,9 +43,8 @@ def summarize(
 ) -> list[dict[str, Any]]:
     """Group runs by ``settings`` (default: every column not a metric, result or in ``over``).
 
-    Returns:
-        One dict per group, in first-seen order: the settings, ``n``, and per metric
-        ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
+    Returns one dict per group, in first-seen order: the settings, ``n``, and per metric
+    ``{"mean": ..., "std": ...}`` (sample std; 0 for one run).
     """
     runs = list(runs)
     if settings is None:

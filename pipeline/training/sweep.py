@@ -1,17 +1,10 @@
 """Sweeps: one head per point of a grid of ``train`` settings, in parallel, on cached features.
 
-Every run computes what ``python -m pipeline.train_head`` with its settings would, bit for bit
-(runs of one shape train as one stack). Runs go through joblib: local processes or a Dask
-cluster (:mod:`pipeline.common.cluster`); each worker reads the feature file once.
-
-``--out`` gets ``results.csv`` (one row per run, in grid order, rewritten atomically as runs
-finish; each finished run's row waits in ``.rows/`` until then, so a killed sweep keeps it:
-:mod:`pipeline.training.sweep_files`) and ``summary.md``/``summary.json`` (mean ± std over
-``train.seed``, :mod:`pipeline.training.summary`). One sweep writes a folder at a time (a
-lock beside it). A rerun skips the runs recorded ok with the same ``run_id`` (a hash of the
-settings and the features), makes models that are asked for and missing, and removes models
-without a row; with a head cache (:mod:`pipeline.training.cache`) a run trained before is
-copied from it. A failed run is recorded with its error and the others go on.
+Each run equals its ``python -m pipeline.train_head`` run bit for bit (runs of one shape train
+as one stack), on joblib processes or a Dask cluster (:mod:`pipeline.common.cluster`).
+``--out`` gets ``results.csv`` (:mod:`pipeline.training.sweep_files`) and ``summary.md``/``.json``
+(:mod:`pipeline.training.summary`), under a lock. A rerun skips runs recorded ok with the same
+``run_id``; a failed run is recorded with its error and the others go on.
 """
 
 from __future__ import annotations
@@ -100,23 +93,7 @@ def run_group(
 ) -> list[Outcome]:
     """Train runs of one shape on one feature file as one stack; never raises for a failed run.
 
-    The runs are :func:`pipeline.training.ensemble.fit_ensemble`'s members, each with exactly
-    the numbers of its own ``train_head`` run. A member whose loss diverged, or a group that
-    cannot be trained at all (e.g. an unknown PennyLane device), is a failed outcome. Each
-    member is written as soon as its stack finishes: its model, then its row.
-
-    Args:
-        cells: the runs; one features file.
-        save_dir: write each run's ``model.pt`` to ``<save_dir>/runs/<run_id>/model.pt``.
-        rows_dir: the sweep's folder, to keep each finished run's row in at once
-            (:func:`pipeline.training.sweep_files.write_pending`).
-        cache_dir: keep each run in this head cache (:mod:`pipeline.training.cache`).
-
-    Returns:
-        One :class:`Outcome` per cell, in order.
-
-    Raises:
-        OSError: a model or a row cannot be written (a full disk, a read-only folder).
+    Each member's model, then its row, is written as soon as its stack finishes (OSError if not).
     """
     import socket
 
@@ -250,8 +227,7 @@ def _execute(
 
     loads, workers, finished = 0, set(), 0
     by_index = {c.index: c for c in todo}
-    # rows are kept where the workers can reach the folder: this host, or a shared file
-    # system (which --save-models needs anyway); a remote cluster's rows come back with its tasks
+    # rows are kept where workers reach the folder; a remote cluster's come back with its tasks
     local = scheduler is None or save_dir is not None
     rows_dir = str(results.path.parent.resolve()) if local else None
     try:
@@ -317,32 +293,19 @@ def sweep(
     save_models: bool = False,
     cache_dir: str | Path | None = None,
 ) -> SweepResult:
-    """Run every combination of ``grid`` on ``params`` and write results.csv and summary.md.
-
-    Runs of one shape on one features file train together as stacks
-    (:func:`pipeline.training.ensemble.fit_ensemble`), spread over the workers.
+    """Run every combination of ``grid`` on ``params``; failed runs are recorded, not raised.
 
     Args:
-        params: the base params; each run replaces the grid's keys in ``params.train``.
         grid: ``{"train.key": [values]}`` (:func:`parse_grid`).
-        out_dir: where results.csv, summary.md and summary.json go.
-        jobs: local processes (joblib loky; 1: in this process; -1: one per CPU).
-        scheduler: run on this Dask cluster instead (``tcp://HOST:PORT``).
+        jobs: local processes (1: in this process; -1: one per CPU).
+        scheduler: run on this Dask cluster (``tcp://HOST:PORT``) instead.
         dask_workers: run on a new local Dask cluster of this many workers instead.
-        force: rerun runs already in results.csv.
-        save_models: write each run's ``model.pt`` to ``<out_dir>/runs/<run_id>/model.pt``.
-        cache_dir: a head cache (:mod:`pipeline.training.cache`): runs found there are not
-            trained again, and the runs trained now are kept there (None: no cache).
-
-    Returns:
-        A :class:`SweepResult`; failed runs are in ``failed`` (and in results.csv), not raised.
+        cache_dir: a head cache (:mod:`pipeline.training.cache`) to reuse and fill.
 
     Raises:
-        ConfigError: a bad grid or combination. FeatureStoreError: a bad features file.
-        ClusterError: the Dask cluster cannot be reached, or a worker died (the runs that
-            finished are kept).
-        SweepError: a model or results.csv could not be written (a full disk, a read-only
-            folder); the message says what was kept and what to do.
+        ConfigError: a bad grid. FeatureStoreError: a bad features file.
+        ClusterError: the cluster cannot be reached or a worker died.
+        SweepError: a model or results.csv could not be written.
         FolderBusyError: another sweep holds the lock of ``out_dir``.
     """
     start = time.perf_counter()
@@ -355,7 +318,6 @@ def sweep(
 
 
 def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_models, cache_dir):
-    """:func:`sweep` once it holds the lock of ``out``."""
     results = _Results(out / "results.csv", grid, cells)
     sweep_files.remove_orphans(out, results.done())
     done = set() if force else results.done()
@@ -407,8 +369,7 @@ def _sweep(grid, cells, out, start, jobs, scheduler, dask_workers, force, save_m
 
 
 def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path | None):
-    """Record the runs of ``todo`` that ``cache`` holds, as a trained run is: its
-    ``model.pt`` into ``save``/runs when given, then its row; return the others."""
+    """Record the runs of ``todo`` that ``cache`` holds; return the others."""
     left = []
     for cell in todo:
         blobs = cache.get(head_key(cell.config, cell.features_sha256))
