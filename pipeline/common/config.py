@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -385,6 +386,12 @@ def to_dict(config: Any) -> dict[str, Any]:
         return value
 
     return plain(dataclasses.asdict(config))
+
+
+def value_text(value: Any) -> str:
+    """A setting's value as text that a ``--set`` reads back: strings as they are, everything
+    else as JSON (None -> null, 0.1 -> 0.1, [1, 2] -> [1, 2])."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def train_dict(config: TrainConfig) -> dict[str, Any]:

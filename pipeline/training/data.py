@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.common.config import Params
+from pipeline.common.config import Params, value_text
 from pipeline.common.errors import FeatureStoreError
 from pipeline.common.files import file_sha256
 from pipeline.store.hdf5 import FeatureSplit, StoreMeta, load_splits, read_meta
@@ -103,13 +103,9 @@ def features_for(params: Params) -> str:
 def datasets_command(params: Params, block: str) -> str:
     """The ``python -m pipeline.datasets`` command that writes ``block`` as ``params`` sets it."""
     values = _as_json(dataclasses.asdict(getattr(params, block)))
-    sets = [f"--set {shlex.quote(f'{block}.{k}={_yaml(v)}')}" for k, v in values.items()]
+    sets = [f"--set {shlex.quote(f'{block}.{k}={value_text(v)}')}" for k, v in values.items()]
     return " ".join(["python -m pipeline.datasets", block, *sets])
 
 
 def _as_json(values: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(values))
-
-
-def _yaml(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)

@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.common import cluster, files, folders
-from pipeline.common.config import (
-    Params,
-)
+from pipeline.common.config import Params, value_text
 from pipeline.common.errors import (
     ClusterError,
     FeatureStoreError,
@@ -42,7 +40,6 @@ from pipeline.training.sweep_files import (
     METRIC_FIELDS,
     Outcome,
     columns,
-    csv_text,
     read_results,
     result_row,
     write_results,
@@ -411,4 +408,4 @@ def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Resul
 
 
 def _describe(cell: Cell) -> str:
-    return ", ".join(f"{k}={csv_text(v)}" for k, v in cell.settings.items())
+    return ", ".join(f"{k}={value_text(v)}" for k, v in cell.settings.items())

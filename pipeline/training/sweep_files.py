@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.common import files
-from pipeline.common.config import TrainConfig, to_dict
+from pipeline.common.config import TrainConfig, to_dict, value_text
 from pipeline.common.errors import PipelineError
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING
 from pipeline.training import summary
@@ -116,11 +116,6 @@ class Outcome:
     worker: str = ""  # host:pid
 
 
-def csv_text(value: Any) -> str:
-    """A CSV cell: strings as they are, everything else as JSON (None -> null, 0.1 -> 0.1)."""
-    return value if isinstance(value, str) else json.dumps(value)
-
-
 def columns(grid: Mapping[str, Sequence[Any]]) -> list[str]:
     """The header of ``results.csv``: grid keys first, then the other ``train`` keys."""
     others = [
@@ -141,14 +136,16 @@ def columns(grid: Mapping[str, Sequence[Any]]) -> list[str]:
 
 
 def result_row(cell: Cell, outcome: Outcome) -> dict[str, str]:
-    settings = {k: csv_text(v) for k, v in cell.settings.items()}  # grid keys of other blocks
-    settings |= {f"train.{k}": csv_text(v) for k, v in to_dict(cell.config).items()}
+    settings = {k: value_text(v) for k, v in cell.settings.items()}  # grid keys of other blocks
+    settings |= {f"train.{k}": value_text(v) for k, v in to_dict(cell.config).items()}
     return {
         "run_id": cell.run_id,
         "status": outcome.status,
         **settings,
         "features_sha256": cell.features_sha256,
-        **{k: csv_text(outcome.metrics[k]) if k in outcome.metrics else "" for k in METRIC_FIELDS},
+        **{
+            k: value_text(outcome.metrics[k]) if k in outcome.metrics else "" for k in METRIC_FIELDS
+        },
         "wall_time_s": f"{outcome.wall_time_s:.3f}",
         "error": outcome.error,
     }
@@ -202,7 +199,7 @@ def write_summary(
         note.append("")
         note.append(f"Failed runs ({len(failed)}, not in the table):")
         note += [
-            f"- {', '.join(f'{k}={csv_text(v)}' for k, v in s.items())}: {e}" for s, e in failed
+            f"- {', '.join(f'{k}={value_text(v)}' for k, v in s.items())}: {e}" for s, e in failed
         ]
     summary.write(
         table,
