@@ -2,7 +2,7 @@
 
     python benchmarks/experiment.py [--data ../shared/data/hymenoptera_data] [--repeats 3]
 
-Copies the project's pipeline (``pipeline/``, ``dvc.yaml``, ``params.yaml``, the DVC config) and
+Copies the project's pipeline (``pipeline/``, ``circuits/``, ``dvc.yaml``, ``params.yaml``, the DVC config) and
 the real image set into a temporary git repository, with ``extract.weights: none`` (no
 download; timing does not depend on the weights' values), runs ``dvc repro`` and commits it,
 as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
@@ -83,7 +83,8 @@ class Project:
 
 def project(root: Path, data: Path, hooks: Path) -> Project:
     """A copy of the project with the real images in data/ and random-init weights."""
-    shutil.copytree(REPO / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__py*"))
+    for folder in ("pipeline", "circuits"):  # circuits: a dependency of train_head and compare
+        shutil.copytree(REPO / folder, root / folder, ignore=shutil.ignore_patterns("__py*"))
     for name in FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, root / name)
