@@ -22,14 +22,12 @@ from torch import nn
 
 from pipeline.common import files
 from pipeline.common.config import (
-    CIRCUIT_DEFAULTS,
     EvaluateConfig,
     Params,
     TrainConfig,
     build_section,
 )
 from pipeline.common.devices import resolve_device, torch_threads
-from pipeline.common.errors import ConfigError
 from pipeline.heads import inputs
 from pipeline.heads.stacked import head_logits
 from pipeline.inference.grid import Head, Setting, load_head, load_val, settings
@@ -102,16 +100,14 @@ def backend_of(head: Head, setting: Setting, backend: str) -> str:
     return "torch" if backend == "auto" else backend
 
 
-def _noisy_program(head: Head, program, backend: str, setting: Setting, seed) -> nn.Module:
-    from pipeline.simulators.noisy_program import NoisyProgramCircuit
+def _noisy_program(program, backend: str, setting: Setting, seed) -> nn.Module:
+    if backend == "torch":
+        from pipeline.simulators.noisy_program import NoisyProgramCircuit
 
-    if backend != "torch":
-        custom = {k: head.ckpt["config"].get(k, v) for k, v in CIRCUIT_DEFAULTS.items()}
-        raise ConfigError(
-            f"evaluate.backend: {head.path} was trained with the circuit {custom}, which the "
-            f"torch density matrix simulates; expected auto or torch; got {backend!r}"
-        )
-    return NoisyProgramCircuit(program, setting.noise, shots=setting.shots, seed=seed)
+        return NoisyProgramCircuit(program, setting.noise, shots=setting.shots, seed=seed)
+    from pipeline.simulators.pennylane_program import PennyLaneProgramCircuit
+
+    return PennyLaneProgramCircuit(backend, program, setting.noise, shots=setting.shots, seed=seed)
 
 
 def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> list:
@@ -125,7 +121,7 @@ def build_circuits(head: Head, grid: Sequence[Setting], cfg: EvaluateConfig) -> 
         seed = None if setting.shots is None else setting.seed(cfg.seed)
         program = getattr(head.model.circuit, "program", None)
         if program is not None:
-            circuits.append(_noisy_program(head, program, backend, setting, seed))
+            circuits.append(_noisy_program(program, backend, setting, seed))
             continue
         n_qubits, q_depth = head.ckpt["config"]["n_qubits"], head.ckpt["config"]["q_depth"]
         circuits.append(

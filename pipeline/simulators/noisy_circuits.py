@@ -122,6 +122,34 @@ def _check_noise_support(qml, dev, name: str, noise: NoiseModel) -> None:
         ) from exc
 
 
+def pennylane_device(name: str, n_qubits: int, noise: NoiseModel, *, shots=None, seed=None):
+    """An installed PennyLane device on ``n_qubits`` wires that can simulate ``noise``."""
+    import pennylane as qml
+
+    check_shots(shots, optional=True)
+    if name not in qml.plugin_devices:
+        raise ConfigError(
+            f"{SECTION}.backend: unknown backend {name!r}; expected 'torch' or an "
+            f"installed PennyLane device: {', '.join(installed_devices())}"
+        )
+    dev = (
+        qml.device(name, wires=n_qubits)
+        if shots is None
+        else qml.device(name, wires=n_qubits, seed=seed)
+    )
+    if not noise.noiseless:
+        _check_noise_support(qml, dev, name, noise)
+    return dev
+
+
+def scoring_qnode(circuit, dev, shots: int | None):
+    """``circuit`` as a QNode without gradients (numpy in and out), run with ``shots``."""
+    import pennylane as qml
+
+    qnode = qml.QNode(circuit, dev, interface="numpy", diff_method=None)
+    return qnode if shots is None else qml.set_shots(qnode, shots=shots)
+
+
 class NoisyPennyLaneCircuit(nn.Module):
     """The same op list as a PennyLane QNode, for scoring only (no gradients).
 
@@ -142,24 +170,11 @@ class NoisyPennyLaneCircuit(nn.Module):
         import pennylane as qml  # lazily: torch paths never need it
 
         check_size(n_qubits, q_depth)
-        shots = check_shots(shots, optional=True)
-        if device not in qml.plugin_devices:
-            raise ConfigError(
-                f"{SECTION}.backend: unknown backend {device!r}; expected 'torch' or an "
-                f"installed PennyLane device: {', '.join(installed_devices())}"
-            )
         self.n_qubits, self.q_depth, self.noise = n_qubits, q_depth, noise
-        self.device_name, self.shots = device, shots
-        dev = (
-            qml.device(device, wires=n_qubits)
-            if shots is None
-            else qml.device(device, wires=n_qubits, seed=seed)
-        )
-        if not noise.noiseless:
-            _check_noise_support(qml, dev, device, noise)
+        self.device_name, self.shots = device, check_shots(shots, optional=True)
+        dev = pennylane_device(device, n_qubits, noise, shots=shots, seed=seed)
         circuit = _pennylane_circuit(qml, n_qubits, q_depth, noise)
-        qnode = qml.QNode(circuit, dev, interface="numpy", diff_method=None)
-        self.qnode = qnode if shots is None else qml.set_shots(qnode, shots=shots)
+        self.qnode = scoring_qnode(circuit, dev, self.shots)
 
     def extra_repr(self) -> str:
         return (

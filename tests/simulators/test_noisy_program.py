@@ -97,3 +97,33 @@ def test_shots_are_seeded_and_near_the_exact_values():
     assert torch.equal(a, NoisyProgramCircuit(program, shots=4000, seed=1)(x, w))
     assert not torch.equal(a, NoisyProgramCircuit(program, shots=4000, seed=2)(x, w))
     assert (a - exact).abs().max() < 0.1
+
+
+@pytest.mark.parametrize(
+    "noise",
+    [
+        NoiseModel(),
+        NoiseModel(depolarizing=0.05, amplitude_damping=0.1),
+        NoiseModel(depolarizing=0.02, readout_error=0.1),
+    ],
+)
+def test_the_program_on_default_mixed_equals_the_reference(noise):
+    """The compiled circuit as PennyLane operations on default.mixed (what evaluate runs with
+    a PennyLane backend) against the recorded tape with the same channels."""
+    from pipeline.simulators.pennylane_program import PennyLaneProgramCircuit
+
+    program = compile_circuit(ring, (2, N), N, name="ring")
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(3, N, generator=gen, dtype=torch.float64) * 3 - 1.5
+    w = torch.rand((2, N), generator=gen, dtype=torch.float64) * 3 - 1.5
+    got = PennyLaneProgramCircuit("default.mixed", program, noise)(x, w)
+    torch.testing.assert_close(got, _mixed(ring, (2, N), noise, x, w), atol=1e-10, rtol=0)
+
+
+def test_a_device_that_cannot_simulate_noise_is_refused_for_a_program():
+    from pipeline.common.errors import ConfigError
+    from pipeline.simulators.pennylane_program import PennyLaneProgramCircuit
+
+    program = compile_circuit(ring, (2, N), N, name="ring")
+    with pytest.raises(ConfigError, match="default.mixed"):
+        PennyLaneProgramCircuit("default.qubit", program, NoiseModel(depolarizing=0.01))
