@@ -2,10 +2,10 @@
 
     python benchmarks/experiment.py [--data ../shared/data/hymenoptera_data] [--repeats 3]
 
-Copies the project's pipeline (``pipeline/``, ``circuits/``, ``dvc.yaml``, ``params.yaml``, the DVC config) and
-the real image set into a temporary git repository, with ``extract.weights: none`` (no
-download; timing does not depend on the weights' values), runs ``dvc repro`` and commits it,
-as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
+Copies the project's pipeline (``pipeline/``, ``circuits/``, ``dvc.yaml``, ``params.yaml``, the
+DVC config) and the real image set into a temporary git repository, with ``extract.weights:
+none`` (no download; timing does not depend on the weights' values), runs ``dvc repro`` and
+commits it, as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
 
 * one 30-epoch ``python -m pipeline.train_head`` process with that depth (the head the
   experiment trains), its output outside the project;
@@ -16,7 +16,10 @@ as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ...):
   Wall and CPU seconds both: on a shared host the CPU seconds (of a process and all its
   descendants) depend less on what else runs.
 
-Last, the seconds of ``python -m pipeline.<command> --help`` for every command.
+After each experiment, its floor: ``dvc exp run`` with nothing to run (DVC's own work) plus three
+``import torch`` (train_head, compare and evaluate each import it in their own process), as a
+multiple of the head. Last, the seconds of ``python -m pipeline.<command> --help`` for every
+command.
 """
 
 from __future__ import annotations
@@ -109,6 +112,20 @@ def _stages(out: str, processes: list[dict]) -> str:
     )
 
 
+def _floor(p: Project, head: float, head_cpu: float) -> str:
+    """What any such experiment costs before its stages work, as multiples of one head: DVC's
+    own ``dvc exp run`` with nothing to run, and the ``import torch`` that three of its four
+    stages (train_head, compare, evaluate) each pay in their own process."""
+    noop, _, _ = p.dvc("exp", "run")
+    noop_cpu = p.cpu
+    imp, _, _ = p.run(sys.executable, "-c", "import torch")
+    imp_cpu = p.cpu
+    floor, floor_cpu = (noop + 3 * imp) / head, (noop_cpu + 3 * imp_cpu) / head_cpu
+    return (f"  floor: dvc exp run with nothing to run {noop:.1f} s ({noop_cpu:.1f} s CPU), "
+            f"import torch {imp:.1f} s ({imp_cpu:.1f} s CPU); (DVC + 3 imports) / one head "
+            f"{floor:.2f} wall, {floor_cpu:.2f} CPU")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared/data/hymenoptera_data")
@@ -136,6 +153,7 @@ def main() -> None:
                   f"{seconds:.1f} s ({p.cpu:.1f} s CPU); ratio {seconds / head:.2f} (CPU "
                   f"{p.cpu / head_cpu:.2f}); stages, wall/CPU s: {_stages(out, processes)}, "
                   f"DVC {dvc_seconds:.1f}/{dvc_cpu:.1f}")  # fmt: skip
+            print(_floor(p, head, head_cpu))
         wall, cpu = [r[0] for r in ratios], [r[1] for r in ratios]
         print(f"ratio over {len(ratios)} experiments: wall {min(wall):.2f} to {max(wall):.2f}, "
               f"CPU {min(cpu):.2f} to {max(cpu):.2f}")  # fmt: skip
