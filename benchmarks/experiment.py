@@ -16,10 +16,10 @@ commits it, as docs/dvc.md says. Then, ``--repeats`` times (``q_depth`` 3, 4, ..
   Wall and CPU seconds both: on a shared host the CPU seconds (of a process and all its
   descendants) depend less on what else runs.
 
-After each experiment, its floor: ``dvc exp run`` with nothing to run (DVC's own work) plus three
-``import torch`` (train_head, compare and evaluate each import it in their own process), as a
-multiple of the head. Last, the seconds of ``python -m pipeline.<command> --help`` for every
-command.
+After each experiment, its floor as a multiple of the head: DVC's own seconds in it plus three
+``import torch`` (train_head, compare and evaluate each import it in their own process); and
+``dvc exp run`` with nothing to run. Last, the seconds of ``python -m pipeline.<command>
+--help`` for every command.
 """
 
 from __future__ import annotations
@@ -112,18 +112,18 @@ def _stages(out: str, processes: list[dict]) -> str:
     )
 
 
-def _floor(p: Project, head: float, head_cpu: float) -> str:
-    """What any such experiment costs before its stages work, as multiples of one head: DVC's
-    own ``dvc exp run`` with nothing to run, and the ``import torch`` that three of its four
-    stages (train_head, compare, evaluate) each pay in their own process."""
+def _floor(p: Project, head: float, head_cpu: float, dvc: float, dvc_cpu: float) -> str:
+    """What the experiment costs besides its stages' own work, as multiples of one head: DVC's
+    own seconds in it, and the ``import torch`` that three of its four stages (train_head,
+    compare, evaluate) each pay in their own process; and ``dvc exp run`` with nothing to run."""
     noop, _, _ = p.dvc("exp", "run")
     noop_cpu = p.cpu
     imp, _, _ = p.run(sys.executable, "-c", "import torch")
     imp_cpu = p.cpu
-    floor, floor_cpu = (noop + 3 * imp) / head, (noop_cpu + 3 * imp_cpu) / head_cpu
-    return (f"  floor: dvc exp run with nothing to run {noop:.1f} s ({noop_cpu:.1f} s CPU), "
-            f"import torch {imp:.1f} s ({imp_cpu:.1f} s CPU); (DVC + 3 imports) / one head "
-            f"{floor:.2f} wall, {floor_cpu:.2f} CPU")  # fmt: skip
+    floor, floor_cpu = (dvc + 3 * imp) / head, (dvc_cpu + 3 * imp_cpu) / head_cpu
+    return (f"  floor: import torch {imp:.1f} s ({imp_cpu:.1f} s CPU); (DVC + 3 imports) / one "
+            f"head {floor:.2f} wall, {floor_cpu:.2f} CPU; dvc exp run with nothing to run "
+            f"{noop:.1f} s ({noop_cpu:.1f} s CPU)")  # fmt: skip
 
 
 def main() -> None:
@@ -153,7 +153,7 @@ def main() -> None:
                   f"{seconds:.1f} s ({p.cpu:.1f} s CPU); ratio {seconds / head:.2f} (CPU "
                   f"{p.cpu / head_cpu:.2f}); stages, wall/CPU s: {_stages(out, processes)}, "
                   f"DVC {dvc_seconds:.1f}/{dvc_cpu:.1f}")  # fmt: skip
-            print(_floor(p, head, head_cpu))
+            print(_floor(p, head, head_cpu, dvc_seconds, dvc_cpu))
         wall, cpu = [r[0] for r in ratios], [r[1] for r in ratios]
         print(f"ratio over {len(ratios)} experiments: wall {min(wall):.2f} to {max(wall):.2f}, "
               f"CPU {min(cpu):.2f} to {max(cpu):.2f}")  # fmt: skip
