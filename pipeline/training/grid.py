@@ -103,7 +103,7 @@ def _values(spec: str) -> list[Any]:
 def _tied_values(names: Sequence[str], raw: str) -> list[tuple[Any, ...]]:
     """The combinations of tied keys: one YAML list per combination, a value per key."""
     group = ",".join(names)
-    example = f"{group}=[{','.join('v' for _ in names)}],[...],..."
+    example = f"{group}=[{','.join(n.split('.')[1].upper() for n in names)}],[...],..."
     try:
         items = yaml.safe_load(f"[{raw}]")
     except yaml.YAMLError as exc:
@@ -120,7 +120,7 @@ def _tied_values(names: Sequence[str], raw: str) -> list[tuple[Any, ...]]:
 
 
 def _text(value: Any) -> str:
-    if isinstance(value, tuple):
+    if isinstance(value, tuple | list):
         return "[" + ", ".join(value_text(v) for v in value) + "]"
     return repr(value) if isinstance(value, str) else value_text(value)
 

@@ -212,7 +212,7 @@ def write_summary(
     summary.write(
         table,
         out,
-        title="Sweep over " + ", ".join(grid),
+        title="Sweep over " + ", ".join(keys(grid)),
         note="\n".join(note),
         warning=RANDOM_INIT_WARNING if any(c.random_init for c in cells) else "",
     )
