@@ -12,8 +12,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.common.config import (
     Params,
     TrainConfig,
@@ -51,12 +49,16 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for spec in specs:
         path, sep, raw = spec.partition("=")
-        names = [_key(f"{key}={raw}") for key in path.split(",")] if sep else [_key(spec)]
+        parsed = [_key(f"{key}={raw}") for key in path.split(",")] if sep else [_key(spec)]
+        names, items = [name for name, _ in parsed], parsed[0][1]
         group = ",".join(names)
         for name in names:
             if name in keys(grid) or names.count(name) > 1:
                 raise ConfigError(f"--grid {name}: given twice; list all its values in one --grid")
-        values = _values(spec) if len(names) == 1 else _tied_values(names, raw)
+        if len(names) == 1:
+            values = [_typed(group, item) for item in items]
+        else:
+            values = [_tied(names, item) for item in items]
         for i, value in enumerate(values):
             if value in values[:i]:
                 raise ConfigError(f"--grid {group}: value {_text(value)} is given twice")
@@ -66,9 +68,10 @@ def parse_grid(specs: Sequence[str]) -> dict[str, list[Any]]:
     return grid
 
 
-def _key(spec: str) -> str:
-    """The ``block.key`` of one ``--grid`` spec, checked to be a key a grid may vary."""
-    block, name, _ = parse_assignment(spec, option="--grid", many=True)
+def _key(spec: str) -> tuple[str, list[Any]]:
+    """The ``block.key`` of one ``--grid`` spec, checked to be a key a grid may vary, and its
+    values as YAML parsed them."""
+    block, name, values = parse_assignment(spec, option="--grid", many=True)
     blocks = section_types()
     train_names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SWEPT]
     names = (
@@ -84,7 +87,7 @@ def _key(spec: str) -> str:
             f"{', '.join('train.' + n for n in train_names)}) or a key of another block "
             f"that selects the features (e.g. spiral.turns); blocks: {', '.join(blocks)}"
         )
-    return f"{block}.{name}"
+    return f"{block}.{name}", values
 
 
 def _typed(key: str, value: Any) -> Any:
@@ -95,28 +98,15 @@ def _typed(key: str, value: Any) -> Any:
         raise ConfigError(f"--grid {exc}") from None
 
 
-def _values(spec: str) -> list[Any]:
-    block, name, values = parse_assignment(spec, option="--grid", many=True)
-    return [_typed(f"{block}.{name}", value) for value in values]
-
-
-def _tied_values(names: Sequence[str], raw: str) -> list[tuple[Any, ...]]:
-    """The combinations of tied keys: one YAML list per combination, a value per key."""
-    group = ",".join(names)
-    example = f"{group}=[{','.join(n.split('.')[1].upper() for n in names)}],[...],..."
-    try:
-        items = yaml.safe_load(f"[{raw}]")
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--grid {group}: cannot parse {raw!r} as YAML: {exc}") from None
-    tuples = []
-    for item in items:
-        if not isinstance(item, list) or len(item) != len(names):
-            raise ConfigError(
-                f"--grid {group}: expected one list of {len(names)} values (one per key) per "
-                f"combination, as in {example}; got {_text(item)}"
-            )
-        tuples.append(tuple(_typed(k, v) for k, v in zip(names, item, strict=True)))
-    return tuples
+def _tied(names: Sequence[str], item: Any) -> tuple[Any, ...]:
+    """One combination of tied keys: a YAML list of one value per key, each typed."""
+    if not isinstance(item, list) or len(item) != len(names):
+        example = ",".join(names) + "=[" + ",".join(n.split(".")[1].upper() for n in names) + "]"
+        raise ConfigError(
+            f"--grid {','.join(names)}: expected one list of {len(names)} values (one per key) "
+            f"per combination, as in {example},[...],...; got {_text(item)}"
+        )
+    return tuple(_typed(k, v) for k, v in zip(names, item, strict=True))
 
 
 def _text(value: Any) -> str:
