@@ -1,11 +1,15 @@
 """Sweeps: one head per point of a grid of ``train`` settings, in parallel, on cached features.
 
     python -m pipeline.sweep --grid train.seed=0,1,2,3,4 --grid train.head=quantum,linear \\
+        [--grid 'train.embedding,train.reupload=[paper,false],[iqp,true]'] \\
         [--jobs N | --scheduler tcp://HOST:PORT | --dask-workers N] [--out runs/sweep] [--force] \\
         [--no-cache] [--params params.yaml] [--set train.epochs=10]
 
-Writes ``results.csv``, ``summary.md`` and ``summary.json`` into ``--out``; the machinery and
-its guarantees are :mod:`pipeline.training.sweep` (docs: training and scaling pages).
+The runs are all combinations of the ``--grid`` values; keys in one ``--grid`` joined by commas
+vary together. Combinations that differ only in keys their head does not read (a classical
+head and ``train.circuit``) are one run. Writes ``results.csv``, ``summary.md`` and
+``summary.json`` into ``--out``; the machinery and its guarantees are
+:mod:`pipeline.training.sweep` (docs: training and scaling pages).
 """
 
 from __future__ import annotations
@@ -55,7 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         required=True,
         metavar="BLOCK.KEY=V1,V2,...",
         help="values of one train setting, or of a key that selects the features such as "
-        "spiral.turns (repeatable; the runs are all combinations)",
+        "spiral.turns (repeatable; the runs are all combinations). Keys tied together: "
+        "'train.embedding,train.reupload=[paper,false],[iqp,true]', one list per combination. "
+        "Combinations that differ only in keys a head does not read (train.circuit for "
+        "classical and linear heads, ...) are one run, shown as n/a in summary.md",
     )
     where = parser.add_mutually_exclusive_group()
     where.add_argument(

@@ -93,8 +93,9 @@ def _documented_commands() -> list[tuple[str, list[str]]]:
 
 
 def test_documented_commands_name_real_commands_params_and_keys():
-    from pipeline.common.config import load_params, parse_assignment, typed_value
+    from pipeline.common.config import load_params
     from pipeline.common.errors import ConfigError
+    from pipeline.training.grid import parse_grid
 
     commands = {p.stem for p in (REPO / "pipeline").glob("*.py")} - {"__init__"}
     checked = 0
@@ -108,11 +109,8 @@ def test_documented_commands_name_real_commands_params_and_keys():
         assert params.is_file(), (page, argv)
         try:
             load_params(params, [v for k, v in pairs if k in ("--set", "-S")])  # every key
-            for k, v in pairs:
-                if k == "--grid":
-                    section, key, values = parse_assignment(v, option="--grid", many=True)
-                    for value in values:
-                        typed_value(section, key, value)
+            if grids := [v for k, v in pairs if k == "--grid"]:
+                parse_grid(grids)  # the sweep's own parser: values typed, tied keys checked
         except ConfigError as exc:
             pytest.fail(f"{page}: {shlex.join(argv)}: {exc}")
         checked += 1

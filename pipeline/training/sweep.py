@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -293,7 +294,9 @@ def sweep(
     """Run every combination of ``grid`` on ``params``; failed runs are recorded, not raised.
 
     Args:
-        grid: ``{"train.key": [values]}`` (:func:`parse_grid`).
+        grid: ``{"train.key": [values]}``, tied keys as ``{"train.a,train.b": [(a1, b1), ...]}``
+            (:func:`parse_grid`); combinations that differ only in keys their head kind does
+            not read are one run (:func:`pipeline.training.grid.expand`).
         jobs: local processes (1: in this process; -1: one per CPU).
         scheduler: run on this Dask cluster (``tcp://HOST:PORT``) instead.
         dask_workers: run on a new local Dask cluster of this many workers instead.
@@ -394,6 +397,14 @@ def _reuse(todo: Sequence[Cell], results: _Results, cache: HeadCache, save: Path
 def _log_plan(grid, cells: Sequence[Cell], todo: Sequence[Cell], results: _Results, out) -> None:
     for path in sorted({c.config.features for c in cells if c.random_init}):
         log.warning("%s: %s", path, RANDOM_INIT_WARNING)
+    combinations = math.prod(len(v) for v in grid.values())
+    if combinations > len(cells):
+        log.info(
+            "%d of the grid's %d combinations differ from another only in keys their head does "
+            "not read (train.circuit for a classical head, ...): one run each",
+            combinations - len(cells),
+            combinations,
+        )
     log.info(
         "sweep of %d runs (%s) into %s: %d already in results.csv%s, %d to run",
         len(cells),

@@ -22,7 +22,7 @@ from pipeline.common.config import TrainConfig, to_dict, value_text
 from pipeline.common.errors import PipelineError
 from pipeline.store.hdf5 import RANDOM_INIT_WARNING
 from pipeline.training import summary
-from pipeline.training.grid import NOT_SWEPT, Cell
+from pipeline.training.grid import NOT_SWEPT, Cell, keys
 
 log = logging.getLogger("pipeline")
 
@@ -32,6 +32,8 @@ MODEL = "model.pt"
 METRIC_FIELDS = ("best_val_acc", "best_val_loss", "best_epoch", "last_val_acc", "last_val_loss")
 #: The summary's mean ± std is over these grid keys.
 OVER = ("train.seed",)
+#: The summary's entry for a grid key that a run's head does not read.
+NOT_READ = "n/a"
 
 
 def model_path(out: str | Path, run_id: str) -> Path:
@@ -118,15 +120,16 @@ class Outcome:
 
 def columns(grid: Mapping[str, Sequence[Any]]) -> list[str]:
     """The header of ``results.csv``: grid keys first, then the other ``train`` keys."""
+    varied = keys(grid)
     others = [
         f"train.{f.name}"
         for f in dataclasses.fields(TrainConfig)
-        if f.name not in NOT_SWEPT and f"train.{f.name}" not in grid
+        if f.name not in NOT_SWEPT and f"train.{f.name}" not in varied
     ]
     return [
         "run_id",
         "status",
-        *grid,
+        *varied,
         *others,
         "features_sha256",
         *METRIC_FIELDS,
@@ -187,14 +190,19 @@ def write_summary(
     for cell in cells:
         row = rows_by_id[cell.run_id]
         if row["status"] == "ok":
-            records.append({**cell.settings, **{m: float(row[m]) for m in METRIC_FIELDS}})
-    group_by = [k for k in grid if k not in OVER]
+            settings = {k: cell.settings.get(k, NOT_READ) for k in keys(grid)}
+            records.append({**settings, **{m: float(row[m]) for m in METRIC_FIELDS}})
+    group_by = [k for k in keys(grid) if k not in OVER]
     table = summary.summarize(records, over=OVER, settings=group_by)
     paths = sorted({c.config.features for c in cells})
     note = [
         f"{len(records)} of {len(cells)} runs; mean ± sample std over "
         f"{', '.join(OVER)}; features {', '.join(paths)}; per-run results in results.csv."
     ]
+    if any(len(c.settings) < len(keys(grid)) for c in cells):
+        note.append(
+            f"{NOT_READ}: a grid key the run's head does not read (one run for all its values)."
+        )
     if failed:
         note.append("")
         note.append(f"Failed runs ({len(failed)}, not in the table):")
@@ -204,7 +212,7 @@ def write_summary(
     summary.write(
         table,
         out,
-        title="Sweep over " + ", ".join(grid),
+        title="Sweep over " + ", ".join(keys(grid)),
         note="\n".join(note),
         warning=RANDOM_INIT_WARNING if any(c.random_init for c in cells) else "",
     )
