@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import torch_threads
-from pipeline.heads.stacked import unstackable_reason
+from pipeline.heads import kinds
 from pipeline.training.data import HeadData
 from pipeline.training.loop import MemberFailure, TrainResult, fit_stack
 
@@ -22,17 +22,8 @@ DEFAULT_BUDGET = 1 << 30
 
 
 def group_key(cfg: TrainConfig) -> tuple:
-    """What the members of one stack share."""
-    shape: tuple = ()
-    if cfg.head in ("quantum", "classical"):
-        shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
-    elif cfg.head == "cv":
-        shape = (cfg.cv_layers,)
-    backend: tuple = ()
-    if cfg.head == "quantum":
-        backend = (cfg.backend, cfg.diff_method, cfg.shots, cfg.circuit, cfg.embedding,
-                   cfg.reupload)  # fmt: skip
-    return (cfg.head, shape, backend, cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
+    """What the members of one stack share: the head's shape and how it trains."""
+    return (*kinds.shape_key(cfg), cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
             cfg.optimizer, cfg.threads)  # fmt: skip
 
 
@@ -89,13 +80,6 @@ def fit_ensemble(
     results: list[TrainResult | MemberFailure | None] = [None] * len(cfgs)
     for chunk in plan(cfgs, data, budget):
         members = [cfgs[i] for i in chunk]
-        reason = unstackable_reason(members[0])
-        log.debug(
-            "training %d %s heads as one stack%s",
-            len(chunk),
-            members[0].head,
-            f" (one after the other: {reason})" if reason else "",
-        )
         with torch_threads(members[0].threads):
             for i, result in zip(chunk, fit_stack(members, data), strict=True):
                 results[i] = result

@@ -15,7 +15,6 @@ from pipeline.common.config import (
     Params,
     TrainConfig,
     build_section,
-    is_circuit_file,
     parse_assignment,
     section_types,
     to_dict,
@@ -24,6 +23,7 @@ from pipeline.common.config import (
 )
 from pipeline.common.errors import ConfigError
 from pipeline.common.files import file_sha256, json_sha256
+from pipeline.heads import kinds
 from pipeline.store.hdf5 import read_meta
 from pipeline.training.data import features_for
 
@@ -92,7 +92,7 @@ class Cell:
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
     settings = {k: v for k, v in train_dict(config).items() if k not in NOT_SWEPT}
     identity: dict[str, Any] = {"train": settings, "features_sha256": features_sha256}
-    if config.head == "quantum" and is_circuit_file(config.circuit):
+    if kinds.circuit_file(config):
         identity["circuit_sha256"] = _circuit(config)  # an edited circuit file is a new run
     return json_sha256(identity)[:16]
 
