@@ -13,7 +13,14 @@ from torch import nn
 from pipeline.common.config import CIRCUIT_DEFAULTS, TrainConfig
 from pipeline.heads.base import Head, linear
 from pipeline.simulators.program import ProgramCircuit
-from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, Method, TorchCircuit, make_circuit, shape
+from pipeline.simulators.qubit import (
+    MATRIX_MAX_QUBITS,
+    Method,
+    PennyLaneCircuit,
+    TorchCircuit,
+    make_circuit,
+    shape,
+)
 
 if TYPE_CHECKING:
     from pipeline.simulators.program import Program
@@ -109,7 +116,7 @@ class DressedQuantumNet(Head):
         circuit = self.circuit
         if isinstance(circuit, ProgramCircuit):
             return None
-        if hasattr(circuit, "device_name"):
+        if isinstance(circuit, PennyLaneCircuit):
             return f"backend {circuit.device_name!r} is a PennyLane device"
         if not isinstance(circuit, TorchCircuit):
             return f"{type(circuit).__name__} takes one circuit at a time"
@@ -125,7 +132,7 @@ class DressedQuantumNet(Head):
         h, weights = h * (math.pi / 2), params["q_params"]
         if self.serial_reason() is None:
             h = self.circuit(h, weights)  # (M, B, n_outputs)
-        else:
+        else:  # a circuit that takes one member's (B, n) at a time
             h = torch.stack([self.circuit(h[m], weights[m]) for m in range(len(weights))])
         return linear(h, params["post_net.weight"], params["post_net.bias"])  # (M, B, C)
 

@@ -30,13 +30,7 @@ def group_key(cfg: TrainConfig) -> tuple:
 def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
     """An upper estimate of the memory one member of a stack takes while it trains."""
     d, c, n = data.meta.feature_dim, data.meta.n_classes, cfg.n_qubits
-    params = d * c + c if cfg.head == "linear" else d * n + n + n * c + c + n * (n + 1)
-    states = 0
-    if cfg.head == "cv":
-        params, states = 6 * cfg.cv_layers, 8 * cfg.cv_layers * d * d
-    if cfg.head == "quantum":
-        params += cfg.q_depth * n
-        states = (cfg.q_depth + 2) * (2**n) * (cfg.batch_size + 3 * 2**n + len(data.val))
+    params, states = kinds.kind(cfg).size(cfg, d, c, len(data.val))
     rows = cfg.batch_size * (d + 4 * n + 4 * c) + len(data.val) * (4 * n + 5 * c)
     width = 8 if cfg.dtype == "float64" else 4
     return width * (6 * params + rows + states) + 8 * len(data.train)

@@ -135,7 +135,7 @@ def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
             raise ConfigError(f"--grid combination {settings}: {exc}") from None
         config = replace(cell_params.train, features=path)
         try:
-            if config.head == "quantum" and train_dict(config).keys() != to_dict(config).keys():
+            if kinds.custom_circuit(config):
                 from pipeline.circuits.source import circuit_program
 
                 circuit_program(config)  # refused here, before anything trains
