@@ -39,6 +39,7 @@ def _heads(name: str, n: int, dtype=torch.float64) -> tuple[list[Head], torch.Te
     return heads, x
 
 
+@pytest.mark.members
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_a_heads_forward_is_its_stack_of_one_bitwise(name, dtype):
@@ -54,6 +55,7 @@ def test_a_heads_forward_is_its_stack_of_one_bitwise(name, dtype):
         assert torch.equal(stack.blocks(stack.grad)[key][0], param.grad), key
 
 
+@pytest.mark.members
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_each_member_computes_what_its_head_alone_computes(name):
     heads, x = _heads(name, 3)
