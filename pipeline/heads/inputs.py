@@ -7,10 +7,8 @@ import torch
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.errors import ConfigError
+from pipeline.heads.kinds import kind
 from pipeline.store.hdf5 import StoreMeta
-
-#: Heads that read complex kets; all others read real features.
-KET_HEADS = ("cv",)
 
 
 def check(cfg: TrainConfig, meta: StoreMeta) -> None:
@@ -20,7 +18,7 @@ def check(cfg: TrainConfig, meta: StoreMeta) -> None:
         f"(source {meta.source!r}, {meta.n_classes} classes)"
     )
     complex_store = meta.feature_dtype.startswith("complex")
-    if cfg.head in KET_HEADS:
+    if kind(cfg).kets:
         if not complex_store:
             raise ConfigError(
                 f"train.head 'cv' (train.cv_layers {cfg.cv_layers}) needs a store of complex "

@@ -7,9 +7,13 @@ its rule ``p0 > 0.5``. :func:`cv_logits` broadcasts over leading dimensions: M h
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from pipeline.common.config import TrainConfig
+from pipeline.heads.base import Head
 from pipeline.simulators.fock_layers import vacuum_row
 
 #: Added to both probabilities before the log, as in the notebook.
@@ -52,7 +56,7 @@ def cv_logits(weights: torch.Tensor, kets: torch.Tensor) -> torch.Tensor:
     return torch.stack([torch.log(1 - p0 + EPS), torch.log(p0 + EPS)], dim=-1)  # (..., B, 2)
 
 
-class CVHead(nn.Module):
+class CVHead(Head):
     """Trainable one-mode layers on stored kets; logits (B, 2) from the vacuum probability.
 
     Parameters (n_layers, 6) start at N(0, 0.001) as in the notebook. Input: complex kets
@@ -68,6 +72,13 @@ class CVHead(nn.Module):
             raise ValueError(f"dtype: expected torch.float64 or torch.float32; got {dtype}")
         self.n_layers, self.cutoff = n_layers, cutoff
         self.params = nn.Parameter(torch.randn(self.shape(n_layers), dtype=dtype) * INIT_STD)
+
+    @classmethod
+    def from_config(
+        cls, cfg: TrainConfig, in_features: int, n_classes: int, circuit: dict[str, Any] | None
+    ) -> CVHead:
+        """The head of ``cfg``, ``in_features`` its kets' cutoff (``circuit`` is not read)."""
+        return cls(n_layers=cfg.cv_layers, cutoff=in_features)
 
     @staticmethod
     def shape(n_layers: int) -> tuple[int, int]:
@@ -97,6 +108,13 @@ class CVHead(nn.Module):
         """``p0`` (B,) for input kets ``x``."""
         return vacuum_probability(self._weights(), self.as_kets(x))
 
+    def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        weights = params["params"]  # (M, L, 6)
+        x = x.expand(weights.shape[0], *x.shape) if x.ndim == 2 else x
+        return cv_logits(weights, as_kets(x, self.cutoff))  # (M, B, 2)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``[log(1 - p0 + eps), log(p0 + eps)]`` (B, 2)."""
-        return cv_logits(self._weights(), self.as_kets(x))
+        self.as_kets(x)  # refuses kets of another shape
+        self._weights()  # and parameters of another shape
+        return super().forward(x)

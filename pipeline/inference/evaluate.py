@@ -24,12 +24,9 @@ from pipeline.common import files
 from pipeline.common.config import (
     EvaluateConfig,
     Params,
-    TrainConfig,
-    build_section,
 )
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.heads import inputs
-from pipeline.heads.stacked import head_logits
 from pipeline.inference.grid import Head, Setting, load_head, load_val, settings
 from pipeline.inference.robustness import RobustnessRow, robustness_png, score_setting
 from pipeline.simulators.noisy_circuits import make_noisy_circuit
@@ -85,12 +82,13 @@ def _circuit(model: nn.Module, circuit: nn.Module | None) -> Iterator[None]:
         model.circuit = own
 
 
-def logits_of(head: Head, model: nn.Module, x: torch.Tensor, circuit) -> torch.Tensor:
+def logits_of(model: nn.Module, x: torch.Tensor, circuit) -> torch.Tensor:
     """Logits (N, C): the head's own (as training computed them), or with ``circuit``."""
-    if circuit is None:
-        return head_logits(model, build_section("train", TrainConfig, head.ckpt["config"]), x)
-    with _circuit(model, circuit), torch.no_grad():
-        return torch.cat([model(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
+    with torch.no_grad():
+        if circuit is None:  # in one batch, as training evaluated it
+            return model(x)
+        with _circuit(model, circuit):
+            return torch.cat([model(x[i : i + CHUNK]) for i in range(0, len(x), CHUNK)])
 
 
 def backend_of(head: Head, setting: Setting, backend: str) -> str:
@@ -147,14 +145,14 @@ def score_grid(
     scored = []
     with torch_threads(cfg.threads):
         start = time.perf_counter()
-        exact = logits_of(head, model, x, None).cpu()  # (N, C)
+        exact = logits_of(model, x, None).cpu()  # (N, C)
         exact_seconds = time.perf_counter() - start
         for setting, circuit in zip(grid, circuits, strict=True):
             if circuit is None:
                 logits, seconds = exact, exact_seconds
             else:
                 start = time.perf_counter()
-                logits = logits_of(head, model, x, circuit).cpu()  # (N, C)
+                logits = logits_of(model, x, circuit).cpu()  # (N, C)
                 seconds = time.perf_counter() - start
             row = score_setting(
                 exact,

@@ -1,7 +1,7 @@
 """Heads already trained: a content-addressed cache of run folders, shared by compare and sweep.
 
 :func:`head_key` hashes everything that decides a head's result: its ``train`` settings (less
-:data:`UNUSED`), a circuit file's sha256, the features' sha256, the code of
+those its kind never reads), a circuit file's sha256, the features' sha256, the code of
 :data:`CODE_PACKAGES` and the host. :class:`HeadCache` keeps one run folder per key under
 ``.cache/heads`` (in ``$DVC_ROOT`` so queued experiments share it), written into a temporary
 folder and renamed under a lock; an entry whose files do not match ``entry.json`` is never used.
@@ -23,8 +23,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from pipeline.common.config import TrainConfig, is_circuit_file, to_dict
+from pipeline.common.config import TrainConfig, to_dict
 from pipeline.common.files import json_sha256
+from pipeline.heads import kinds
 
 log = logging.getLogger("pipeline")
 
@@ -32,16 +33,6 @@ CACHE_DIR = ".cache/heads"
 #: The files of a run folder an entry keeps (``run.json`` is made from ``model.pt``).
 FILES = ("model.pt", "metrics.json", "history.csv", "val_predictions.csv")
 ENTRY = "entry.json"
-#: ``train`` settings a head kind never reads (``features`` and ``out_dir`` name files only).
-_CIRCUIT = ("circuit", "embedding", "reupload")
-UNUSED = {
-    "linear": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
-               *_CIRCUIT),
-    "classical": ("q_depth", "q_delta", "backend", "diff_method", "shots", "cv_layers",
-                  *_CIRCUIT),
-    "quantum": ("cv_layers",),
-    "cv": ("n_qubits", "q_depth", "q_delta", "backend", "diff_method", "shots", *_CIRCUIT),
-}  # fmt: skip
 #: The sub-packages whose code computes a head's result.
 CODE_PACKAGES = ("common", "store", "simulators", "circuits", "heads", "training")
 
@@ -82,8 +73,9 @@ def environment() -> dict[str, str]:
 
 
 def settings(cfg: TrainConfig) -> dict:
-    """The settings that decide a head's result (see :data:`UNUSED`)."""
-    unused = {"features", "out_dir", *UNUSED.get(cfg.head, ())}
+    """The settings that decide a head's result: all but those its kind never reads
+    (:func:`pipeline.heads.kinds.unused`) and ``features`` and ``out_dir``, which name files."""
+    unused = {"features", "out_dir", *kinds.unused(cfg)}
     return {k: v for k, v in to_dict(cfg).items() if k not in unused}
 
 
@@ -95,7 +87,7 @@ def head_key(cfg: TrainConfig, features_sha256: str) -> str:
         "code": code_digest(),
         "environment": environment(),
     }
-    if cfg.head == "quantum" and is_circuit_file(cfg.circuit):
+    if kinds.circuit_file(cfg):
         from pipeline.circuits.source import read  # only for a circuit file
 
         identity["circuit_sha256"] = read(cfg.circuit).sha256  # an edited file: a new head

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import torch_threads
-from pipeline.heads.stacked import unstackable_reason
+from pipeline.heads import kinds
 from pipeline.training.data import HeadData
 from pipeline.training.loop import MemberFailure, TrainResult, fit_stack
 
@@ -22,30 +22,15 @@ DEFAULT_BUDGET = 1 << 30
 
 
 def group_key(cfg: TrainConfig) -> tuple:
-    """What the members of one stack share."""
-    shape: tuple = ()
-    if cfg.head in ("quantum", "classical"):
-        shape = (cfg.n_qubits, cfg.q_depth) if cfg.head == "quantum" else (cfg.n_qubits,)
-    elif cfg.head == "cv":
-        shape = (cfg.cv_layers,)
-    backend: tuple = ()
-    if cfg.head == "quantum":
-        backend = (cfg.backend, cfg.diff_method, cfg.shots, cfg.circuit, cfg.embedding,
-                   cfg.reupload)  # fmt: skip
-    return (cfg.head, shape, backend, cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
+    """What the members of one stack share: the head's shape and how it trains."""
+    return (*kinds.shape_key(cfg), cfg.batch_size, cfg.epochs, cfg.dtype, cfg.device,
             cfg.optimizer, cfg.threads)  # fmt: skip
 
 
 def member_bytes(cfg: TrainConfig, data: HeadData) -> int:
     """An upper estimate of the memory one member of a stack takes while it trains."""
     d, c, n = data.meta.feature_dim, data.meta.n_classes, cfg.n_qubits
-    params = d * c + c if cfg.head == "linear" else d * n + n + n * c + c + n * (n + 1)
-    states = 0
-    if cfg.head == "cv":
-        params, states = 6 * cfg.cv_layers, 8 * cfg.cv_layers * d * d
-    if cfg.head == "quantum":
-        params += cfg.q_depth * n
-        states = (cfg.q_depth + 2) * (2**n) * (cfg.batch_size + 3 * 2**n + len(data.val))
+    params, states = kinds.kind(cfg).size(cfg, d, c, len(data.val))
     rows = cfg.batch_size * (d + 4 * n + 4 * c) + len(data.val) * (4 * n + 5 * c)
     width = 8 if cfg.dtype == "float64" else 4
     return width * (6 * params + rows + states) + 8 * len(data.train)
@@ -89,13 +74,6 @@ def fit_ensemble(
     results: list[TrainResult | MemberFailure | None] = [None] * len(cfgs)
     for chunk in plan(cfgs, data, budget):
         members = [cfgs[i] for i in chunk]
-        reason = unstackable_reason(members[0])
-        log.debug(
-            "training %d %s heads as one stack%s",
-            len(chunk),
-            members[0].head,
-            f" (one after the other: {reason})" if reason else "",
-        )
         with torch_threads(members[0].threads):
             for i, result in zip(chunk, fit_stack(members, data), strict=True):
                 results[i] = result

@@ -16,7 +16,6 @@ from pipeline.common.config import (
     Params,
     TrainConfig,
     build_section,
-    is_circuit_file,
     parse_assignment,
     section_types,
     to_dict,
@@ -26,8 +25,8 @@ from pipeline.common.config import (
 )
 from pipeline.common.errors import ConfigError
 from pipeline.common.files import file_sha256, json_sha256
+from pipeline.heads import kinds
 from pipeline.store.hdf5 import read_meta
-from pipeline.training.cache import UNUSED
 from pipeline.training.data import features_for
 
 #: ``train`` keys that are not settings of a run (the sweep writes no per-run folders).
@@ -132,7 +131,9 @@ def combinations(grid: Mapping[str, Sequence[Any]]) -> Iterator[dict[str, Any]]:
 
 def unread(settings: Mapping[str, Any], head: str) -> list[str]:
     """The ``train`` keys of ``settings`` that a head of kind ``head`` never reads."""
-    return [k for k in settings if k.startswith("train.") and k[6:] in UNUSED.get(head, ())]
+    reads = kinds.KINDS[head].reads if head in kinds.KINDS else kinds.HEAD_SETTINGS
+    names = [k for k in settings if k.startswith("train.")]
+    return [k for k in names if k[6:] in kinds.HEAD_SETTINGS and k[6:] not in reads]
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,7 @@ class Cell:
 def _run_id(config: TrainConfig, features_sha256: str) -> str:
     settings = {k: v for k, v in train_dict(config).items() if k not in NOT_SWEPT}
     identity: dict[str, Any] = {"train": settings, "features_sha256": features_sha256}
-    if config.head == "quantum" and is_circuit_file(config.circuit):
+    if kinds.circuit_file(config):
         identity["circuit_sha256"] = _circuit(config)  # an edited circuit file is a new run
     return json_sha256(identity)[:16]
 
@@ -167,9 +168,10 @@ def _circuit(config: TrainConfig) -> str:
 def expand(params: Params, grid: Mapping[str, Sequence[Any]]) -> list[Cell]:
     """Every distinct run of the grid applied to ``params``, checked, in grid order.
 
-    A grid key that a combination's head kind does not read (:data:`UNUSED`: a classical head
-    and ``train.circuit``) keeps ``params``' value, so the combinations that differ only there
-    are one run. Each run reads :func:`pipeline.training.data.features_for` of its own params.
+    A grid key that a combination's head kind does not read (see
+    :attr:`pipeline.heads.kinds.HeadKind.reads`: a classical head and ``train.circuit``) keeps
+    ``params``' value, so the combinations that differ only there are one run. Each run reads
+    :func:`pipeline.training.data.features_for` of its own params.
 
     Raises:
         ConfigError: a run is not a valid config, two combinations are the same run by a key
@@ -226,7 +228,7 @@ def _config(base: Mapping[str, dict], settings: Mapping[str, Any]) -> TrainConfi
             **{name: build_section(name, blocks[name], v) for name, v in values.items()}
         )
         config = replace(cell_params.train, features=features_for(cell_params))
-        if config.head == "quantum" and train_dict(config).keys() != to_dict(config).keys():
+        if kinds.custom_circuit(config):
             from pipeline.circuits.source import circuit_program
 
             circuit_program(config)  # refused here, before anything trains

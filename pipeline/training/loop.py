@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from pipeline.common.config import TrainConfig
 from pipeline.common.devices import resolve_device, torch_threads
 from pipeline.common.errors import PipelineError
-from pipeline.heads import inputs
+from pipeline.heads import inputs, kinds
 from pipeline.heads.build import build_head
-from pipeline.heads.stacked import StackedHeads, stack_kind
+from pipeline.heads.stacked import StackedHeads
 from pipeline.training.data import HeadData
 from pipeline.training.optim import StackedOptimizer
 
@@ -155,7 +155,7 @@ def run_metrics(
     y_val = data.val.labels
     return {
         "head": cfg.head,
-        "backend": cfg.backend if cfg.head == "quantum" else "torch",
+        "backend": kinds.backend(cfg),
         **{
             which: {
                 **{k: rows[which][k] for k in HISTORY_FIELDS},
@@ -214,7 +214,11 @@ def fit_stack(
     start, base = time.perf_counter(), cfgs[0]
     device, dtype = resolve_device(base.device), getattr(torch, base.dtype)
     models = [_build(cfg, data, device, dtype) for cfg in cfgs]
-    heads = StackedHeads(models, stack_kind(base))
+    heads = StackedHeads(models)
+    if len(cfgs) > 1:
+        reason = heads.serial_reason
+        log.debug("training %d %s heads as one stack%s", len(cfgs), base.head,
+                  f" (one after the other: {reason})" if reason else "")  # fmt: skip
     optimizer = StackedOptimizer(
         heads.flat,
         heads.grad,

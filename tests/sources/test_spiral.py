@@ -257,7 +257,7 @@ def _notebook_run(turns: float, head: str) -> float:
     else:
         state |= {"hidden.weight": hidden[:, :-1], "hidden.bias": hidden[:, -1]}
     model.load_state_dict({k: torch.as_tensor(v) for k, v in state.items()})
-    heads = StackedHeads([model], head)  # a stack of one, as train_head trains
+    heads = StackedHeads([model])  # a stack of one, as train_head trains
     opt = StackedOptimizer(heads.flat, heads.grad, heads.member_index, "pennylane_adam",
                            lr=[0.07], step_size=[1], gamma=[1.0])  # fmt: skip
     shuffle = np.random.RandomState(150)

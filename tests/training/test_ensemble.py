@@ -13,6 +13,7 @@ import torch
 from pipeline.common.config import SpiralConfig, TrainConfig, load_params
 from pipeline.common.devices import torch_threads
 from pipeline.extraction.loop import extract
+from pipeline.heads.dressed import LinearHead
 from pipeline.heads.stacked import StackedHeads
 from pipeline.sources.photonic import QQSource
 from pipeline.sources.spiral import SpiralSource
@@ -140,8 +141,8 @@ def _checked(size: int) -> list[int]:
 
 
 def test_a_stack_is_one_vectorised_model():
-    heads = [torch.nn.Linear(6, 3).double() for _ in range(4)]
-    stack = StackedHeads(heads, "linear")
+    heads = [LinearHead(6, 3).double() for _ in range(4)]
+    stack = StackedHeads(heads)
     x = torch.randn(4, 5, 6, dtype=torch.float64)
     logits = stack(x)  # (M, B, C) in one batched product
     assert logits.shape == (4, 5, 3)

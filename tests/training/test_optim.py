@@ -26,7 +26,7 @@ def _train(use_ours: bool, dtype=torch.float64):
     x = torch.randn(40, 8, dtype=dtype)
     y = torch.randint(0, 2, (40,))
     if use_ours:
-        heads = StackedHeads([model], "quantum")
+        heads = StackedHeads([model])
         opt = StackedOptimizer(
             heads.flat, heads.grad, heads.member_index, "adam", lr=[0.01], step_size=[2],
             gamma=[0.5],
