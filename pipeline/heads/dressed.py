@@ -14,7 +14,6 @@ from pipeline.common.config import CIRCUIT_DEFAULTS, TrainConfig
 from pipeline.heads.base import Head, linear
 from pipeline.simulators.program import ProgramCircuit
 from pipeline.simulators.qubit import (
-    MATRIX_MAX_QUBITS,
     Method,
     PennyLaneCircuit,
     TorchCircuit,
@@ -120,11 +119,6 @@ class DressedQuantumNet(Head):
             return f"backend {circuit.device_name!r} is a PennyLane device"
         if not isinstance(circuit, TorchCircuit):
             return f"{type(circuit).__name__} takes one circuit at a time"
-        if circuit.method != "matrix":
-            return (
-                f"{circuit.n_qubits} qubits, method {circuit.method!r}: only method 'matrix' "
-                f"(at most {MATRIX_MAX_QUBITS} qubits) runs M circuits at once"
-            )
         return None
 
     def forward_stacked(self, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:

@@ -115,8 +115,23 @@ class TorchCircuit(nn.Module):
                 state = torch.einsum("ab,xiby->xiay", ry[layer, wire], view).reshape(batch, -1)
         return state
 
+    def _apply_layers_stacked(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """:meth:`_apply_layers` of M circuits, states (M, B, 2^n) and weights (M, d, n), as
+        elementwise products and sums only."""
+        n = self.n_qubits
+        ry = self._ry_entries(weights)[:, :, :, None, None, None, :]  # (M, d, n, 1, 1, 1, 4)
+        for layer in range(self.q_depth):
+            state = state.index_select(-1, self.inverse_perm)  # CNOTs: new[pi[k]] = old[k]
+            for wire in range(n):
+                s0, s1 = state.unflatten(-1, (2**wire, 2, 2 ** (n - wire - 1))).unbind(-2)
+                e = ry[:, layer, wire].unbind(-1)  # each (M, 1, 1, 1)
+                pair = (s0 * e[0] + s1 * e[1], s0 * e[2] + s1 * e[3])
+                state = torch.stack(pair, dim=-2).flatten(-3)
+        return state
+
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``<Z_i>`` (B, n); with ``method="matrix"``, also for M stacked circuits (M, B, n)."""
+        """``<Z_i>`` (B, n), or (M, B, n) for M stacked circuits (inputs (M, B, n), weights
+        (M, d, n))."""
         d, n = shape(self.n_qubits, self.q_depth)
         if weights.ndim < 2 or tuple(weights.shape[-2:]) != (d, n):
             raise ValueError(f"expected weights of shape {(d, n)}; got {tuple(weights.shape)}")
@@ -128,8 +143,10 @@ class TorchCircuit(nn.Module):
             if not lead:  # one circuit: a stack of one
                 return _MatrixCircuit.apply(x.unsqueeze(0), weights.unsqueeze(0), self)[0]
             return _MatrixCircuit.apply(x, weights, self)
-        if lead:
-            raise ValueError(f"stacked circuits need method 'matrix'; got {self.method!r}")
+        if lead:  # M circuits: elementwise, so a member's numbers do not depend on M
+            state = self._apply_layers_stacked(self.product_state(x), weights)  # (M, B, 2^n)
+            probs = (state * state).unsqueeze(-2)  # (M, B, 1, 2^n)
+            return (probs * self.z_signs.to(state.dtype).T).sum(-1)  # (M, B, n)
         state = self._apply_layers(self.product_state(x), weights)  # (B, 2^n)
         return (state * state) @ self.z_signs.to(state.dtype)  # (B, n)
 

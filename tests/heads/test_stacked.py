@@ -19,6 +19,7 @@ from pipeline.heads.stacked import StackedHeads
 RING = f"{Path(__file__).resolve().parents[2] / 'circuits' / 'ring.py'}:ring"
 CONFIGS = {
     "quantum": TrainConfig(n_qubits=3, q_depth=2, q_delta=0.5),
+    "quantum-9-qubits": TrainConfig(n_qubits=9, q_depth=2, q_delta=0.5),  # gate by gate
     "ring": TrainConfig(n_qubits=3, q_depth=2, q_delta=0.5, circuit=RING),
     "classical": TrainConfig(head="classical", n_qubits=3),
     "linear": TrainConfig(head="linear"),

@@ -125,5 +125,5 @@ def test_a_device_that_cannot_simulate_noise_is_refused_for_a_program():
     from pipeline.simulators.pennylane_program import PennyLaneProgramCircuit
 
     program = compile_circuit(ring, (2, N), N, name="ring")
-    with pytest.raises(ConfigError, match="default.mixed"):
+    with pytest.raises(ConfigError, match=r"default\.mixed"):
         PennyLaneProgramCircuit("default.qubit", program, NoiseModel(depolarizing=0.01))

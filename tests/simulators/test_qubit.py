@@ -106,6 +106,19 @@ def test_gate_by_gate_simulation_scales_to_16_qubits(n_qubits):
     torch.testing.assert_close(gw, ref_gw, rtol=0, atol=TOL)
 
 
+@pytest.mark.parametrize("n_qubits", [3, 10])
+def test_stacked_gate_by_gate_circuits_agree_with_pennylane(n_qubits):
+    """M circuits at once (inputs (M, B, n), weights (M, d, n)): each member's outputs and
+    gradients are the reference's for its own weights."""
+    runs = [_random(n_qubits, 2, batch=2, seed=s) for s in range(3)]
+    x, w, cot = (torch.stack(parts) for parts in zip(*runs, strict=True))
+    out, gx, gw = ours(TorchCircuit(n_qubits, 2, "gates").double(), x, w, cot)
+    assert out.shape == (3, 2, n_qubits)
+    for m, run in enumerate(runs):
+        for got, want in zip((out[m], gx[m], gw[m]), reference(n_qubits, 2, *run), strict=True):
+            torch.testing.assert_close(got, want, rtol=0, atol=TOL)
+
+
 def test_matrix_and_gates_agree_at_eight_qubits():
     x, w, cot = _random(8, 3, batch=5)
     a = ours(TorchCircuit(8, 3, "matrix").double(), x, w, cot)
