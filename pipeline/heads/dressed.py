@@ -66,7 +66,7 @@ class DressedQuantumNet(nn.Module):
             )
             n_outputs = n_qubits
         else:
-            from pipeline.simulators.program import ProgramCircuit
+            from pipeline.simulators.fused import program_circuit
 
             if backend != "torch" or program.n_qubits != n_qubits:
                 raise ValueError(
@@ -74,7 +74,7 @@ class DressedQuantumNet(nn.Module):
                     f"{program.n_qubits} qubits and {backend!r}"
                 )
             self.q_params = nn.Parameter(q_delta * torch.randn(program.weight_shape))
-            self.circuit = ProgramCircuit(program)
+            self.circuit = program_circuit(program)
             n_outputs = program.n_outputs
         self.post_net = nn.Linear(n_outputs, n_classes)
 

@@ -264,27 +264,41 @@ class ProgramCircuit(nn.Module):
             parts.append(extra.expand(*x.shape[:-1], -1))
         return torch.cat(parts, dim=-1)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        prog, n = self.program, self.n_qubits
-        shape = tuple(prog.weight_shape)
+    def check(self, x: torch.Tensor, weights: torch.Tensor) -> tuple[int, ...]:
+        """The leading (member) dimensions of ``x`` and ``weights``, or a ValueError."""
+        shape = tuple(self.program.weight_shape)
         lead = tuple(weights.shape[: weights.ndim - len(shape)])
         if tuple(weights.shape[len(lead) :]) != shape:
             raise ValueError(f"expected weights of shape {shape}; got {tuple(weights.shape)}")
+        n = self.n_qubits
         if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
             expected = ", ".join([*map(str, lead), "B", str(n)])
             raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
+        return lead
+
+    def half_angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
+        """Each rotation's scaled half angle (..., B, R)."""
+        table = self.angles(x, weights, extra, pairs)
+        return table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        self.check(x, weights)
         steps, initial, signs, words, order, extra, pairs, sdtype = self._constants(
             x.dtype, x.device
         )
-        table = self.angles(x, weights, extra, pairs)
-        half = table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+        half = self.half_angles(x, weights, extra, pairs)
         cos = torch.cos(half).to(sdtype).unsqueeze(-1).unbind(-2)  # per rotation (..., B, 1)
         sin = torch.sin(half).to(sdtype).unsqueeze(-1).unbind(-2)
-        state = initial.expand(*x.shape[:-1], 2**n)
+        dim = 2**self.n_qubits
+        state = initial.expand(*x.shape[:-1], dim)
         for step in steps:
             state = _apply(step, state, cos, sin)
-        if state is initial or state.shape != (*x.shape[:-1], 2**n):
-            state = state.expand(*x.shape[:-1], 2**n)
+        if state is initial or state.shape != (*x.shape[:-1], dim):
+            state = state.expand(*x.shape[:-1], dim)
+        return self.expectations(state, signs, words, order)
+
+    def expectations(self, state: torch.Tensor, signs, words, order) -> torch.Tensor:
+        """The observables' values (..., B, K) on states (..., B, 2^n)."""
         probs = state * state if self.real else (state.conj() * state).real
         outs = [(probs.unsqueeze(-2) * signs).sum(-1)] if len(signs) else []
         for index, phase, coefficient in words:

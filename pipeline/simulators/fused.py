@@ -1,0 +1,303 @@
+"""A compiled :class:`~pipeline.simulators.program.Program` on few qubits as a handful of
+batched matrix products, with the numbers of the gate-by-gate simulation to rounding.
+
+A run of single-qubit gates is one layer: per wire the product of its 2x2 matrices, the layer
+their Kronecker product, built for all layers at once. A layer that reads no input is one
+matrix per member, with the signed permutations (CNOT, CZ, SWAP) before it folded in; the
+first layer from ``|0…0>`` is a product state; a layer that reads inputs is applied wire by
+wire per sample. A run of diagonal rotations (ZZ, MultiRZ, CRZ) is one phase per basis state.
+Members are a batch dimension of every product, so a member's numbers do not depend on the
+stack.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from pipeline.simulators.program import (
+    _ROTATIONS,
+    Program,
+    ProgramCircuit,
+    _bits,
+    _fixed,
+    _move_of,
+    _moved,
+    _steps,
+    pauli_action,
+)
+from pipeline.simulators.qubit import MATRIX_MAX_QUBITS, _kron
+
+_S2 = 1 / math.sqrt(2)
+_T = complex(math.cos(math.pi / 4), math.sin(math.pi / 4))
+#: Transposes of the fixed single-qubit gates (states are rows: a gate acts as ``s @ G^T``).
+_SINGLE = {
+    "Hadamard": ((_S2, _S2), (_S2, -_S2)),
+    "PauliX": ((0, 1), (1, 0)),
+    "PauliY": ((0, 1j), (-1j, 0)),
+    "PauliZ": ((1, 0), (0, -1)),
+    "S": ((1, 0), (0, 1j)),
+    "T": ((1, 0), (0, _T)),
+}
+#: ``(-i P)^T``: a rotation's transpose is ``cos(t/2) I + sin(t/2) (-i P)^T``.
+_GENERATORS = {"X": ((0, -1j), (-1j, 0)), "Y": ((0, 1), (-1, 0)), "Z": ((-1j, 0), (0, 1j))}
+_PERMUTATIONS = ("CNOT", "CZ", "SWAP")
+
+
+def program_circuit(program: Program) -> ProgramCircuit:
+    """The fastest exact simulator of ``program``: fused up to ``MATRIX_MAX_QUBITS`` qubits."""
+    if program.n_qubits <= MATRIX_MAX_QUBITS:
+        return FusedProgramCircuit(program)
+    return ProgramCircuit(program)
+
+
+@dataclass
+class _Layer:
+    factors: list[list[int]]  # per wire, the pool entries in gate order
+    inputs: bool = False
+    perm: tuple | None = None  # (index, phase) of the permutations just before it
+
+
+@dataclass
+class _Plan:
+    items: list[tuple] = field(default_factory=list)
+    letters: list[str] = field(default_factory=list)  # per rotation: its Pauli, "" if wider
+
+
+def _rotation_list(gate) -> tuple:
+    if gate.name == "MultiRZ":
+        return ((0, 1.0, "Z" * len(gate.wires)),)
+    return _ROTATIONS[gate.name]
+
+
+def _reads_inputs(source: tuple, n: int) -> bool:
+    kind = source[0]
+    return kind in ("x", "e") or (kind == "p" and min(int(source[1]), int(source[2])) < n)
+
+
+def _plan(program: Program, columns: list[int]) -> _Plan:
+    """The gates as layers, permutations, diagonal runs and other rotations, in order."""
+    n, plan = program.n_qubits, _Plan()
+    names, rotations = list(_SINGLE), len(columns)
+    layer, perm, r = None, None, 0
+
+    def close() -> None:
+        nonlocal layer, perm
+        if layer is not None:
+            plan.items.append(("layer", layer))
+            layer = None
+
+    def flush() -> None:
+        nonlocal perm
+        close()
+        if perm is not None:
+            plan.items.append(("perm", perm))
+            perm = None
+
+    for gate in program.gates:
+        if gate.name == "Identity":
+            continue
+        if len(gate.wires) == 1:
+            if layer is None:
+                layer, perm = _Layer([[] for _ in range(n)], perm=perm), None
+            wire = layer.factors[gate.wires[0]]
+            if gate.name in _SINGLE:
+                wire.append(rotations + names.index(gate.name))
+                continue
+            for _, _, letter in _rotation_list(gate):
+                plan.letters.append(letter)
+                wire.append(r)
+                layer.inputs |= _reads_inputs(program.sources[columns[r]], n)
+                r += 1
+        elif gate.name in _PERMUTATIONS:
+            close()
+            index, phase = _fixed(gate.name, gate.wires, n)
+            if perm is not None:
+                index, phase = perm[0][index], phase * perm[1][index]
+            perm = (index, phase)
+        else:
+            flush()
+            for _, _, letters in _rotation_list(gate):
+                word = tuple((w, p) for w, p in zip(gate.wires, letters, strict=True) if p != "I")
+                kind = "diag" if all(p == "Z" for _, p in word) else "rot"
+                if kind == "diag" and plan.items and plan.items[-1][0] == "diag":
+                    plan.items[-1][1].append((r, word))
+                else:
+                    plan.items.append((kind, [(r, word)]))
+                plan.letters.append("")
+                r += 1
+    flush()
+    return plan
+
+
+class FusedProgramCircuit(ProgramCircuit):
+    """:class:`ProgramCircuit` as few batched matrix products (memory ``4^n`` per member)."""
+
+    def __init__(self, program: Program):
+        super().__init__(program)
+        _, columns, _ = _steps(program)
+        self.plan = _plan(program, columns)
+        self.rotations = len(columns)
+        self._fused: dict[tuple, dict] = {}
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        lead = self.check(x, weights)
+        if x.shape[-2] == 0:
+            return super().forward(x, weights)
+        shape = tuple(self.program.weight_shape)
+        x3, w3 = x.reshape(-1, *x.shape[-2:]), weights.reshape(-1, *shape)  # (M, B, n), (M, …)
+        _, _, signs, words, order, extra, pairs, sdtype = self._constants(x.dtype, x.device)
+        fused = self._fused_constants(x.dtype, x.device, sdtype)
+        half = self.half_angles(x3, w3, extra, pairs)  # (M, B, R)
+        cos, sin = torch.cos(half), torch.sin(half)
+        if sdtype != x.dtype:
+            cos, sin = cos.to(sdtype), sin.to(sdtype)
+        state = _run(fused, self.n_qubits, half, cos, sin)
+        if state.shape[-2] != x3.shape[-2]:
+            state = state.expand(*x3.shape[:-1], state.shape[-1])
+        out = self.expectations(state, signs, words, order)
+        return out.reshape(*lead, *out.shape[-2:])
+
+    def _fused_constants(self, dtype: torch.dtype, device: torch.device, sdtype) -> dict:
+        key = (dtype, device)
+        if key not in self._fused:
+            self._fused[key] = _tensors(self.plan, self.n_qubits, self.rotations, sdtype, device)
+        return self._fused[key]
+
+
+def _rounds(layers: list[_Layer], identity: int, device) -> torch.Tensor:
+    """(K, L n): round ``k`` holds every wire's ``k``-th factor (the identity when it has fewer)."""
+    depth = max([len(f) for layer in layers for f in layer.factors] + [1])
+    rows = [[f[k] if k < len(f) else identity for layer in layers for f in layer.factors]
+            for k in range(depth)]  # fmt: skip
+    return torch.tensor(rows, dtype=torch.long, device=device)
+
+
+def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
+    """The plan's constant tensors and its steps, on ``device``."""
+    real = not sdtype.is_complex
+    dim, identity = 2**n, rotations + len(_SINGLE)
+
+    def cast(values) -> torch.Tensor:
+        t = torch.as_tensor(values, dtype=torch.complex128)
+        return (t.real if real else t).to(device=device, dtype=sdtype)
+
+    zero = ((0, 0), (0, 0))
+    items = list(plan.items)
+    if items and items[0][0] == "perm":  # CNOT, CZ and SWAP leave |0…0> as it is
+        items.pop(0)
+    start = items.pop(0)[1] if items and items[0][0] == "layer" else None
+    weight = [item[1] for item in items if item[0] == "layer" and not item[1].inputs]
+    inputs = [item[1] for item in items if item[0] == "layer" and item[1].inputs]
+    out = {
+        "generators": cast([_GENERATORS.get(letter, zero) for letter in plan.letters]),
+        "constants": cast([*_SINGLE.values(), ((1, 0), (0, 1))]),
+        "eye": cast(((1, 0), (0, 1))),
+        "start": _rounds([start], identity, device) if start else None,
+        "weight": _rounds(weight, identity, device) if weight else None,
+        "inputs": _rounds(inputs, identity, device) if inputs else None,
+        "layers": len(weight),
+        "fold": _fold(weight, n, cast, device),
+        "e0": cast([1] + [0] * (dim - 1)),
+    }
+    steps, bits, counts = [], _bits(n), {"weight": 0, "inputs": 0}
+    for kind, value in items:
+        if kind == "layer":
+            group = "inputs" if value.inputs else "weight"
+            perm = _perm(value.perm, n, cast, device) if value.perm and value.inputs else None
+            steps.append((group, counts[group], perm))
+            counts[group] += 1
+        elif kind == "perm":
+            steps.append(("perm", _perm(value, n, cast, device)))
+        elif kind == "diag":
+            signs = [torch.prod(1 - 2 * bits[:, [w for w, _ in word]], dim=1) for _, word in value]
+            cols = torch.tensor([r for r, _ in value], dtype=torch.long, device=device)
+            steps.append(("diag", cols, torch.stack(signs).to(device=device, dtype=sdtype.to_real())))
+        else:
+            ((r, word),) = value
+            index, phase = pauli_action(n, word)
+            steps.append(("rot", r, (_move_of(index, n, device), cast(-1j * phase))))
+    out["steps"] = steps
+    return out
+
+
+def _perm(perm: tuple, n: int, cast, device) -> tuple:
+    """A signed permutation as a move of the state and its signs (None when all are 1)."""
+    index, phase = perm
+    ones = bool((phase == 1).all())
+    return _move_of(index, n, device), None if ones else cast(phase)
+
+
+def _fold(layers: list[_Layer], n: int, cast, device) -> tuple | None:
+    """Rows and signs that fold each layer's preceding permutation into its matrix."""
+    if not any(layer.perm for layer in layers):
+        return None
+    dim, rows, signs = 2**n, [], []
+    for k, layer in enumerate(layers):
+        index, phase = layer.perm or (torch.arange(dim), torch.ones(dim, dtype=torch.complex128))
+        inverse = torch.argsort(index)
+        rows.append(k * dim + inverse)
+        signs.append(phase[inverse])
+    phase = torch.cat(signs)
+    ones = bool((phase == 1).all())
+    rows_t = torch.cat(rows).to(device)
+    return rows_t, None if ones else cast(phase).unsqueeze(-1)
+
+
+def _products(pool: torch.Tensor, rounds: torch.Tensor) -> torch.Tensor:
+    """Per wire of each layer, the product of its transposed 2x2 factors (..., L n, 2, 2)."""
+    out = pool.index_select(-3, rounds[0])
+    for row in rounds[1:]:
+        out = out @ pool.index_select(-3, row)
+    return out
+
+
+def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
+    """The states (M, B, 2^n) of a batch, from the half angles and their cos and sin."""
+    m, b, dim = half.shape[0], half.shape[1], 2**n
+    mats = torch.addcmul(cos[..., None, None] * f["eye"], sin[..., None, None], f["generators"])
+    pool = torch.cat([mats, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
+    if f["start"] is not None:
+        wires = _products(pool, f["start"])  # (M, B, n, 2, 2): rows are <0| G^T
+        state = _kron(wires[..., 0:1, :]).squeeze(-2)
+    else:
+        state = f["e0"].expand(m, b, dim)
+    layers = None
+    if f["weight"] is not None:
+        wires = _products(pool[:, 0], f["weight"]).unflatten(-3, (f["layers"], n))
+        layers = _kron(wires)  # (M, L, N, N)
+        if f["fold"] is not None:
+            rows, signs = f["fold"]
+            layers = layers.flatten(1, 2).index_select(1, rows)
+            layers = (layers if signs is None else layers * signs).view(m, -1, dim, dim)
+    if f["inputs"] is not None:
+        per_sample = _products(pool, f["inputs"]).unflatten(-3, (-1, n))  # (M, B, L, n, 2, 2)
+    for step in f["steps"]:
+        kind = step[0]
+        if kind == "weight":
+            state = torch.bmm(state, layers[:, step[1]])
+        elif kind == "inputs":
+            if step[2] is not None:
+                state = _signed(state, *step[2])
+            for wire in range(n):
+                view = state.reshape(m, b, 2**wire, 2, 2 ** (n - wire - 1))
+                factor = per_sample[:, :, step[1], wire]
+                state = torch.einsum("mbij,mbxiy->mbxjy", factor, view).reshape(m, b, dim)
+        elif kind == "perm":
+            state = _signed(state, *step[1])
+        elif kind == "diag":
+            signs = step[2].expand(m, *step[2].shape)
+            phi = torch.bmm(half.index_select(-1, step[1]), signs)  # (M, B, N)
+            state = state * torch.exp(phi * -1j)
+        else:
+            r, (move, phase) = step[1], step[2]
+            moved = _moved(state, move) * phase
+            state = torch.addcmul(state * cos[..., r : r + 1], moved, sin[..., r : r + 1])
+    return state
+
+
+def _signed(state: torch.Tensor, move, phase) -> torch.Tensor:
+    moved = _moved(state, move)
+    return moved if phase is None else moved * phase
