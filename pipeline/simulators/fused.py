@@ -199,7 +199,6 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
         "weight": _rounds(weight, identity, device) if weight else None,
         "inputs": _rounds(inputs, identity, device) if inputs else None,
         "layers": len(weight),
-        "fold": _fold(weight, n, cast, device),
         "e0": cast([1] + [0] * (dim - 1)),
     }
     steps, bits, counts = [], _bits(n), {"weight": 0, "inputs": 0}
@@ -219,8 +218,22 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
             ((r, word),) = value
             index, phase = pauli_action(n, word)
             steps.append(("rot", r, (_move_of(index, n, device), cast(-1j * phase))))
-    out["steps"] = steps
+    out["steps"] = _segments(steps, weight, n, cast, device)
     return out
+
+
+def _segments(steps: list[tuple], weight: list[_Layer], n: int, cast, device) -> list[tuple]:
+    """Runs of weights layers as one step ``("weights", first, count, fold)``."""
+    out = []
+    for step in steps:
+        if step[0] != "weight":
+            out.append(step)
+        elif out and out[-1][0] == "weights":
+            out[-1] = ("weights", out[-1][1], out[-1][2] + 1)
+        else:
+            out.append(("weights", step[1], 1))
+    return [(*step, _fold(weight[step[1] : step[1] + step[2]], n, cast, device))
+            if step[0] == "weights" else step for step in out]  # fmt: skip
 
 
 def _perm(perm: tuple, n: int, cast, device) -> tuple:
@@ -264,20 +277,15 @@ def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
         state = _kron(wires[..., 0:1, :]).squeeze(-2)
     else:
         state = f["e0"].expand(m, b, dim)
-    layers = None
     if f["weight"] is not None:
-        wires = _products(pool[:, 0], f["weight"]).unflatten(-3, (f["layers"], n))
-        layers = _kron(wires)  # (M, L, N, N)
-        if f["fold"] is not None:
-            rows, signs = f["fold"]
-            layers = layers.flatten(1, 2).index_select(1, rows)
-            layers = (layers if signs is None else layers * signs).view(m, -1, dim, dim)
+        weights = _products(pool[:, 0], f["weight"]).unflatten(-3, (f["layers"], n))
     if f["inputs"] is not None:
         per_sample = _products(pool, f["inputs"]).unflatten(-3, (-1, n))  # (M, B, L, n, 2, 2)
     for step in f["steps"]:
         kind = step[0]
-        if kind == "weight":
-            state = torch.bmm(state, layers[:, step[1]])
+        if kind == "weights":
+            factors = weights[:, step[1] : step[1] + step[2]]
+            state = _WeightLayers.apply(state, factors, step[3])
         elif kind == "inputs":
             if step[2] is not None:
                 state = _signed(state, *step[2])
@@ -301,3 +309,49 @@ def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
 def _signed(state: torch.Tensor, move, phase) -> torch.Tensor:
     moved = _moved(state, move)
     return moved if phase is None else moved * phase
+
+
+class _WeightLayers(torch.autograd.Function):
+    """States (M, B, N) through layers given by per-wire factors (M, L, n, 2, 2), with adjoint
+    gradients: a layer's output state with one wire's factor undone, against the layer's
+    output gradient, gives that factor's gradient, for all layers at once per wire."""
+
+    @staticmethod
+    def forward(ctx, state, factors, fold):
+        m, count, n = factors.shape[:3]
+        dim = 2**n
+        layers = _kron(factors)  # (M, L, N, N)
+        if fold is not None:
+            rows, signs = fold
+            layers = layers.flatten(1, 2).index_select(1, rows)
+            layers = (layers if signs is None else layers * signs).view(m, count, dim, dim)
+        states = []
+        for k in range(count):
+            state = torch.bmm(state, layers[:, k])
+            states.append(state)
+        ctx.save_for_backward(factors, layers, torch.stack(states, dim=1))
+        return state
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        factors, layers, states = ctx.saved_tensors
+        m, count, n = factors.shape[:3]
+        adjoint = layers.mH if layers.is_complex() else layers.mT
+        grads = [grad] * count
+        for k in range(count - 1, 0, -1):
+            grads[k - 1] = torch.bmm(grads[k], adjoint[:, k])
+        lam = torch.stack(grads, dim=1)  # (M, L, B, N): gradients of the layers' outputs
+        grad_state = torch.bmm(grads[0], adjoint[:, 0])
+        if states.is_complex():
+            states = states.conj()
+        b = states.shape[2]
+        contracted = [
+            torch.einsum(
+                "mlbxky,mlbxjy->mlkj",
+                states.view(m, count, b, 2**w, 2, 2 ** (n - w - 1)),
+                lam.view(m, count, b, 2**w, 2, 2 ** (n - w - 1)),
+            )
+            for w in range(n)
+        ]
+        return grad_state, factors @ torch.stack(contracted, dim=2), None
