@@ -12,6 +12,7 @@ stack.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -311,6 +312,19 @@ def _signed(state: torch.Tensor, move, phase) -> torch.Tensor:
     return moved if phase is None else moved * phase
 
 
+@functools.lru_cache(maxsize=16)
+def _traces(n: int, dtype: torch.dtype, device) -> torch.Tensor:
+    """(4^n, 4 n): an N x N matrix, flattened, to its partial traces over all wires but one."""
+    bits, dim = _bits(n), 2**n
+    rows, cols = torch.arange(dim).repeat_interleave(dim), torch.arange(dim).repeat(dim)
+    out = torch.zeros(dim * dim, 4 * n, dtype=dtype)
+    for w in range(n):
+        others = (rows ^ cols) & ~(1 << (n - 1 - w)) == 0
+        column = 4 * w + 2 * bits[rows, w] + bits[cols, w]
+        out[others.nonzero()[:, 0], column[others]] = 1
+    return out.to(device)
+
+
 class _WeightLayers(torch.autograd.Function):
     """States (M, B, N) through layers given by per-wire factors (M, L, n, 2, 2), with adjoint
     gradients: a layer's output state with one wire's factor undone, against the layer's
@@ -343,15 +357,9 @@ class _WeightLayers(torch.autograd.Function):
             grads[k - 1] = torch.bmm(grads[k], adjoint[:, k])
         lam = torch.stack(grads, dim=1)  # (M, L, B, N): gradients of the layers' outputs
         grad_state = torch.bmm(grads[0], adjoint[:, 0])
-        if states.is_complex():
-            states = states.conj()
-        b = states.shape[2]
-        contracted = [
-            torch.einsum(
-                "mlbxky,mlbxjy->mlkj",
-                states.view(m, count, b, 2**w, 2, 2 ** (n - w - 1)),
-                lam.view(m, count, b, 2**w, 2, 2 ** (n - w - 1)),
-            )
-            for w in range(n)
-        ]
-        return grad_state, factors @ torch.stack(contracted, dim=2), None
+        # per layer sum_b conj(s_b)^T lam_b (N, N), then traced down to each wire's (2, 2)
+        states = states.flatten(0, 1).mT
+        outer = torch.bmm(states.conj() if states.is_complex() else states, lam.flatten(0, 1))
+        traces = _traces(n, outer.dtype, outer.device)
+        contracted = torch.bmm(outer.view(m, count, -1), traces.expand(m, *traces.shape))
+        return grad_state, factors @ contracted.view(m, count, n, 2, 2), None
