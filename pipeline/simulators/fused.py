@@ -67,6 +67,13 @@ class _Plan:
     letters: list[str] = field(default_factory=list)  # per rotation: its Pauli, "" if wider
 
 
+@functools.lru_cache(maxsize=8)
+def _plan_of(program: Program) -> tuple[_Plan, int]:
+    """The plan and the number of rotations, once per program (a stack builds many heads)."""
+    _, columns, _ = _steps(program)
+    return _plan(program, columns), len(columns)
+
+
 def _rotation_list(gate) -> tuple:
     if gate.name == "MultiRZ":
         return ((0, 1.0, "Z" * len(gate.wires)),)
@@ -138,9 +145,7 @@ class FusedProgramCircuit(ProgramCircuit):
 
     def __init__(self, program: Program):
         super().__init__(program)
-        _, columns, _ = _steps(program)
-        self.plan = _plan(program, columns)
-        self.rotations = len(columns)
+        self.plan, self.rotations = _plan_of(program)
         self._fused: dict[tuple, dict] = {}
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,7 @@ numbers do not depend on the others. The state is real when every gate and obser
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,7 +126,8 @@ def is_real(program: Program) -> bool:
     return gates and all(p != "Y" for _, word in program.observables for _, p in word)
 
 
-def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
+@functools.lru_cache(maxsize=8)  # a stack builds one head, and one circuit, per member
+def _steps(program: Program) -> tuple[tuple[tuple, ...], tuple[int, ...], tuple[float, ...]]:
     """The gates as fused ``fixed`` and ``rot`` steps; per rotation, its column and scale."""
     n, steps, columns, scales = program.n_qubits, [], [], []
     for gate in program.gates:
@@ -152,7 +154,7 @@ def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
                 steps.append(("rot", len(columns), index, -1j * phase))
                 columns.append(gate.params[angle])
                 scales.append(scale)
-    return steps, columns, scales
+    return tuple(steps), tuple(columns), tuple(scales)
 
 
 def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple[int, int]]]:
@@ -189,6 +191,7 @@ class ProgramCircuit(nn.Module):
         self.program, self.n_qubits = program, program.n_qubits
         self.real = is_real(program)
         steps, columns, scales = _steps(program)
+        steps = list(steps)
         initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
         initial[0] = 1
         while steps and steps[0][0] == "fixed":  # gates before the first angle: once
