@@ -64,7 +64,32 @@ class _Layer:
 @dataclass
 class _Plan:
     items: list[tuple] = field(default_factory=list)
-    letters: list[str] = field(default_factory=list)  # per rotation: its Pauli, "" if wider
+    # per rotation, its transposed 2x2 factor is cos(t/2) a + sin(t/2) b (neighbouring fixed
+    # gates on its wire multiplied in); wider rotations keep zeros
+    a: list[torch.Tensor] = field(default_factory=list)
+    b: list[torch.Tensor] = field(default_factory=list)
+    constants: list[torch.Tensor] = field(default_factory=lambda: [torch.eye(2, dtype=torch.complex128)])
+
+    def absorb(self, layer: _Layer, rotations: int) -> None:
+        """Each wire's fixed gates into its rotations' factors: one pool entry per rotation."""
+        for wire in layer.factors:
+            entries, pending = [], torch.eye(2, dtype=torch.complex128)  # fixed gates before the first rotation
+            for factor in wire:
+                if isinstance(factor, str):
+                    matrix = torch.tensor(_SINGLE[factor], dtype=torch.complex128)
+                    if entries:
+                        self.a[entries[-1]] = self.a[entries[-1]] @ matrix
+                        self.b[entries[-1]] = self.b[entries[-1]] @ matrix
+                    else:
+                        pending = pending @ matrix
+                else:
+                    if not entries:
+                        self.a[factor], self.b[factor] = pending @ self.a[factor], pending @ self.b[factor]
+                    entries.append(factor)
+            if not entries and wire:
+                self.constants.append(pending)
+                entries.append(rotations + len(self.constants) - 1)
+            wire[:] = entries
 
 
 @functools.lru_cache(maxsize=8)
@@ -88,12 +113,13 @@ def _reads_inputs(source: tuple, n: int) -> bool:
 def _plan(program: Program, columns: list[int]) -> _Plan:
     """The gates as layers, permutations, diagonal runs and other rotations, in order."""
     n, plan = program.n_qubits, _Plan()
-    names, rotations = list(_SINGLE), len(columns)
+    rotations = len(columns)
     layer, perm, r = None, None, 0
 
     def close() -> None:
         nonlocal layer, perm
         if layer is not None:
+            plan.absorb(layer, rotations)
             plan.items.append(("layer", layer))
             layer = None
 
@@ -112,10 +138,11 @@ def _plan(program: Program, columns: list[int]) -> _Plan:
                 layer, perm = _Layer([[] for _ in range(n)], perm=perm), None
             wire = layer.factors[gate.wires[0]]
             if gate.name in _SINGLE:
-                wire.append(rotations + names.index(gate.name))
+                wire.append(gate.name)
                 continue
             for _, _, letter in _rotation_list(gate):
-                plan.letters.append(letter)
+                plan.a.append(torch.eye(2, dtype=torch.complex128))
+                plan.b.append(torch.tensor(_GENERATORS[letter], dtype=torch.complex128))
                 wire.append(r)
                 layer.inputs |= _reads_inputs(program.sources[columns[r]], n)
                 r += 1
@@ -134,7 +161,8 @@ def _plan(program: Program, columns: list[int]) -> _Plan:
                     plan.items[-1][1].append((r, word))
                 else:
                     plan.items.append((kind, [(r, word)]))
-                plan.letters.append("")
+                plan.a.append(torch.zeros(2, 2, dtype=torch.complex128))
+                plan.b.append(torch.zeros(2, 2, dtype=torch.complex128))
                 r += 1
     flush()
     return plan
@@ -184,13 +212,12 @@ def _rounds(layers: list[_Layer], identity: int, device) -> torch.Tensor:
 def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
     """The plan's constant tensors and its steps, on ``device``."""
     real = not sdtype.is_complex
-    dim, identity = 2**n, rotations + len(_SINGLE)
+    dim, identity = 2**n, rotations  # the identity is constants[0]
 
     def cast(values) -> torch.Tensor:
         t = torch.as_tensor(values, dtype=torch.complex128)
         return (t.real if real else t).to(device=device, dtype=sdtype)
 
-    zero = ((0, 0), (0, 0))
     items = list(plan.items)
     if items and items[0][0] == "perm":  # CNOT, CZ and SWAP leave |0…0> as it is
         items.pop(0)
@@ -198,9 +225,9 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
     weight = [item[1] for item in items if item[0] == "layer" and not item[1].inputs]
     inputs = [item[1] for item in items if item[0] == "layer" and item[1].inputs]
     out = {
-        "generators": cast([_GENERATORS.get(letter, zero) for letter in plan.letters]),
-        "constants": cast([*_SINGLE.values(), ((1, 0), (0, 1))]),
-        "eye": cast(((1, 0), (0, 1))),
+        "a": cast(torch.stack(plan.a)) if plan.a else None,
+        "b": cast(torch.stack(plan.b)) if plan.b else None,
+        "constants": cast(torch.stack(plan.constants)),
         "start": _rounds([start], identity, device) if start else None,
         "weight": _rounds(weight, identity, device) if weight else None,
         "inputs": _rounds(inputs, identity, device) if inputs else None,
@@ -225,6 +252,8 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
             index, phase = pauli_action(n, word)
             steps.append(("rot", r, (_move_of(index, n, device), cast(-1j * phase))))
     out["steps"] = _segments(steps, weight, n, cast, device)
+    rounds = [out[k] for k in ("start", "weight", "inputs") if out[k] is not None]
+    out["cat"] = any(bool((r >= rotations).any()) for r in rounds)
     return out
 
 
@@ -276,8 +305,12 @@ def _products(pool: torch.Tensor, rounds: torch.Tensor) -> torch.Tensor:
 def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
     """The states (M, B, 2^n) of a batch, from the half angles and their cos and sin."""
     m, b, dim = half.shape[0], half.shape[1], 2**n
-    mats = torch.addcmul(cos[..., None, None] * f["eye"], sin[..., None, None], f["generators"])
-    pool = torch.cat([mats, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
+    if f["a"] is None:  # no rotations
+        pool = f["constants"].expand(m, b, -1, 2, 2)
+    else:
+        pool = torch.addcmul(cos[..., None, None] * f["a"], sin[..., None, None], f["b"])
+    if f["cat"] and f["a"] is not None:  # fixed gates alone on a wire, or fewer rotations than another wire has
+        pool = torch.cat([pool, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
     if f["start"] is not None:
         wires = _products(pool, f["start"])  # (M, B, n, 2, 2): rows are <0| G^T
         state = _kron(wires[..., 0:1, :]).squeeze(-2)
