@@ -191,7 +191,11 @@ class FusedProgramCircuit(ProgramCircuit):
         state = _run(fused, self.n_qubits, half, cos, sin)
         if state.shape[-2] != x3.shape[-2]:
             state = state.expand(*x3.shape[:-1], state.shape[-1])
-        out = self.expectations(state, signs, words, order)
+        if words:
+            out = self.expectations(state, signs, words, order)
+        else:  # Z words only: one product per member
+            probs = state * state if self.real else (state.conj() * state).real
+            out = torch.bmm(probs, signs.mT.expand(probs.shape[0], *signs.mT.shape))
         return out.reshape(*lead, *out.shape[-2:])
 
     def _fused_constants(self, dtype: torch.dtype, device: torch.device, sdtype) -> dict:
@@ -313,7 +317,7 @@ def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
         pool = torch.cat([pool, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
     if f["start"] is not None:
         wires = _products(pool, f["start"])  # (M, B, n, 2, 2): rows are <0| G^T
-        state = _kron(wires[..., 0:1, :]).squeeze(-2)
+        state = _ProductState.apply(wires[..., 0, :])
     else:
         state = f["e0"].expand(m, b, dim)
     if f["weight"] is not None:
@@ -401,3 +405,26 @@ class _WeightLayers(torch.autograd.Function):
         traces = _traces(n, outer.dtype, outer.device)
         contracted = torch.bmm(outer.view(m, count, -1), traces.expand(m, *traces.shape))
         return grad_state, factors @ contracted.view(m, count, n, 2, 2), None
+
+
+class _ProductState(torch.autograd.Function):
+    """States (M, B, N) from unit wire vectors (M, B, n, 2), with gradients from the state:
+    wire ``w``'s vector undone, against the state's gradient, gives that vector's gradient."""
+
+    @staticmethod
+    def forward(ctx, vectors):
+        state = _kron(vectors.unsqueeze(-2)).squeeze(-2)
+        ctx.save_for_backward(vectors, state)
+        return state
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):
+        vectors, state = ctx.saved_tensors
+        m, b, n = vectors.shape[:3]
+        if state.is_complex():
+            state = state.conj()
+        outer = (state.unsqueeze(-1) * grad.unsqueeze(-2)).view(m, b, -1)  # (M, B, N N)
+        traces = _traces(n, outer.dtype, outer.device)
+        contracted = torch.bmm(outer, traces.expand(m, *traces.shape)).view(m, b, n, 2, 2)
+        return (vectors.unsqueeze(-2) @ contracted).squeeze(-2)
