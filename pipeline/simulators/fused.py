@@ -105,27 +105,31 @@ def _rotation_list(gate) -> tuple:
     return _ROTATIONS[gate.name]
 
 
+def _diagonal_input(gate, program: Program, columns: list[int], r: int) -> bool:
+    """Whether ``gate`` is an RZ or phase shift by an input: one more phase of a diagonal run
+    (an IQP embedding's), not a factor of a per-sample layer."""
+    return gate.name in ("RZ", "PhaseShift") and _reads_inputs(
+        program.sources[columns[r]], program.n_qubits
+    )
+
+
 def _reads_inputs(source: tuple, n: int) -> bool:
     kind = source[0]
     return kind in ("x", "e") or (kind == "p" and min(int(source[1]), int(source[2])) < n)
 
 
 def _plan(program: Program, columns: list[int]) -> _Plan:
-    """The gates as layers, permutations, diagonal runs and other rotations, in order."""
-    n, plan = program.n_qubits, _Plan()
-    rotations = len(columns)
-    layer, perm, r = None, None, 0
+    """The gates as layers, permutations, diagonal runs and other rotations, in order.
 
-    def close() -> None:
-        nonlocal layer, perm
-        if layer is not None:
-            plan.absorb(layer, rotations)
-            plan.items.append(("layer", layer))
-            layer = None
+    A single-qubit gate joins the open layer unless a diagonal run placed after that layer
+    acts on its wire (gates on other wires commute with the run).
+    """
+    n, plan = program.n_qubits, _Plan()
+    layer, blocked, perm, r = None, set(), None, 0
 
     def flush() -> None:
-        nonlocal perm
-        close()
+        nonlocal layer, perm
+        layer = None
         if perm is not None:
             plan.items.append(("perm", perm))
             perm = None
@@ -133,9 +137,10 @@ def _plan(program: Program, columns: list[int]) -> _Plan:
     for gate in program.gates:
         if gate.name == "Identity":
             continue
-        if len(gate.wires) == 1:
-            if layer is None:
-                layer, perm = _Layer([[] for _ in range(n)], perm=perm), None
+        if len(gate.wires) == 1 and not _diagonal_input(gate, program, columns, r):
+            if layer is None or gate.wires[0] in blocked:
+                layer, blocked, perm = _Layer([[] for _ in range(n)], perm=perm), set(), None
+                plan.items.append(("layer", layer))
             wire = layer.factors[gate.wires[0]]
             if gate.name in _SINGLE:
                 wire.append(gate.name)
@@ -147,24 +152,32 @@ def _plan(program: Program, columns: list[int]) -> _Plan:
                 layer.inputs |= _reads_inputs(program.sources[columns[r]], n)
                 r += 1
         elif gate.name in _PERMUTATIONS:
-            close()
+            layer = None
             index, phase = _fixed(gate.name, gate.wires, n)
             if perm is not None:
                 index, phase = perm[0][index], phase * perm[1][index]
             perm = (index, phase)
         else:
-            flush()
             for _, _, letters in _rotation_list(gate):
                 word = tuple((w, p) for w, p in zip(gate.wires, letters, strict=True) if p != "I")
-                kind = "diag" if all(p == "Z" for _, p in word) else "rot"
-                if kind == "diag" and plan.items and plan.items[-1][0] == "diag":
-                    plan.items[-1][1].append((r, word))
+                if all(p == "Z" for _, p in word):
+                    if perm is not None:
+                        flush()
+                    if plan.items and plan.items[-1][0] == "diag":
+                        plan.items[-1][1].append((r, word))
+                    else:
+                        plan.items.append(("diag", [(r, word)]))
+                    blocked |= {w for w, _ in word}
                 else:
-                    plan.items.append((kind, [(r, word)]))
+                    flush()
+                    plan.items.append(("rot", [(r, word)]))
                 plan.a.append(torch.zeros(2, 2, dtype=torch.complex128))
                 plan.b.append(torch.zeros(2, 2, dtype=torch.complex128))
                 r += 1
     flush()
+    for item in plan.items:
+        if item[0] == "layer":
+            plan.absorb(item[1], len(columns))
     return plan
 
 
