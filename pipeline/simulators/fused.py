@@ -54,6 +54,10 @@ def program_circuit(program: Program) -> ProgramCircuit:
     return ProgramCircuit(program)
 
 
+def _eye() -> torch.Tensor:
+    return torch.eye(2, dtype=torch.complex128)
+
+
 @dataclass
 class _Layer:
     factors: list[list[int]]  # per wire, the pool entries in gate order
@@ -68,12 +72,12 @@ class _Plan:
     # gates on its wire multiplied in); wider rotations keep zeros
     a: list[torch.Tensor] = field(default_factory=list)
     b: list[torch.Tensor] = field(default_factory=list)
-    constants: list[torch.Tensor] = field(default_factory=lambda: [torch.eye(2, dtype=torch.complex128)])
+    constants: list[torch.Tensor] = field(default_factory=lambda: [_eye()])
 
     def absorb(self, layer: _Layer, rotations: int) -> None:
         """Each wire's fixed gates into its rotations' factors: one pool entry per rotation."""
         for wire in layer.factors:
-            entries, pending = [], torch.eye(2, dtype=torch.complex128)  # fixed gates before the first rotation
+            entries, pending = [], _eye()  # pending: the fixed gates before the first rotation
             for factor in wire:
                 if isinstance(factor, str):
                     matrix = torch.tensor(_SINGLE[factor], dtype=torch.complex128)
@@ -84,7 +88,8 @@ class _Plan:
                         pending = pending @ matrix
                 else:
                     if not entries:
-                        self.a[factor], self.b[factor] = pending @ self.a[factor], pending @ self.b[factor]
+                        self.a[factor] = pending @ self.a[factor]
+                        self.b[factor] = pending @ self.b[factor]
                     entries.append(factor)
             if not entries and wire:
                 self.constants.append(pending)
@@ -146,7 +151,7 @@ def _plan(program: Program, columns: list[int]) -> _Plan:
                 wire.append(gate.name)
                 continue
             for _, _, letter in _rotation_list(gate):
-                plan.a.append(torch.eye(2, dtype=torch.complex128))
+                plan.a.append(_eye())
                 plan.b.append(torch.tensor(_GENERATORS[letter], dtype=torch.complex128))
                 wire.append(r)
                 layer.inputs |= _reads_inputs(program.sources[columns[r]], n)
@@ -263,7 +268,8 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
         elif kind == "diag":
             signs = [torch.prod(1 - 2 * bits[:, [w for w, _ in word]], dim=1) for _, word in value]
             cols = torch.tensor([r for r, _ in value], dtype=torch.long, device=device)
-            steps.append(("diag", cols, torch.stack(signs).to(device=device, dtype=sdtype.to_real())))
+            signs_t = torch.stack(signs).to(device=device, dtype=sdtype.to_real())
+            steps.append(("diag", cols, signs_t))
         else:
             ((r, word),) = value
             index, phase = pauli_action(n, word)
@@ -326,7 +332,7 @@ def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
         pool = f["constants"].expand(m, b, -1, 2, 2)
     else:
         pool = torch.addcmul(cos[..., None, None] * f["a"], sin[..., None, None], f["b"])
-    if f["cat"] and f["a"] is not None:  # fixed gates alone on a wire, or fewer rotations than another wire has
+    if f["cat"] and f["a"] is not None:  # fixed gates alone on a wire, or padding to a round
         pool = torch.cat([pool, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
     if f["start"] is not None:
         wires = _products(pool, f["start"])  # (M, B, n, 2, 2): rows are <0| G^T

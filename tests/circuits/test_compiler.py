@@ -60,7 +60,8 @@ def lowered(inputs, weights):
 
 def layered(inputs, weights):
     """Every kind of fused step: permutations before the first layer, folded into a weights
-    layer and before an inputs layer, factors of several gates on a wire, a diagonal run, a
+    layer and before an inputs layer, factors of several gates on a wire, a diagonal run that
+    starts with an input RZ (the next gate, on another wire, joins the layer before it), a
     rotation that is neither, a permutation at the end."""
     qml.CNOT(wires=[0, 1])
     qml.Hadamard(wires=0)
@@ -72,8 +73,9 @@ def layered(inputs, weights):
     qml.S(wires=0)
     qml.RY(weights[3], wires=1)
     qml.SWAP(wires=[0, 2])
-    qml.RZ(inputs[2], wires=1)
+    qml.RY(inputs[2], wires=1)
     qml.PauliY(wires=0)
+    qml.RZ(inputs[0], wires=0)
     qml.RX(weights[4], wires=2)
     qml.IsingZZ(inputs[0] * inputs[1], wires=[0, 1])
     qml.MultiRZ(weights[5], wires=[0, 1, 2])
