@@ -5,9 +5,10 @@ A run of single-qubit gates is one layer: per wire the product of its 2x2 matric
 their Kronecker product, built for all layers at once. A layer that reads no input is one
 matrix per member, with the signed permutations (CNOT, CZ, SWAP) before it folded in; the
 first layer from ``|0…0>`` is a product state; a layer that reads inputs is applied wire by
-wire per sample. A run of diagonal rotations (ZZ, MultiRZ, CRZ) is one phase per basis state.
-Members are a batch dimension of every product, so a member's numbers do not depend on the
-stack.
+wire per sample. A run of diagonal rotations (ZZ, MultiRZ, CRZ, and RZ by an input, as in an
+IQP embedding) is one phase per basis state. Runs of weights layers and the product state
+have adjoint gradients. Members are a batch dimension of every product, so a member's numbers
+do not depend on the stack.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ _SINGLE = {
 #: ``(-i P)^T``: a rotation's transpose is ``cos(t/2) I + sin(t/2) (-i P)^T``.
 _GENERATORS = {"X": ((0, -1j), (-1j, 0)), "Y": ((0, 1), (-1, 0)), "Z": ((-1j, 0), (0, 1j))}
 _PERMUTATIONS = ("CNOT", "CZ", "SWAP")
+#: Largest qubit count for which a product state's gradient goes through N x N per sample.
+_OUTER_MAX_QUBITS = 5
 
 
 def program_circuit(program: Program) -> ProgramCircuit:
@@ -206,9 +209,7 @@ class FusedProgramCircuit(ProgramCircuit):
         cos, sin = torch.cos(half), torch.sin(half)
         if sdtype != x.dtype:
             cos, sin = cos.to(sdtype), sin.to(sdtype)
-        state = _run(fused, self.n_qubits, half, cos, sin)
-        if state.shape[-2] != x3.shape[-2]:
-            state = state.expand(*x3.shape[:-1], state.shape[-1])
+        state = _run(fused, self.n_qubits, half, cos, sin)  # (M, B, N)
         if words:
             out = self.expectations(state, signs, words, order)
         else:  # Z words only: one product per member
@@ -443,7 +444,15 @@ class _ProductState(torch.autograd.Function):
         m, b, n = vectors.shape[:3]
         if state.is_complex():
             state = state.conj()
-        outer = (state.unsqueeze(-1) * grad.unsqueeze(-2)).view(m, b, -1)  # (M, B, N N)
-        traces = _traces(n, outer.dtype, outer.device)
-        contracted = torch.bmm(outer, traces.expand(m, *traces.shape)).view(m, b, n, 2, 2)
+        if n <= _OUTER_MAX_QUBITS:  # all wires in one product through (M, B, N, N)
+            outer = (state.unsqueeze(-1) * grad.unsqueeze(-2)).view(m, b, -1)
+            traces = _traces(n, outer.dtype, outer.device)
+            contracted = torch.bmm(outer, traces.expand(m, *traces.shape)).view(m, b, n, 2, 2)
+        else:  # wire by wire, memory linear in N
+            contracted = torch.stack(
+                [torch.einsum("mbxiy,mbxjy->mbij",
+                              state.view(m, b, 2**w, 2, 2 ** (n - w - 1)),
+                              grad.reshape(m, b, 2**w, 2, 2 ** (n - w - 1)))
+                 for w in range(n)], dim=2,
+            )  # fmt: skip
         return (vectors.unsqueeze(-2) @ contracted).squeeze(-2)

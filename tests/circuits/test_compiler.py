@@ -131,6 +131,13 @@ def test_the_fused_steps_equal_default_qubit():
     assert [item[1].inputs for item in sim.plan.items if item[0] == "layer"] == [1, 0, 1, 0]
 
 
+def test_the_product_state_gradient_wire_by_wire_equals_default_qubit(monkeypatch):
+    from pipeline.simulators import fused
+
+    monkeypatch.setattr(fused, "_OUTER_MAX_QUBITS", 0)  # as on more qubits
+    _check_against_pennylane(layered, 7, FusedProgramCircuit)
+
+
 def test_without_a_return_the_outputs_are_z_on_every_wire():
     def bare(inputs, weights):
         for i in range(N):
