@@ -206,10 +206,7 @@ class FusedProgramCircuit(ProgramCircuit):
         _, _, signs, words, order, extra, pairs, sdtype = self._constants(x.dtype, x.device)
         fused = self._fused_constants(x.dtype, x.device, sdtype)
         half = self.half_angles(x3, w3, extra, pairs)  # (M, B, R)
-        cos, sin = torch.cos(half), torch.sin(half)
-        if sdtype != x.dtype:
-            cos, sin = cos.to(sdtype), sin.to(sdtype)
-        state = _run(fused, self.n_qubits, half, cos, sin)  # (M, B, N)
+        state = _run(fused, self.n_qubits, half, sdtype)  # (M, B, N)
         if words:
             out = self.expectations(state, signs, words, order)
         else:  # Z words only: one product per member
@@ -224,18 +221,41 @@ class FusedProgramCircuit(ProgramCircuit):
         return self._fused[key]
 
 
-def _rounds(layers: list[_Layer], identity: int, device) -> torch.Tensor:
-    """(K, L n): round ``k`` holds every wire's ``k``-th factor (the identity when it has fewer)."""
-    depth = max([len(f) for layer in layers for f in layer.factors] + [1])
-    rows = [[f[k] if k < len(f) else identity for layer in layers for f in layer.factors]
-            for k in range(depth)]  # fmt: skip
-    return torch.tensor(rows, dtype=torch.long, device=device)
+def _pool(plan: _Plan, groups: list[list[_Layer]], rotations: int, cast, device) -> dict:
+    """A pool of 2x2 factors for layer groups: the rotations they use, then the constants.
+
+    Each group's rounds (K, L n): round ``k`` holds every wire's ``k``-th factor as a pool
+    position (the identity when the wire has fewer).
+    """
+    factors = [f for layers in groups for layer in layers for f in layer.factors]
+    used = sorted({e for f in factors for e in f if e < rotations})
+    where = {r: i for i, r in enumerate(used)}
+
+    def position(entry: int) -> int:
+        return where[entry] if entry < rotations else len(used) + entry - rotations
+
+    rounds = []
+    for layers in groups:
+        wires = [f for layer in layers for f in layer.factors]
+        depth = max([len(f) for f in wires] + [1])
+        rows = [[position(f[k]) if k < len(f) else len(used) for f in wires]
+                for k in range(depth)]  # fmt: skip
+        rounds.append(torch.tensor(rows, dtype=torch.long, device=device) if layers else None)
+    index = torch.tensor(used, dtype=torch.long)
+    return {
+        "rotations": index.to(device),
+        "a": cast(torch.stack(plan.a)[index]) if used else None,
+        "b": cast(torch.stack(plan.b)[index]) if used else None,
+        "constants": cast(torch.stack(plan.constants)),
+        "cat": any(bool((r >= len(used)).any()) for r in rounds if r is not None),
+        "rounds": rounds,
+    }
 
 
 def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
     """The plan's constant tensors and its steps, on ``device``."""
     real = not sdtype.is_complex
-    dim, identity = 2**n, rotations  # the identity is constants[0]
+    dim = 2**n
 
     def cast(values) -> torch.Tensor:
         t = torch.as_tensor(values, dtype=torch.complex128)
@@ -248,12 +268,8 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
     weight = [item[1] for item in items if item[0] == "layer" and not item[1].inputs]
     inputs = [item[1] for item in items if item[0] == "layer" and item[1].inputs]
     out = {
-        "a": cast(torch.stack(plan.a)) if plan.a else None,
-        "b": cast(torch.stack(plan.b)) if plan.b else None,
-        "constants": cast(torch.stack(plan.constants)),
-        "start": _rounds([start], identity, device) if start else None,
-        "weight": _rounds(weight, identity, device) if weight else None,
-        "inputs": _rounds(inputs, identity, device) if inputs else None,
+        "samples": _pool(plan, [[start] if start else [], inputs], rotations, cast, device),
+        "weights": _pool(plan, [weight], rotations, cast, device),
         "layers": len(weight),
         "e0": cast([1] + [0] * (dim - 1)),
     }
@@ -276,8 +292,6 @@ def _tensors(plan: _Plan, n: int, rotations: int, sdtype, device) -> dict:
             index, phase = pauli_action(n, word)
             steps.append(("rot", r, (_move_of(index, n, device), cast(-1j * phase))))
     out["steps"] = _segments(steps, weight, n, cast, device)
-    rounds = [out[k] for k in ("start", "weight", "inputs") if out[k] is not None]
-    out["cat"] = any(bool((r >= rotations).any()) for r in rounds)
     return out
 
 
@@ -326,28 +340,41 @@ def _products(pool: torch.Tensor, rounds: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
-    """The states (M, B, 2^n) of a batch, from the half angles and their cos and sin."""
+def _factors(pool: dict, half: torch.Tensor, sdtype) -> torch.Tensor:
+    """The pool's 2x2 factors (..., P, 2, 2) for half angles (..., R)."""
+    if pool["a"] is None:
+        return pool["constants"].expand(*half.shape[:-1], -1, 2, 2)
+    used = half.index_select(-1, pool["rotations"])
+    cos, sin = (
+        torch.cos(used).to(sdtype)[..., None, None],
+        torch.sin(used).to(sdtype)[..., None, None],
+    )
+    out = torch.addcmul(cos * pool["a"], sin, pool["b"])
+    if pool["cat"]:  # fixed gates alone on a wire, or padding to a round
+        out = torch.cat([out, pool["constants"].expand(*half.shape[:-1], -1, 2, 2)], dim=-3)
+    return out
+
+
+def _run(f: dict, n: int, half: torch.Tensor, sdtype) -> torch.Tensor:
+    """The states (M, B, 2^n) of a batch, from the rotations' half angles (M, B, R)."""
     m, b, dim = half.shape[0], half.shape[1], 2**n
-    if f["a"] is None:  # no rotations
-        pool = f["constants"].expand(m, b, -1, 2, 2)
-    else:
-        pool = torch.addcmul(cos[..., None, None] * f["a"], sin[..., None, None], f["b"])
-    if f["cat"] and f["a"] is not None:  # fixed gates alone on a wire, or padding to a round
-        pool = torch.cat([pool, f["constants"].expand(m, b, -1, 2, 2)], dim=-3)  # (M, B, P, 2, 2)
-    if f["start"] is not None:
-        wires = _products(pool, f["start"])  # (M, B, n, 2, 2): rows are <0| G^T
+    samples, weights = f["samples"], f["weights"]
+    if samples["rounds"][0] is not None or samples["rounds"][1] is not None:
+        pool = _factors(samples, half, sdtype)  # (M, B, P, 2, 2)
+    if samples["rounds"][0] is not None:
+        wires = _products(pool, samples["rounds"][0])  # (M, B, n, 2, 2): rows are <0| G^T
         state = _ProductState.apply(wires[..., 0, :])
     else:
         state = f["e0"].expand(m, b, dim)
-    if f["weight"] is not None:
-        weights = _products(pool[:, 0], f["weight"]).unflatten(-3, (f["layers"], n))
-    if f["inputs"] is not None:
-        per_sample = _products(pool, f["inputs"]).unflatten(-3, (-1, n))  # (M, B, L, n, 2, 2)
+    if samples["rounds"][1] is not None:
+        per_sample = _products(pool, samples["rounds"][1]).unflatten(-3, (-1, n))
+    if weights["rounds"][0] is not None:
+        layers = _factors(weights, half[:, 0], sdtype)  # (M, P, 2, 2)
+        layers = _products(layers, weights["rounds"][0]).unflatten(-3, (f["layers"], n))
     for step in f["steps"]:
         kind = step[0]
         if kind == "weights":
-            factors = weights[:, step[1] : step[1] + step[2]]
+            factors = layers[:, step[1] : step[1] + step[2]]
             state = _WeightLayers.apply(state, factors, step[3])
         elif kind == "inputs":
             if step[2] is not None:
@@ -364,8 +391,9 @@ def _run(f: dict, n: int, half, cos, sin) -> torch.Tensor:
             state = state * torch.exp(phi * -1j)
         else:
             r, (move, phase) = step[1], step[2]
-            moved = _moved(state, move) * phase
-            state = torch.addcmul(state * cos[..., r : r + 1], moved, sin[..., r : r + 1])
+            angle = half[..., r : r + 1]
+            cos, sin = torch.cos(angle).to(sdtype), torch.sin(angle).to(sdtype)
+            state = torch.addcmul(state * cos, _moved(state, move) * phase, sin)
     return state
 
 
