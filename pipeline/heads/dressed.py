@@ -76,13 +76,15 @@ class DressedQuantumNet(Head):
             )
             n_outputs = n_qubits
         else:
+            from pipeline.simulators.fused import program_circuit
+
             if backend != "torch" or program.n_qubits != n_qubits:
                 raise ValueError(
                     f"expected a program on {n_qubits} qubits and backend 'torch'; got "
                     f"{program.n_qubits} qubits and {backend!r}"
                 )
             self.q_params = nn.Parameter(q_delta * torch.randn(program.weight_shape))
-            self.circuit = ProgramCircuit(program)
+            self.circuit = program_circuit(program)
             n_outputs = program.n_outputs
         self.post_net = nn.Linear(n_outputs, n_classes)
 

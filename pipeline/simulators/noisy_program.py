@@ -45,8 +45,7 @@ class NoisyProgramCircuit(nn.Module):
         pure, n = self.pure, self.pure.n_qubits
         cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
         *_, extra, pairs, _ = pure._constants(x.dtype, x.device)
-        table = pure.angles(x, weights, extra, pairs)
-        half = table.index_select(-1, pure.rot_index) * pure.scales.to(x.dtype)
+        half = pure.half_angles(x, weights, extra, pairs)
         cos = torch.cos(half).to(cdtype)[..., None, None]  # (B, R, 1, 1)
         sin = torch.sin(half).to(cdtype)[..., None, None]
         rho = torch.zeros(x.shape[0], 2**n, 2**n, dtype=cdtype, device=x.device)

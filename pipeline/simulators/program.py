@@ -8,6 +8,7 @@ numbers do not depend on the others. The state is real when every gate and obser
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,7 +126,8 @@ def is_real(program: Program) -> bool:
     return gates and all(p != "Y" for _, word in program.observables for _, p in word)
 
 
-def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
+@functools.lru_cache(maxsize=8)  # a stack builds one head, and one circuit, per member
+def _steps(program: Program) -> tuple[tuple[tuple, ...], tuple[int, ...], tuple[float, ...]]:
     """The gates as fused ``fixed`` and ``rot`` steps; per rotation, its column and scale."""
     n, steps, columns, scales = program.n_qubits, [], [], []
     for gate in program.gates:
@@ -152,7 +154,7 @@ def _steps(program: Program) -> tuple[list[tuple], list[int], list[float]]:
                 steps.append(("rot", len(columns), index, -1j * phase))
                 columns.append(gate.params[angle])
                 scales.append(scale)
-    return steps, columns, scales
+    return tuple(steps), tuple(columns), tuple(scales)
 
 
 def _table_columns(program: Program) -> tuple[list[int], list[float], list[tuple[int, int]]]:
@@ -189,6 +191,7 @@ class ProgramCircuit(nn.Module):
         self.program, self.n_qubits = program, program.n_qubits
         self.real = is_real(program)
         steps, columns, scales = _steps(program)
+        steps = list(steps)
         initial = torch.zeros(2**program.n_qubits, dtype=torch.complex128)
         initial[0] = 1
         while steps and steps[0][0] == "fixed":  # gates before the first angle: once
@@ -264,27 +267,41 @@ class ProgramCircuit(nn.Module):
             parts.append(extra.expand(*x.shape[:-1], -1))
         return torch.cat(parts, dim=-1)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        prog, n = self.program, self.n_qubits
-        shape = tuple(prog.weight_shape)
+    def check(self, x: torch.Tensor, weights: torch.Tensor) -> tuple[int, ...]:
+        """The leading (member) dimensions of ``x`` and ``weights``, or a ValueError."""
+        shape = tuple(self.program.weight_shape)
         lead = tuple(weights.shape[: weights.ndim - len(shape)])
         if tuple(weights.shape[len(lead) :]) != shape:
             raise ValueError(f"expected weights of shape {shape}; got {tuple(weights.shape)}")
+        n = self.n_qubits
         if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
             expected = ", ".join([*map(str, lead), "B", str(n)])
             raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
+        return lead
+
+    def half_angles(self, x: torch.Tensor, weights: torch.Tensor, extra, pairs) -> torch.Tensor:
+        """Each rotation's scaled half angle (..., B, R)."""
+        table = self.angles(x, weights, extra, pairs)
+        return table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        self.check(x, weights)
         steps, initial, signs, words, order, extra, pairs, sdtype = self._constants(
             x.dtype, x.device
         )
-        table = self.angles(x, weights, extra, pairs)
-        half = table.index_select(-1, self.rot_index) * self.scales.to(x.dtype)
+        half = self.half_angles(x, weights, extra, pairs)
         cos = torch.cos(half).to(sdtype).unsqueeze(-1).unbind(-2)  # per rotation (..., B, 1)
         sin = torch.sin(half).to(sdtype).unsqueeze(-1).unbind(-2)
-        state = initial.expand(*x.shape[:-1], 2**n)
+        dim = 2**self.n_qubits
+        state = initial.expand(*x.shape[:-1], dim)
         for step in steps:
             state = _apply(step, state, cos, sin)
-        if state is initial or state.shape != (*x.shape[:-1], 2**n):
-            state = state.expand(*x.shape[:-1], 2**n)
+        if state is initial or state.shape != (*x.shape[:-1], dim):
+            state = state.expand(*x.shape[:-1], dim)
+        return self.expectations(state, signs, words, order)
+
+    def expectations(self, state: torch.Tensor, signs, words, order) -> torch.Tensor:
+        """The observables' values (..., B, K) on states (..., B, 2^n)."""
         probs = state * state if self.real else (state.conj() * state).real
         outs = [(probs.unsqueeze(-2) * signs).sum(-1)] if len(signs) else []
         for index, phase, coefficient in words:

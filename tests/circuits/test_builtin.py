@@ -12,6 +12,7 @@ import torch
 from pipeline.circuits.builtin import builtin, weight_shape
 from pipeline.circuits.compiler import compile_circuit
 from pipeline.common.config import CIRCUITS, EMBEDDINGS
+from pipeline.simulators.fused import FusedProgramCircuit
 from pipeline.simulators.program import ProgramCircuit
 
 N, DEPTH = 3, 2
@@ -72,11 +73,12 @@ def _reference(circuit, embedding, reupload):
 COMBINATIONS = list(itertools.product(CIRCUITS, EMBEDDINGS, (False, True)))
 
 
+@pytest.mark.parametrize("simulator", [ProgramCircuit, FusedProgramCircuit])
 @pytest.mark.parametrize(("circuit", "embedding", "reupload"), COMBINATIONS)
-def test_builtin_equals_the_pennylane_template(circuit, embedding, reupload):
+def test_builtin_equals_the_pennylane_template(circuit, embedding, reupload, simulator):
     fn, shape = builtin(circuit, embedding, reupload, N, DEPTH)
     assert shape == weight_shape(circuit, N, DEPTH)
-    sim = ProgramCircuit(compile_circuit(fn, shape, N, name=circuit))
+    sim = simulator(compile_circuit(fn, shape, N, name=circuit))
     gen = torch.Generator().manual_seed(1)
     x = (torch.rand(2, N, generator=gen, dtype=torch.float64) * 3 - 1.5).requires_grad_()
     w = (torch.rand(shape, generator=gen, dtype=torch.float64) * 6 - 3).requires_grad_()

@@ -1,6 +1,7 @@
 """A user's circuit function compiled and simulated: every supported gate, Pauli-word
 observables, lowered operations and expressions against a default.qubit QNode; what is
-refused, and why; members of a stack equal their own runs bitwise."""
+refused, and why; members of a stack equal their own runs bitwise. Both simulators: gate by
+gate and fused into layers."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 import torch
 
 from pipeline.circuits.compiler import CircuitError, compile_circuit
+from pipeline.simulators.fused import FusedProgramCircuit
 from pipeline.simulators.program import GATES, ProgramCircuit
 
 N = 3
@@ -56,8 +58,42 @@ def lowered(inputs, weights):
     return [qml.expval(qml.PauliX(0)), qml.expval(qml.PauliY(1) @ qml.PauliX(2))]
 
 
-def _check_against_pennylane(fn, n_weights):
-    sim = ProgramCircuit(compile_circuit(fn, (n_weights,), N, name="test"))
+def layered(inputs, weights):
+    """Every kind of fused step: permutations before the first layer, folded into a weights
+    layer and before an inputs layer, factors of several gates on a wire, a diagonal run that
+    starts with an input RZ (the next gate, on another wire, joins the layer before it), a
+    rotation that is neither, a permutation at the end."""
+    qml.CNOT(wires=[0, 1])
+    qml.Hadamard(wires=0)
+    qml.RY(inputs[0], wires=0)
+    qml.RX(inputs[1], wires=1)
+    qml.CZ(wires=[0, 2])
+    qml.CNOT(wires=[2, 1])
+    qml.Rot(weights[0], weights[1], weights[2], wires=2)
+    qml.S(wires=0)
+    qml.RY(weights[3], wires=1)
+    qml.SWAP(wires=[0, 2])
+    qml.RY(inputs[2], wires=1)
+    qml.PauliY(wires=0)
+    qml.RZ(inputs[0], wires=0)
+    qml.RX(weights[4], wires=2)
+    qml.IsingZZ(inputs[0] * inputs[1], wires=[0, 1])
+    qml.MultiRZ(weights[5], wires=[0, 1, 2])
+    qml.CRY(weights[6], wires=[1, 2])
+    qml.T(wires=1)
+    qml.CZ(wires=[1, 2])
+    return [
+        qml.expval(qml.PauliZ(0)),
+        qml.expval(qml.PauliX(1) @ qml.PauliY(2)),
+        qml.expval(qml.PauliY(0) @ qml.PauliZ(1) @ qml.PauliX(2)),
+    ]
+
+
+SIMULATORS = (ProgramCircuit, FusedProgramCircuit)
+
+
+def _check_against_pennylane(fn, n_weights, simulator):
+    sim = simulator(compile_circuit(fn, (n_weights,), N, name="test"))
     gen = torch.Generator().manual_seed(3)
     x = (torch.rand(3, N, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_()
     w = (torch.rand(n_weights, generator=gen, dtype=torch.float64) * 4 - 2).requires_grad_()
@@ -73,17 +109,33 @@ def _check_against_pennylane(fn, n_weights):
     return sim
 
 
-def test_every_supported_gate_and_pauli_word_equals_default_qubit():
-    sim = _check_against_pennylane(every_gate, 11)
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_every_supported_gate_and_pauli_word_equals_default_qubit(simulator):
+    sim = _check_against_pennylane(every_gate, 11, simulator)
     assert {g.name for g in sim.program.gates} == set(GATES)
     assert not sim.real
 
 
-def test_lowered_operations_and_expression_angles_equal_default_qubit():
-    sim = _check_against_pennylane(lowered, 4)
+@pytest.mark.parametrize("simulator", SIMULATORS)
+def test_lowered_operations_and_expression_angles_equal_default_qubit(simulator):
+    sim = _check_against_pennylane(lowered, 4, simulator)
     kinds = {s[0] for s in sim.program.sources}
     assert {"x", "w", "c", "e"} <= kinds  # 2 x + w and sin(x) w are expressions
     assert sim.program.expressions is not None
+
+
+def test_the_fused_steps_equal_default_qubit():
+    sim = _check_against_pennylane(layered, 7, FusedProgramCircuit)
+    kinds = [item[0] for item in sim.plan.items]
+    assert kinds == ["layer", "layer", "layer", "diag", "rot", "rot", "layer", "perm"]
+    assert [item[1].inputs for item in sim.plan.items if item[0] == "layer"] == [1, 0, 1, 0]
+
+
+def test_the_product_state_gradient_wire_by_wire_equals_default_qubit(monkeypatch):
+    from pipeline.simulators import fused
+
+    monkeypatch.setattr(fused, "_OUTER_MAX_QUBITS", 0)  # as on more qubits
+    _check_against_pennylane(layered, 7, FusedProgramCircuit)
 
 
 def test_without_a_return_the_outputs_are_z_on_every_wire():
@@ -95,8 +147,11 @@ def test_without_a_return_the_outputs_are_z_on_every_wire():
     assert program.observables == tuple((1.0, ((i, "Z"),)) for i in range(N))
 
 
-def test_stack_members_equal_their_own_runs_bitwise():
-    sim = ProgramCircuit(compile_circuit(every_gate, (11,), N, name="test"))
+@pytest.mark.parametrize(("simulator", "fn"), [(ProgramCircuit, every_gate),
+                                                (FusedProgramCircuit, every_gate),
+                                                (FusedProgramCircuit, layered)])  # fmt: skip
+def test_stack_members_equal_their_own_runs_bitwise(simulator, fn):
+    sim = simulator(compile_circuit(fn, (11,), N, name="test"))
     gen = torch.Generator().manual_seed(5)
     x = torch.rand(4, 6, N, generator=gen, dtype=torch.float64).requires_grad_()
     w = torch.rand(4, 11, generator=gen, dtype=torch.float64).requires_grad_()

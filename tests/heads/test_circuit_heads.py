@@ -90,10 +90,15 @@ def test_a_file_circuit_is_rebuilt_from_model_pt_after_the_file_changed_and_move
     assert (probs == result.val_probs).all()
 
 
-def test_stack_members_equal_their_own_runs(store):
+@pytest.mark.members
+@pytest.mark.parametrize(
+    "circuit",
+    [{"circuit": "strongly_entangling", "embedding": "iqp", "reupload": True},
+     {"circuit": f"{REPO}/circuits/paper.py:paper"}],
+)  # fmt: skip
+def test_stack_members_equal_their_own_runs(store, circuit):
     data = load_data(store)
-    cfgs = [_cfg(store, circuit="strongly_entangling", embedding="iqp", reupload=True, seed=s,
-                 q_depth=2) for s in (0, 1, 2)]  # fmt: skip
+    cfgs = [_cfg(store, **circuit, seed=s, q_depth=2) for s in (0, 1, 2)]
     stacked = fit_ensemble(cfgs, data)
     heads = StackedHeads([m.model for m in stacked])
     assert heads.serial_reason is None  # vectorised, not one member after another
