@@ -11,7 +11,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 
-import pennylane as qml
 import torch
 
 from pipeline.common.errors import ConfigError
@@ -41,6 +40,8 @@ def check_weight_shape(shape: object, name: str) -> tuple[int, ...]:
 
 def record(fn: Callable, x: torch.Tensor, w: torch.Tensor, n_qubits: int, name: str):
     """The function's tape on inputs ``x`` and weights ``w``, lowered to the gate set."""
+    import pennylane as qml  # here, not on import: a compiled circuit on disk needs none
+
     try:
         tape = qml.tape.make_qscript(fn)(x, w)
     except Exception as exc:  # the user's code: any error is reported, with its type
@@ -77,6 +78,8 @@ def _check_wires(tape, n_qubits: int, name: str) -> None:
 
 def observables(tape, n_qubits: int, name: str) -> tuple:
     """Each measurement as ``(coefficient, ((wire, pauli), ...))``; none: Z on every wire."""
+    import pennylane as qml
+
     if not tape.measurements:
         return tuple((1.0, ((w, "Z"),)) for w in range(n_qubits))
     out = []

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.circuits import builtin
+from pipeline.circuits import compiled
 from pipeline.circuits.compiler import CircuitError, check_weight_shape, compile_circuit
-from pipeline.common.config import TrainConfig, is_circuit_file
+from pipeline.common.config import CIRCUITS, TrainConfig, is_circuit_file
 from pipeline.simulators.program import Program
 
 
@@ -56,7 +56,7 @@ def read(spec: str) -> CircuitFile:
     path, _, function = spec.rpartition(":")
     if not path.endswith(".py") or not function.isidentifier():
         raise CircuitError(
-            f"train.circuit: expected a built-in ({', '.join(builtin.CIRCUITS)}) or "
+            f"train.circuit: expected a built-in ({', '.join(CIRCUITS)}) or "
             f"PATH.py:FUNCTION; got {spec!r}"
         )
     try:
@@ -91,6 +91,20 @@ def load(source: CircuitFile) -> tuple[Any, Any]:
 
 @functools.lru_cache(maxsize=32)
 def _compiled(key: tuple, source: CircuitFile | None) -> Program:
+    circuit, embedding, reupload, n_qubits, q_depth = key
+    name = compiled.key(circuit=circuit, embedding=embedding, reupload=reupload,
+                        n_qubits=n_qubits, q_depth=q_depth,
+                        text_sha256=source.sha256 if source else None)  # fmt: skip
+    program = compiled.get(name)
+    if program is None:
+        program = _compile(key, source)
+        compiled.put(name, program)
+    return program
+
+
+def _compile(key: tuple, source: CircuitFile | None) -> Program:
+    from pipeline.circuits import builtin  # PennyLane: only when something is compiled
+
     circuit, embedding, reupload, n_qubits, q_depth = key
     if source is None:
         fn, shape = builtin.builtin(circuit, embedding, reupload, n_qubits, q_depth)
