@@ -7,7 +7,8 @@ synthetic one unless --features is given: speed does not depend on the values), 
 paper's settings (batch 4, Adam 4e-4, StepLR(10, 0.1)), one torch thread, for each circuit:
 
 1. one ``python -m pipeline.train_head`` in a fresh process (wall seconds, and the
-   training seconds per epoch that ``metrics.json`` reports);
+   training seconds per epoch that ``metrics.json`` reports), its circuit compiled by an
+   earlier run (``--cold``: compiled in that process, which then imports PennyLane);
 2. a stack of --members heads (seeds 0, 1, …) trained as one by
    :func:`pipeline.training.ensemble.fit_ensemble`, in this process (wall seconds; PennyLane's
    import and the circuit's compilation, once per process, are left out: one warm-up run).
@@ -58,12 +59,16 @@ def _store(path: Path) -> Path:
     return path
 
 
-def single(features: Path, sets: list[str], epochs: int, out: Path) -> tuple[float, dict]:
+def single(
+    features: Path, sets: list[str], epochs: int, out: Path, cold: bool
+) -> tuple[float, dict]:
+    """One train_head process; ``cold``: with a compiled-circuit cache of its own, empty."""
+    env = {"DVC_ROOT": str(out.parent / f"{out.name}-root")} if cold else None
     args = ["pipeline.train_head", "--set", f"train.features={features}", "--set",
             f"train.out_dir={out}", "--set", f"train.epochs={epochs}"]  # fmt: skip
     for s in sets:
         args += ["--set", s]
-    wall, _ = run_module(args, cwd=REPO)
+    wall, _ = run_module(args, cwd=REPO, env=env)
     return wall, json.loads((out / "metrics.json").read_text())
 
 
@@ -93,6 +98,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--members", type=int, default=100)
     parser.add_argument("--only", nargs="*", help="circuits to run (default: all)")
+    parser.add_argument("--cold", action="store_true",
+                        help="compile each circuit in its train_head process (default: compiled "
+                        "before, in .cache/circuits, as after a first run)")  # fmt: skip
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +113,10 @@ def main() -> None:
         for name, sets in CIRCUITS.items():
             if args.only and name not in args.only:
                 continue
-            wall, m = single(features, sets, args.epochs, Path(tmp) / f"run{len(metrics)}")
+            out = Path(tmp) / f"run{len(metrics)}"
+            if not args.cold:  # a first run compiles the circuit into .cache/circuits
+                single(features, sets, 1, Path(tmp) / "warm-up", cold=False)
+            wall, m = single(features, sets, args.epochs, out, args.cold)
             metrics[name] = m
             seconds = stack(features, sets, args.epochs, args.members)
             per_epoch = m["timing"]["train_seconds_per_epoch"]
