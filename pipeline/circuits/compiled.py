@@ -12,36 +12,34 @@ check or match its SHA-256 is compiled again and replaced. Programs with traced 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
-import os
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pipeline.common.files import json_sha256, write_text
+from pipeline.common.files import json_sha256, project_cache, source_digest, write_text
 from pipeline.simulators.program import GATES, Gate, Program
 
 log = logging.getLogger("pipeline")
 
-CACHE_DIR = ".cache/circuits"
 #: The modules whose code decides what a circuit compiles to.
-CODE = ("circuits/builtin.py", "circuits/compiler.py", "simulators/program.py")
+CODE = [
+    "circuits/builtin.py",
+    "circuits/compiler.py",
+    "circuits/source.py",
+    "simulators/program.py",
+]
 
 
 def default_root() -> Path:
     """``.cache/circuits`` of the project: under ``$DVC_ROOT`` when DVC runs the command."""
-    return Path(os.environ.get("DVC_ROOT") or ".") / CACHE_DIR
+    return project_cache("circuits")
 
 
 @functools.cache
 def _code_digest() -> str:
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for name in CODE:
-        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
-    return digest.hexdigest()
+    return source_digest(CODE)
 
 
 def key(**parts: Any) -> str:

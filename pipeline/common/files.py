@@ -109,3 +109,24 @@ def file_sha256(path: str | Path) -> str:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def project_cache(name: str) -> Path:
+    """``.cache/<name>`` of the project: under ``$DVC_ROOT`` when DVC runs the command, so
+    queued experiments, which run in copies of the project, share it."""
+    return Path(os.environ.get("DVC_ROOT") or ".") / ".cache" / name
+
+
+def source_digest(paths: list[str]) -> str:
+    """SHA-256 of the package's source files ``paths`` (relative to ``pipeline/``; a folder:
+    its ``*.py``), names and bytes, in order."""
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for name in paths:
+        found = (
+            sorted((package / name).glob("*.py")) if (package / name).is_dir() else [package / name]
+        )
+        for path in found:
+            digest.update(f"{path.relative_to(package).as_posix()}\n".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()

@@ -24,12 +24,11 @@ from pathlib import Path
 from filelock import FileLock
 
 from pipeline.common.config import TrainConfig, to_dict
-from pipeline.common.files import json_sha256
+from pipeline.common.files import json_sha256, project_cache, source_digest
 from pipeline.heads import kinds
 
 log = logging.getLogger("pipeline")
 
-CACHE_DIR = ".cache/heads"
 #: The files of a run folder an entry keeps (``run.json`` is made from ``model.pt``).
 FILES = ("model.pt", "metrics.json", "history.csv", "val_predictions.csv")
 ENTRY = "entry.json"
@@ -39,19 +38,13 @@ CODE_PACKAGES = ("common", "store", "simulators", "circuits", "heads", "training
 
 def default_root() -> Path:
     """``.cache/heads`` of the project: under ``$DVC_ROOT`` when DVC runs the command."""
-    return Path(os.environ.get("DVC_ROOT") or ".") / CACHE_DIR
+    return project_cache("heads")
 
 
 @functools.cache
 def code_digest() -> str:
-    """SHA-256 of the source of :data:`CODE_PACKAGES` (paths and bytes, in sorted order)."""
-    package = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for sub in CODE_PACKAGES:
-        for path in sorted((package / sub).glob("*.py")):
-            digest.update(f"{sub}/{path.name}\n".encode())
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return digest.hexdigest()
+    """SHA-256 of the source of :data:`CODE_PACKAGES`."""
+    return source_digest(list(CODE_PACKAGES))
 
 
 @functools.cache
