@@ -89,7 +89,8 @@ def get(name: str, root: Path | None = None) -> Program | None:
             raise ValueError("its program does not have its sha256")
         return _program(entry["program"])
     except (KeyError, TypeError, ValueError) as exc:
-        log.warning("compiled circuit %s is damaged (%s): compiling again", path, exc)
+        why = f"no {exc}" if isinstance(exc, KeyError) else exc
+        log.warning("compiled circuit %s is damaged (%s): compiling again", path, why)
         return None
 
 
