@@ -103,21 +103,12 @@ class TorchCircuit(nn.Module):
     def unitary(self, weights: torch.Tensor) -> torch.Tensor:
         """The weights-only part of the circuit as a (2^n, 2^n) real orthogonal matrix."""
         eye = torch.eye(2**self.n_qubits, dtype=weights.dtype, device=weights.device)
-        return self._apply_layers(eye, weights).T  # its rows are U|k>: the transpose is U
+        rows = self._apply_layers(eye.unsqueeze(0), weights.unsqueeze(0))[0]  # rows are U|k>
+        return rows.T
 
     def _apply_layers(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        n, batch = self.n_qubits, state.shape[0]
-        ry = self._ry_entries(weights).view(self.q_depth, n, 2, 2)  # (depth, n, 2, 2)
-        for layer in range(self.q_depth):
-            state = state[:, self.inverse_perm]  # CNOTs: new[pi[k]] = old[k]
-            for wire in range(n):
-                view = state.view(batch, 2**wire, 2, 2 ** (n - wire - 1))
-                state = torch.einsum("ab,xiby->xiay", ry[layer, wire], view).reshape(batch, -1)
-        return state
-
-    def _apply_layers_stacked(self, state: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """:meth:`_apply_layers` of M circuits, states (M, B, 2^n) and weights (M, d, n), as
-        elementwise products and sums only."""
+        """The layers of M circuits on states (M, B, 2^n), weights (M, d, n), as elementwise
+        products and sums only, so a member's numbers do not depend on M."""
         n = self.n_qubits
         ry = self._ry_entries(weights)[:, :, :, None, None, None, :]  # (M, d, n, 1, 1, 1, 4)
         for layer in range(self.q_depth):
@@ -139,16 +130,13 @@ class TorchCircuit(nn.Module):
         if x.ndim != len(lead) + 2 or x.shape[-1] != n or tuple(x.shape[:-2]) != lead:
             expected = ", ".join([*map(str, lead), "B", str(n)])
             raise ValueError(f"expected inputs of shape ({expected}); got {tuple(x.shape)}")
+        if not lead:  # one circuit: a stack of one
+            return self(x.unsqueeze(0), weights.unsqueeze(0))[0]
         if self.method == "matrix":
-            if not lead:  # one circuit: a stack of one
-                return _MatrixCircuit.apply(x.unsqueeze(0), weights.unsqueeze(0), self)[0]
             return _MatrixCircuit.apply(x, weights, self)
-        if lead:  # M circuits: elementwise, so a member's numbers do not depend on M
-            state = self._apply_layers_stacked(self.product_state(x), weights)  # (M, B, 2^n)
-            probs = (state * state).unsqueeze(-2)  # (M, B, 1, 2^n)
-            return (probs * self.z_signs.to(state.dtype).T).sum(-1)  # (M, B, n)
-        state = self._apply_layers(self.product_state(x), weights)  # (B, 2^n)
-        return (state * state) @ self.z_signs.to(state.dtype)  # (B, n)
+        state = self._apply_layers(self.product_state(x), weights)  # (M, B, 2^n)
+        probs = (state * state).unsqueeze(-2)  # (M, B, 1, 2^n)
+        return (probs * self.z_signs.to(state.dtype).T).sum(-1)  # (M, B, n)
 
 
 def _kron(factors: torch.Tensor) -> torch.Tensor:
